@@ -1,0 +1,304 @@
+//! Configuration: the TOML file, its defaults, and validation that names the key at
+//! fault. Unknown keys are errors, so a typo never silently falls back to a default.
+//!
+//! Lookup order: `--config FILE` if given (must exist), else `config/wirewatch.toml`
+//! in the working directory if present, else the embedded defaults (the same values
+//! as the commented file in `config/wirewatch.toml`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::parse::{Limits, ParseOptions};
+
+/// Where the config is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/wirewatch.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How files are read.
+    pub parse: ParseConfig,
+    /// Which folder is watched and how.
+    pub watch: WatchConfig,
+    /// Where records and rejects go.
+    pub output: OutputConfig,
+    /// The dedupe state.
+    pub state: StateConfig,
+    /// Stage wiring.
+    pub pipeline: PipelineConfig,
+}
+
+/// `[parse]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParseConfig {
+    /// IANA zone the stamps are written in.
+    pub timezone: String,
+    /// Largest file accepted, bytes.
+    pub max_bytes: u64,
+    /// Longest line accepted, bytes.
+    pub max_line_bytes: usize,
+}
+
+/// How the watched folder is followed.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// File-system events (inotify), with a rescan on overflow.
+    Events,
+    /// Rescan every `poll_interval_ms` (for network file systems without events).
+    Poll,
+}
+
+/// `[watch]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Folder to watch.
+    pub dir: PathBuf,
+    /// Also watch sub-folders.
+    pub recursive: bool,
+    /// Globs a file's path (relative to `dir`) must match; empty means every file.
+    pub include: Vec<String>,
+    /// Globs that exclude a file even if included.
+    pub exclude: Vec<String>,
+    /// A file written in place is taken after this many quiet milliseconds.
+    pub settle_ms: u64,
+    /// `events` or `poll`.
+    pub mode: WatchMode,
+    /// Rescan interval in `poll` mode, milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+/// `[output]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// JSON-lines file the records are appended to; `-` for stdout.
+    pub path: String,
+    /// JSON-lines file the rejected files are recorded in.
+    pub rejects: PathBuf,
+    /// Commit (fsync) after at most this many records.
+    pub batch_records: usize,
+    /// Commit at most this many milliseconds after the first uncommitted record.
+    pub batch_ms: u64,
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Folder of the dedupe database.
+    pub dir: PathBuf,
+    /// Forget articles whose newest version is older than this many days.
+    pub expire_days: u32,
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Parse + extract workers; 0 means one per core.
+    pub workers: usize,
+    /// Capacity of each channel between stages.
+    pub channel_capacity: usize,
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        ParseConfig {
+            timezone: "America/Toronto".into(),
+            max_bytes: l.max_bytes,
+            max_line_bytes: l.max_line_bytes,
+        }
+    }
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            dir: "inbox".into(),
+            recursive: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            settle_ms: 500,
+            mode: WatchMode::Events,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            path: "out/articles.jsonl".into(),
+            rejects: "out/rejected.jsonl".into(),
+            batch_records: 256,
+            batch_ms: 5,
+        }
+    }
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: "state".into(),
+            expire_days: 30,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: 0,
+            channel_capacity: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or [`DEFAULT_PATH`] when present, or the defaults. Validates.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let chosen = match path {
+            Some(p) => Some(p.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.is_file()),
+        };
+        let Some(p) = chosen else {
+            return Ok((Config::default(), None));
+        };
+        let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+            path: p.display().to_string(),
+            source,
+        })?;
+        let cfg = Config::from_toml(&text, &p.display().to_string())?;
+        Ok((cfg, Some(p)))
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Checks every value's domain.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Value {
+            path: origin.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if jiff::tz::TimeZone::get(&self.parse.timezone).is_err() {
+            return Err(err(
+                "parse.timezone",
+                format!("{:?} is not an IANA time zone name (e.g. \"America/Toronto\", \"Europe/Paris\", \"UTC\")", self.parse.timezone),
+            ));
+        }
+        if self.parse.max_bytes == 0 {
+            return Err(err("parse.max_bytes", "must be at least 1".into()));
+        }
+        if self.parse.max_line_bytes == 0 {
+            return Err(err("parse.max_line_bytes", "must be at least 1".into()));
+        }
+        for (key, globs) in [
+            ("watch.include", &self.watch.include),
+            ("watch.exclude", &self.watch.exclude),
+        ] {
+            for g in globs {
+                if let Err(e) = globset::Glob::new(g) {
+                    return Err(err(key, format!("bad glob {g:?}: {e}")));
+                }
+            }
+        }
+        if self.watch.mode == WatchMode::Poll && self.watch.poll_interval_ms == 0 {
+            return Err(err(
+                "watch.poll_interval_ms",
+                "must be at least 1 in poll mode".into(),
+            ));
+        }
+        if self.output.path.is_empty() {
+            return Err(err(
+                "output.path",
+                "must be a file path or \"-\" for stdout".into(),
+            ));
+        }
+        if self.output.batch_records == 0 {
+            return Err(err("output.batch_records", "must be at least 1".into()));
+        }
+        if self.state.expire_days == 0 {
+            return Err(err("state.expire_days", "must be at least 1 day".into()));
+        }
+        if self.pipeline.channel_capacity == 0 {
+            return Err(err(
+                "pipeline.channel_capacity",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parser options from `[parse]`, with an optional zone override.
+    pub fn parse_options(&self, tz_override: Option<&str>) -> Result<ParseOptions, ConfigError> {
+        let name = tz_override.unwrap_or(&self.parse.timezone);
+        let mut opts = ParseOptions::new(name).map_err(|_| ConfigError::Value {
+            path: "--timezone".into(),
+            key: "timezone".into(),
+            message: format!("{name:?} is not an IANA time zone name (e.g. \"America/Toronto\")"),
+        })?;
+        opts.limits = Limits {
+            max_bytes: self.parse.max_bytes,
+            max_line_bytes: self.parse.max_line_bytes,
+        };
+        Ok(opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_equals_defaults() {
+        let text = include_str!("../config/wirewatch.toml");
+        assert_eq!(
+            Config::from_toml(text, "config/wirewatch.toml").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[parse]\ntimezon = \"UTC\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timezon"), "{e}");
+        let e = Config::from_toml("[nope]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::from_toml("[parse]\ntimezone = \"Mars/Olympus\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parse.timezone"), "{e}");
+        let e = Config::from_toml("[parse]\nmax_bytes = \"big\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_bytes"), "{e}");
+        let e = Config::from_toml("[watch]\ninclude = [\"[\"]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("watch.include"), "{e}");
+    }
+}

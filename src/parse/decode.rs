@@ -1,0 +1,155 @@
+//! Bytes to text: size and content checks, BOM, UTF-8 or Windows-1252, line ends.
+
+use crate::error::{Reject, RejectKind};
+use crate::record::Encoding;
+
+/// Limits applied before and while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest file accepted, in bytes.
+    pub max_bytes: u64,
+    /// Longest line accepted, in bytes.
+    pub max_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 4 * 1024 * 1024,
+            max_line_bytes: 256 * 1024,
+        }
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Checks raw bytes and decodes them to text with `\n` line ends.
+///
+/// Rejects empty files, NUL bytes, binary-looking data, over-long lines and text that
+/// is only white space. Invalid UTF-8 is decoded as Windows-1252.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(String, Encoding), Reject> {
+    if bytes.is_empty() {
+        return Err(Reject::new(
+            RejectKind::Empty,
+            "the file is empty (0 bytes)",
+        ));
+    }
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(too_large(bytes.len() as u64, limits.max_bytes));
+    }
+    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+        return Err(Reject::new(
+            RejectKind::NulBytes,
+            format!(
+                "the file contains a NUL byte at offset {pos}: binary or corrupt, not an article"
+            ),
+        ));
+    }
+    if let Some(len) = longest_line_over(bytes, limits.max_line_bytes) {
+        return Err(Reject::new(
+            RejectKind::LineTooLong,
+            format!(
+                "a line is longer than {} bytes (at least {len}): not article text; raise parse.max_line_bytes if this is real copy",
+                limits.max_line_bytes
+            ),
+        ));
+    }
+    let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let (text, encoding) = match std::str::from_utf8(body) {
+        Ok(s) => (s.to_owned(), Encoding::Utf8),
+        Err(_) => {
+            let (cow, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(body);
+            (cow.into_owned(), Encoding::Windows1252)
+        }
+    };
+    let controls = text
+        .chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0B' | '\x0C'))
+        .count();
+    let chars = text.chars().count().max(1);
+    if controls * 50 > chars {
+        return Err(Reject::new(
+            RejectKind::Binary,
+            format!("{controls} of {chars} characters are control characters: binary data, not an article"),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err(Reject::new(
+            RejectKind::Blank,
+            "the file holds only white space",
+        ));
+    }
+    Ok((normalize_line_ends(text), encoding))
+}
+
+/// The rejection for a file over the size limit.
+pub fn too_large(size: u64, max: u64) -> Reject {
+    Reject::new(
+        RejectKind::TooLarge,
+        format!(
+            "the file is {size} bytes, over the {max}-byte limit; raise parse.max_bytes if articles can be this long"
+        ),
+    )
+}
+
+fn longest_line_over(bytes: &[u8], max: usize) -> Option<usize> {
+    bytes
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .find(|&len| len > max)
+}
+
+fn normalize_line_ends(text: String) -> String {
+    if !text.contains('\r') {
+        return text;
+    }
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(bytes: &[u8]) -> RejectKind {
+        decode(bytes, &Limits::default()).unwrap_err().kind
+    }
+
+    #[test]
+    fn rejects_empty_blank_nul_binary() {
+        assert_eq!(kind(b""), RejectKind::Empty);
+        assert_eq!(kind(b"  \n\t\r\n "), RejectKind::Blank);
+        assert_eq!(kind(b"abc\0def"), RejectKind::NulBytes);
+        let bin: Vec<u8> = (1u8..=255).cycle().take(4000).collect();
+        assert_eq!(kind(&bin), RejectKind::Binary);
+    }
+
+    #[test]
+    fn rejects_long_lines_and_large_files() {
+        let limits = Limits {
+            max_bytes: 100,
+            max_line_bytes: 10,
+        };
+        assert_eq!(
+            decode(b"short\n0123456789ab\n", &limits).unwrap_err().kind,
+            RejectKind::LineTooLong
+        );
+        assert_eq!(
+            decode(&[b'a'; 101], &limits).unwrap_err().kind,
+            RejectKind::TooLarge
+        );
+    }
+
+    #[test]
+    fn drops_bom_and_crlf() {
+        let (t, e) = decode(b"\xEF\xBB\xBFhello\r\nworld\r\n", &Limits::default()).unwrap();
+        assert_eq!(t, "hello\nworld\n");
+        assert_eq!(e, Encoding::Utf8);
+    }
+
+    #[test]
+    fn invalid_utf8_is_windows_1252() {
+        let (t, e) = decode(b"Qu\xe9bec \x93quoted\x94", &Limits::default()).unwrap();
+        assert_eq!(t, "Québec “quoted”");
+        assert_eq!(e, Encoding::Windows1252);
+    }
+}

@@ -1,0 +1,222 @@
+//! Lines to structure: lede and dateline, stamp lines, headings and paragraphs.
+
+use crate::record::Section;
+
+use super::stamp::{self, StampKind};
+
+/// The parts of an article file, as text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Layout {
+    /// The dateline without parentheses, e.g. `Washington`.
+    pub dateline: Option<String>,
+    /// The lede without the dateline.
+    pub lede: String,
+    /// Stamp lines found after the lede, in file order.
+    pub stamps: Vec<(StampKind, String)>,
+    /// Body sections.
+    pub sections: Vec<Section>,
+}
+
+/// Collapses every run of white space (including no-break spaces) to one space,
+/// drops zero-width characters, and trims.
+pub fn clean_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for word in line.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().filter(|c| {
+            !matches!(
+                c,
+                '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+            )
+        }));
+    }
+    out
+}
+
+/// Splits a leading `(Dateline)` off a lede line.
+pub fn split_dateline(lede: &str) -> (Option<String>, &str) {
+    let Some(rest) = lede.strip_prefix('(') else {
+        return (None, lede);
+    };
+    let Some(close) = rest.find(')') else {
+        return (None, lede);
+    };
+    let inner = rest[..close].trim();
+    let words = inner.split_whitespace().count();
+    let plausible = !inner.is_empty()
+        && inner.len() <= 80
+        && words <= 8
+        && inner.chars().next().is_some_and(char::is_uppercase)
+        && !inner.contains(['(', '“', '"', '«']);
+    if !plausible {
+        return (None, lede);
+    }
+    (Some(inner.to_owned()), rest[close + 1..].trim_start())
+}
+
+const CLOSING: &[char] = &[
+    '.', '!', '?', ':', ';', ',', '…', '"', '”', '»', '’', '\'', '—', '–', '-', ')', ']',
+];
+const OPENING_QUOTES: &[char] = &['“', '"', '«', '‘', '„'];
+
+/// A line that could be a heading: short, capitalized, no closing punctuation, not a quote.
+pub fn heading_shape(line: &str) -> bool {
+    let words = line.split_whitespace().count();
+    if words == 0 || words > 10 || line.chars().count() > 90 {
+        return false;
+    }
+    let Some(first) = line.chars().next() else {
+        return false;
+    };
+    let Some(last) = line.chars().last() else {
+        return false;
+    };
+    (first.is_uppercase() || first.is_ascii_digit())
+        && !line.ends_with(CLOSING)
+        && !last.is_whitespace()
+        && !line.starts_with(OPENING_QUOTES)
+}
+
+/// Tracks whether a quotation is open at the end of each paragraph.
+#[derive(Default)]
+struct QuoteState {
+    open: bool,
+}
+
+impl QuoteState {
+    fn feed(&mut self, line: &str) {
+        for c in line.chars() {
+            match c {
+                '“' | '«' => self.open = true,
+                '”' | '»' => self.open = false,
+                '"' => self.open = !self.open,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Reads the layout of decoded text. Returns `None` when there is no lede.
+pub fn split(text: &str) -> Option<Layout> {
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(clean_line)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut idx = 0;
+    let mut stamps = Vec::new();
+    // Tolerate stamp lines placed before the lede.
+    while let Some(line) = lines.get(idx) {
+        match stamp::classify(line) {
+            Some((kind, _)) => stamps.push((kind, line.clone())),
+            None => break,
+        }
+        idx += 1;
+    }
+    let lede_line = lines.get(idx)?;
+    idx += 1;
+    let (dateline, lede) = split_dateline(lede_line);
+    if !lede.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    while let Some(line) = lines.get(idx) {
+        match stamp::classify(line) {
+            Some((kind, _)) if stamps.len() < 4 => stamps.push((kind, line.clone())),
+            _ => break,
+        }
+        idx += 1;
+    }
+    let body = &lines[idx..];
+    let mut sections = vec![Section {
+        heading: None,
+        paragraphs: Vec::new(),
+    }];
+    let mut quotes = QuoteState::default();
+    for (i, line) in body.iter().enumerate() {
+        let followed_by_paragraph = body.get(i + 1).is_some_and(|next| !heading_shape(next));
+        if !quotes.open && heading_shape(line) && followed_by_paragraph {
+            sections.push(Section {
+                heading: Some(line.clone()),
+                paragraphs: Vec::new(),
+            });
+        } else {
+            quotes.feed(line);
+            if let Some(s) = sections.last_mut() {
+                s.paragraphs.push(line.clone());
+            }
+        }
+    }
+    if sections.len() > 1 && sections[0].paragraphs.is_empty() {
+        sections.remove(0);
+    }
+    if sections.len() == 1 && sections[0].paragraphs.is_empty() {
+        sections.clear();
+    }
+    Some(Layout {
+        dateline,
+        lede: lede.to_owned(),
+        stamps,
+        sections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dateline_variants() {
+        assert_eq!(
+            split_dateline("(Washington) US"),
+            (Some("Washington".into()), "US")
+        );
+        assert_eq!(
+            split_dateline("(Paris et Montréal) Le"),
+            (Some("Paris et Montréal".into()), "Le")
+        );
+        assert_eq!(
+            split_dateline("No dateline here"),
+            (None, "No dateline here")
+        );
+        assert_eq!(split_dateline("(he said) it"), (None, "(he said) it"));
+    }
+
+    #[test]
+    fn headings_and_paragraphs() {
+        let text = "(Ottawa) Lede here.\nPosted at 1:00 p.m.\n\nFirst para.\nA Heading\nSecond para.\n“Quote opens\nNot a heading\ncloses.”\nLast line";
+        let l = split(text).unwrap();
+        assert_eq!(l.dateline.as_deref(), Some("Ottawa"));
+        assert_eq!(l.stamps.len(), 1);
+        assert_eq!(l.sections.len(), 2);
+        assert_eq!(l.sections[0].heading, None);
+        assert_eq!(l.sections[0].paragraphs, vec!["First para."]);
+        assert_eq!(l.sections[1].heading.as_deref(), Some("A Heading"));
+        assert_eq!(
+            l.sections[1].paragraphs,
+            vec![
+                "Second para.",
+                "“Quote opens",
+                "Not a heading",
+                "closes.”",
+                "Last line"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_lede() {
+        assert!(split("(Washington)\n").is_none());
+        assert!(split("Posted at 1:00 p.m.\n").is_none());
+        assert!(split("\n\n  \n").is_none());
+    }
+
+    #[test]
+    fn nbsp_and_spaces_collapse() {
+        assert_eq!(
+            clean_line("  Publié\u{a0}à 22\u{202f}h\u{a0}23  "),
+            "Publié à 22 h 23"
+        );
+    }
+}

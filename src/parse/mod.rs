@@ -1,0 +1,427 @@
+//! The parse stage: one file's bytes to one [`Record`](crate::record::Record).
+//!
+//! It owns everything that can be known from the file alone: decoding
+//! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
+//! ([`layout`]), the `Posted`/`Updated` stamps resolved against the capture moment
+//! ([`stamp`]), and the story's identity and content hash ([`id`]). Extraction of
+//! people, places and quotes happens later, in [`crate::extract`].
+
+pub mod decode;
+pub mod id;
+pub mod layout;
+pub mod stamp;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Reject, RejectKind};
+use crate::record::{Record, Source, Stamp, TitleSource, SCHEMA_VERSION};
+
+pub use decode::Limits;
+
+/// Settings the parser needs.
+#[derive(Debug, Clone)]
+pub struct ParseOptions {
+    /// Zone the stamps are written in.
+    pub timezone: TimeZone,
+    /// Name of that zone, echoed in records.
+    pub timezone_name: String,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+impl ParseOptions {
+    /// Options for a named IANA zone, with default limits.
+    pub fn new(tz_name: &str) -> Result<ParseOptions, jiff::Error> {
+        Ok(ParseOptions {
+            timezone: TimeZone::get(tz_name)?,
+            timezone_name: tz_name.to_owned(),
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// The bytes of one input file and what is known of it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its content.
+    pub bytes: Vec<u8>,
+    /// Its modification time.
+    pub modified: Option<Timestamp>,
+}
+
+/// Reads a regular file, refusing non-files and files over the size limit before
+/// reading them whole.
+pub fn read_file(path: &Path, limits: &Limits) -> Result<SourceFile, Reject> {
+    let meta = std::fs::metadata(path).map_err(|e| Reject::from_io(&e, "stat the file"))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (FIFO, socket or device)"
+        };
+        return Err(Reject::new(
+            RejectKind::NotAFile,
+            format!("the path is {what}, not an article file"),
+        ));
+    }
+    if meta.len() > limits.max_bytes {
+        return Err(decode::too_large(meta.len(), limits.max_bytes));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Reject::from_io(&e, "open the file"))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between stat and read: never read past the limit.
+    file.take(limits.max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Reject::from_io(&e, "read the file"))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(decode::too_large(bytes.len() as u64, limits.max_bytes));
+    }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| Timestamp::try_from(t).ok());
+    Ok(SourceFile {
+        path: path.to_owned(),
+        bytes,
+        modified,
+    })
+}
+
+/// Parses one file into a record. `reference` overrides the capture moment (by
+/// default the file's modification time, or now when that is unknown).
+pub fn parse(
+    file: &SourceFile,
+    reference: Option<Timestamp>,
+    opts: &ParseOptions,
+) -> Result<Record, Reject> {
+    let (text, encoding) = decode::decode(&file.bytes, &opts.limits)?;
+    let layout = layout::split(&text).ok_or_else(|| {
+        Reject::new(
+            RejectKind::NoLede,
+            "no lede: the first line with text is missing or holds only a dateline or stamps",
+        )
+    })?;
+    let capture_ts = reference.or(file.modified).unwrap_or_else(Timestamp::now);
+    let capture = capture_ts.to_zoned(opts.timezone.clone());
+    let mut warnings = Vec::new();
+    let mut posted: Option<stamp::Resolved> = None;
+    let mut updated: Option<stamp::Resolved> = None;
+    for (kind, line) in &layout.stamps {
+        let slot = match kind {
+            stamp::StampKind::Posted => &mut posted,
+            stamp::StampKind::Updated => &mut updated,
+        };
+        if slot.is_some() {
+            warnings.push(format!("extra stamp line ignored: {line:?}"));
+            continue;
+        }
+        let resolved = stamp::classify(line)
+            .and_then(|(_, rest)| stamp::read(rest))
+            .and_then(|raw| stamp::resolve(&raw, &capture));
+        match resolved {
+            Some(r) => *slot = Some(r),
+            None => warnings.push(format!("unreadable stamp line: {line:?}")),
+        }
+    }
+    order_stamps(&mut posted, &mut updated, capture_ts, &opts.timezone);
+    let posted_at = posted.map(|r| r.stamp);
+    let updated_at = updated.map(|r| r.stamp);
+
+    let (title, title_source) = title_of(&layout.lede);
+    let word_count = count_words(&layout.lede)
+        + layout
+            .sections
+            .iter()
+            .map(|s| {
+                s.heading.as_deref().map_or(0, count_words)
+                    + s.paragraphs.iter().map(|p| count_words(p)).sum::<usize>()
+            })
+            .sum::<usize>();
+    let reading_time_min = u32::try_from(word_count.div_ceil(230))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let language = detect_language(&layout);
+    let content_hash = id::content_hash(layout.dateline.as_deref(), &layout.lede, &layout.sections);
+    let article_id = id::article_id(layout.dateline.as_deref(), posted_at.as_ref(), &layout.lede);
+
+    let (path, path_hex) = path_strings(&file.path);
+    Ok(Record {
+        schema: SCHEMA_VERSION,
+        article_id,
+        source: Source {
+            path,
+            path_hex,
+            bytes: file.bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&file.bytes)),
+            modified: file.modified.map(|t| t.to_string()),
+        },
+        encoding,
+        dateline: layout.dateline,
+        title,
+        title_source,
+        lede: layout.lede,
+        posted_at,
+        updated_at,
+        capture_time: crate::record::format_instant(capture_ts, &opts.timezone),
+        timezone: opts.timezone_name.clone(),
+        sections: layout.sections,
+        word_count,
+        reading_time_min,
+        language,
+        content_hash,
+        people: Vec::new(),
+        places: Vec::new(),
+        organizations: Vec::new(),
+        quotes: Vec::new(),
+        dates: Vec::new(),
+        keywords: Vec::new(),
+        revision: None,
+        supersedes: None,
+        warnings,
+    })
+}
+
+/// `Updated` is never earlier than `Posted`: when a naive reading says so, the update
+/// crossed midnight (move it a day later, if that is not after the capture) or the
+/// post was the evening before (move it a day earlier). Only inferred days move.
+fn order_stamps(
+    posted: &mut Option<stamp::Resolved>,
+    updated: &mut Option<stamp::Resolved>,
+    capture: Timestamp,
+    tz: &TimeZone,
+) {
+    let (Some(p), Some(u)) = (posted.as_mut(), updated.as_mut()) else {
+        return;
+    };
+    if u.stamp >= p.stamp {
+        return;
+    }
+    if !u.day_given {
+        if let Some(later) = stamp::shift_days(&u.stamp, 1, tz) {
+            let fits = match &later {
+                Stamp::At { ts, .. } => *ts <= capture,
+                Stamp::Day(_) => true,
+            };
+            if fits && later >= p.stamp {
+                u.stamp = later;
+                return;
+            }
+        }
+    }
+    if !p.day_given {
+        if let Some(earlier) = stamp::shift_days(&p.stamp, -1, tz) {
+            if earlier <= u.stamp {
+                p.stamp = earlier;
+            }
+        }
+    }
+}
+
+/// The path as a string, plus its raw bytes in hex when it is not valid UTF-8.
+pub fn path_strings(path: &Path) -> (String, Option<String>) {
+    match path.to_str() {
+        Some(s) => (s.to_owned(), None),
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            (
+                path.to_string_lossy().into_owned(),
+                Some(hex::encode(path.as_os_str().as_bytes())),
+            )
+        }
+    }
+}
+
+fn count_words(s: &str) -> usize {
+    s.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count()
+}
+
+const TITLE_MAX_CHARS: usize = 200;
+
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "gov", "sen", "rep", "gen", "col", "lt",
+    "sgt", "capt", "prof", "rev", "hon", "inc", "corp", "co", "ltd", "no", "vs", "jan", "feb",
+    "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.n", "e.g",
+    "i.e", "mme", "mlle", "m", "pres", "ave", "blvd", "rd", "ft", "ga", "ala", "fla", "calif",
+    "tex",
+];
+
+/// The lede's first sentence (cut at a word boundary past 200 characters).
+pub fn title_of(lede: &str) -> (String, TitleSource) {
+    let sentence = first_sentence(lede);
+    let trimmed = sentence.trim_end_matches(['.', ' ']);
+    let sentence = if trimmed.is_empty() {
+        sentence
+    } else {
+        trimmed
+    };
+    if sentence.chars().count() <= TITLE_MAX_CHARS {
+        return (sentence.to_owned(), TitleSource::LedeFirstSentence);
+    }
+    let mut cut = String::new();
+    for word in sentence.split_whitespace() {
+        if cut.chars().count() + word.chars().count() + 1 > TITLE_MAX_CHARS {
+            break;
+        }
+        if !cut.is_empty() {
+            cut.push(' ');
+        }
+        cut.push_str(word);
+    }
+    let cut = cut.trim_end_matches([',', ';', ':', ' ']).to_owned();
+    (format!("{cut}…"), TitleSource::LedeFirstSentenceTruncated)
+}
+
+/// The text up to the first sentence end (`.`, `!`, `?`, optionally followed by a
+/// closing quote) that is followed by a space and a capital or a quote, skipping
+/// common abbreviations and initials.
+pub fn first_sentence(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        if !matches!(c, '.' | '!' | '?') {
+            continue;
+        }
+        let mut end = i + 1;
+        let rest = &text[end..];
+        let rest_trim = rest.trim_start_matches(['”', '"', '’', '»', ')']);
+        end += rest.len() - rest_trim.len();
+        if !rest_trim.starts_with(' ') {
+            continue;
+        }
+        let next = rest_trim[1..].chars().next();
+        if !next.is_some_and(|n| n.is_uppercase() || matches!(n, '“' | '"' | '«' | '‘')) {
+            continue;
+        }
+        if c == '.' {
+            let word_start = text[..i].rfind([' ', '(']).map_or(0, |p| p + 1);
+            let word = text[word_start..i].to_lowercase();
+            let word = word.trim_start_matches(['“', '"', '«']);
+            let initial = word.chars().count() == 1;
+            if initial || ABBREVIATIONS.contains(&word) {
+                continue;
+            }
+        }
+        let _ = bytes;
+        return text[..end].trim_end();
+    }
+    text
+}
+
+/// ISO 639-1 code of the body language, detected with `whatlang`.
+fn detect_language(layout: &layout::Layout) -> String {
+    let mut sample = String::with_capacity(1024);
+    sample.push_str(&layout.lede);
+    for p in layout.sections.iter().flat_map(|s| &s.paragraphs) {
+        if sample.len() > 1000 {
+            break;
+        }
+        sample.push(' ');
+        sample.push_str(p);
+    }
+    whatlang::detect_lang(&sample)
+        .and_then(|l| isolang::Language::from_639_3(l.code()))
+        .and_then(|l| l.to_639_1())
+        .unwrap_or("und")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles() {
+        assert_eq!(
+            first_sentence("Mr. Blinken went. Then he left."),
+            "Mr. Blinken went."
+        );
+        assert_eq!(
+            first_sentence("The U.S. envoy J. M. Smith spoke. Later."),
+            "The U.S. envoy J. M. Smith spoke."
+        );
+        assert_eq!(first_sentence("“It is over.” He said so."), "“It is over.”");
+        assert_eq!(first_sentence("no end"), "no end");
+        let (t, s) = title_of("One two three. Four.");
+        assert_eq!(
+            (t.as_str(), s),
+            ("One two three", TitleSource::LedeFirstSentence)
+        );
+        let long = "word ".repeat(100);
+        let (t, s) = title_of(&long);
+        assert!(t.ends_with('…') && t.chars().count() <= TITLE_MAX_CHARS + 1);
+        assert_eq!(s, TitleSource::LedeFirstSentenceTruncated);
+    }
+
+    fn opts() -> ParseOptions {
+        ParseOptions::new("America/Toronto").unwrap()
+    }
+
+    fn parse_text(text: &str, reference: &str) -> Record {
+        let file = SourceFile {
+            path: "x.txt".into(),
+            bytes: text.as_bytes().to_vec(),
+            modified: None,
+        };
+        parse(&file, Some(reference.parse().unwrap()), &opts()).unwrap()
+    }
+
+    #[test]
+    fn update_after_midnight() {
+        // Captured 01:00 on Oct 3: posted 11:30 p.m. (Oct 2), updated 12:40 a.m. (Oct 3).
+        let r = parse_text(
+            "(A) Lede text.\nPosted at 11:30 p.m.\nUpdated at 12:40 a.m.\nBody.",
+            "2022-10-03T05:00:00Z",
+        );
+        assert_eq!(
+            r.posted_at.unwrap().to_string(),
+            "2022-10-02T23:30:00-04:00"
+        );
+        assert_eq!(
+            r.updated_at.unwrap().to_string(),
+            "2022-10-03T00:40:00-04:00"
+        );
+        // Captured 23:50 on Oct 3: the same stamps mean the post was the evening before.
+        let r = parse_text(
+            "(A) Lede text.\nPosted at 11:30 p.m.\nUpdated at 12:40 a.m.\nBody.",
+            "2022-10-04T03:50:00Z",
+        );
+        assert_eq!(
+            r.posted_at.unwrap().to_string(),
+            "2022-10-02T23:30:00-04:00"
+        );
+        assert_eq!(
+            r.updated_at.unwrap().to_string(),
+            "2022-10-03T00:40:00-04:00"
+        );
+    }
+
+    #[test]
+    fn content_hash_ignores_stamps_and_spacing() {
+        let a = parse_text(
+            "(A) Lede  text.\nPosted at 1:00 p.m.\nUpdated at 2:00 p.m.\nBody one.\n\nBody two.",
+            "2022-10-03T05:00:00Z",
+        );
+        let b = parse_text("(A) Lede text.\r\nPosted at 1:00 p.m.\r\nUpdated at 3:00 p.m.\r\nBody\u{a0}one.\r\nBody two.  ", "2022-10-03T05:00:00Z");
+        assert_eq!(a.content_hash, b.content_hash);
+        assert_eq!(a.article_id, b.article_id);
+        assert_ne!(a.updated_at, b.updated_at);
+    }
+
+    #[test]
+    fn unreadable_stamp_is_a_warning() {
+        let r = parse_text(
+            "(A) Lede text.\nPosted at sometime\nBody.",
+            "2022-10-03T05:00:00Z",
+        );
+        assert!(r.posted_at.is_none());
+        assert_eq!(r.warnings.len(), 1);
+    }
+}
