@@ -37,20 +37,43 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(String, Encoding), Rejec
     if bytes.len() as u64 > limits.max_bytes {
         return Err(too_large(bytes.len() as u64, limits.max_bytes));
     }
-    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
-        return Err(Reject::new(
-            RejectKind::NulBytes,
-            format!(
-                "the file contains a NUL byte at offset {pos}: binary or corrupt, not an article"
-            ),
-        ));
+    // One pass over the bytes: NUL, C0 control bytes, and the longest line.
+    let (mut controls, mut line_len, mut longest) = (0usize, 0usize, 0usize);
+    for (pos, &b) in bytes.iter().enumerate() {
+        match b {
+            0 => {
+                return Err(Reject::new(
+                    RejectKind::NulBytes,
+                    format!("the file contains a NUL byte at offset {pos}: binary or corrupt, not an article"),
+                ))
+            }
+            b'\n' => {
+                longest = longest.max(line_len);
+                line_len = 0;
+                continue;
+            }
+            b'\r' | b'\t' | 0x0B | 0x0C => {}
+            0x01..=0x1F | 0x7F => controls += 1,
+            _ => {}
+        }
+        line_len += 1;
     }
-    if let Some(len) = longest_line_over(bytes, limits.max_line_bytes) {
+    let longest = longest.max(line_len);
+    if longest > limits.max_line_bytes {
         return Err(Reject::new(
             RejectKind::LineTooLong,
             format!(
-                "a line is longer than {} bytes (at least {len}): not article text; raise parse.max_line_bytes if this is real copy",
+                "a line is {longest} bytes, over the {}-byte limit: not article text; raise parse.max_line_bytes if this is real copy",
                 limits.max_line_bytes
+            ),
+        ));
+    }
+    if controls * 50 > bytes.len() {
+        return Err(Reject::new(
+            RejectKind::Binary,
+            format!(
+                "{controls} of {} bytes are control characters: binary data, not an article",
+                bytes.len()
             ),
         ));
     }
@@ -62,17 +85,6 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(String, Encoding), Rejec
             (cow.into_owned(), Encoding::Windows1252)
         }
     };
-    let controls = text
-        .chars()
-        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0B' | '\x0C'))
-        .count();
-    let chars = text.chars().count().max(1);
-    if controls * 50 > chars {
-        return Err(Reject::new(
-            RejectKind::Binary,
-            format!("{controls} of {chars} characters are control characters: binary data, not an article"),
-        ));
-    }
     if text.trim().is_empty() {
         return Err(Reject::new(
             RejectKind::Blank,
@@ -90,13 +102,6 @@ pub fn too_large(size: u64, max: u64) -> Reject {
             "the file is {size} bytes, over the {max}-byte limit; raise parse.max_bytes if articles can be this long"
         ),
     )
-}
-
-fn longest_line_over(bytes: &[u8], max: usize) -> Option<usize> {
-    bytes
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::len)
-        .find(|&len| len > max)
 }
 
 fn normalize_line_ends(text: String) -> String {

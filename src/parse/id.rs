@@ -37,9 +37,12 @@ pub fn fold(word: &str) -> String {
     deunicode::deunicode(word).to_lowercase()
 }
 
+/// FNV-1a, 64-bit: stable across builds, hosts and versions (unlike `std`'s hasher),
+/// which the id needs, and cheap for short words.
 fn word_hash(w: &str) -> u64 {
-    let d = Sha256::digest(w.as_bytes());
-    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    w.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The bottom-k min-hash sketch of a lede's content words, smallest hash first.
@@ -74,17 +77,14 @@ pub fn article_id(dateline: Option<&str>, posted: Option<&Stamp>, lede: &str) ->
     hex::encode(&h.finalize()[..8])
 }
 
-/// SHA-256 over the dateline, lede, headings and paragraphs, one line each, white
-/// space collapsed; stamp lines are not part of it.
+/// SHA-256 over the dateline, lede, headings and paragraphs, one line each; stamp
+/// lines are not part of it. The inputs come from [`super::layout`], which has
+/// already collapsed white space, so two saves that differ only in spacing, line
+/// ends or stamps hash the same.
 pub fn content_hash(dateline: Option<&str>, lede: &str, sections: &[Section]) -> String {
     let mut h = Sha256::new();
     let mut line = |s: &str| {
-        for (i, w) in s.split_whitespace().enumerate() {
-            if i > 0 {
-                h.update(b" ");
-            }
-            h.update(w.as_bytes());
-        }
+        h.update(s.as_bytes());
         h.update(b"\n");
     };
     line(dateline.unwrap_or(""));

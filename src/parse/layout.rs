@@ -20,6 +20,9 @@ pub struct Layout {
 /// Collapses every run of white space (including no-break spaces) to one space,
 /// drops zero-width characters, and trims.
 pub fn clean_line(line: &str) -> String {
+    if is_clean(line.as_bytes()) {
+        return line.to_owned();
+    }
     let mut out = String::with_capacity(line.len());
     for word in line.split_whitespace() {
         if !out.is_empty() {
@@ -33,6 +36,24 @@ pub fn clean_line(line: &str) -> String {
         }));
     }
     out
+}
+
+/// Fast path: plain single-spaced text with no tab, CR, no-break or zero-width
+/// characters (lead bytes 0xC2, 0xE2, 0xEF cover every one of those) needs no work.
+fn is_clean(b: &[u8]) -> bool {
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return false;
+    }
+    let mut prev_space = false;
+    for &c in b {
+        match c {
+            b' ' if prev_space => return false,
+            b'\t' | b'\r' | b'\x0B' | b'\x0C' | 0xC2 | 0xE2 | 0xEF | 0xE1 | 0xE3 => return false,
+            _ => {}
+        }
+        prev_space = c == b' ';
+    }
+    true
 }
 
 /// Splits a leading `(Dateline)` off a lede line.
@@ -63,20 +84,18 @@ const OPENING_QUOTES: &[char] = &['“', '"', '«', '‘', '„'];
 
 /// A line that could be a heading: short, capitalized, no closing punctuation, not a quote.
 pub fn heading_shape(line: &str) -> bool {
-    let words = line.split_whitespace().count();
-    if words == 0 || words > 10 || line.chars().count() > 90 {
+    // Cheapest tests first: most paragraphs end with punctuation.
+    if line.len() > 90 * 4 || line.ends_with(CLOSING) || line.starts_with(OPENING_QUOTES) {
         return false;
     }
     let Some(first) = line.chars().next() else {
         return false;
     };
-    let Some(last) = line.chars().last() else {
+    if !(first.is_uppercase() || first.is_ascii_digit()) {
         return false;
-    };
-    (first.is_uppercase() || first.is_ascii_digit())
-        && !line.ends_with(CLOSING)
-        && !last.is_whitespace()
-        && !line.starts_with(OPENING_QUOTES)
+    }
+    let words = line.split(' ').count();
+    words <= 10 && line.chars().count() <= 90
 }
 
 /// Tracks whether a quotation is open at the end of each paragraph.
@@ -134,9 +153,10 @@ pub fn split(text: &str) -> Option<Layout> {
         paragraphs: Vec::new(),
     }];
     let mut quotes = QuoteState::default();
+    let shapes: Vec<bool> = body.iter().map(|l| heading_shape(l)).collect();
     for (i, line) in body.iter().enumerate() {
-        let followed_by_paragraph = body.get(i + 1).is_some_and(|next| !heading_shape(next));
-        if !quotes.open && heading_shape(line) && followed_by_paragraph {
+        let followed_by_paragraph = shapes.get(i + 1).is_some_and(|next| !next);
+        if !quotes.open && shapes[i] && followed_by_paragraph {
             sections.push(Section {
                 heading: Some(line.clone()),
                 paragraphs: Vec::new(),
@@ -214,6 +234,12 @@ mod tests {
 
     #[test]
     fn nbsp_and_spaces_collapse() {
+        assert_eq!(clean_line("plain text"), "plain text");
+        assert_eq!(clean_line("two  spaces\tthere "), "two spaces there");
+        assert_eq!(
+            clean_line("zero\u{200b}width \u{3000}ideographic"),
+            "zerowidth ideographic"
+        );
         assert_eq!(
             clean_line("  Publié\u{a0}à 22\u{202f}h\u{a0}23  "),
             "Publié à 22 h 23"

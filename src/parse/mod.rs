@@ -238,9 +238,11 @@ pub fn path_strings(path: &Path) -> (String, Option<String>) {
     }
 }
 
+/// Words in a cleaned line (single ASCII spaces between words): tokens with a letter
+/// or digit; a lone dash or bullet is not a word.
 fn count_words(s: &str) -> usize {
-    s.split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
+    s.split(' ')
+        .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric() || b >= 0x80))
         .count()
 }
 
@@ -284,7 +286,6 @@ pub fn title_of(lede: &str) -> (String, TitleSource) {
 /// closing quote) that is followed by a space and a capital or a quote, skipping
 /// common abbreviations and initials.
 pub fn first_sentence(text: &str) -> &str {
-    let bytes = text.as_bytes();
     for (i, c) in text.char_indices() {
         if !matches!(c, '.' | '!' | '?') {
             continue;
@@ -309,24 +310,48 @@ pub fn first_sentence(text: &str) -> &str {
                 continue;
             }
         }
-        let _ = bytes;
         return text[..end].trim_end();
     }
     text
 }
 
+/// The languages a newsroom's wire copy comes in. Restricting whatlang to these
+/// (instead of all ~70) makes detection about eight times cheaper and avoids
+/// confusing short English text with, say, Scots or Afrikaans.
+const LANGUAGES: [whatlang::Lang; 8] = [
+    whatlang::Lang::Eng,
+    whatlang::Lang::Fra,
+    whatlang::Lang::Spa,
+    whatlang::Lang::Por,
+    whatlang::Lang::Deu,
+    whatlang::Lang::Ita,
+    whatlang::Lang::Nld,
+    whatlang::Lang::Cat,
+];
+
+static LANG_DETECTOR: std::sync::LazyLock<whatlang::Detector> =
+    std::sync::LazyLock::new(|| whatlang::Detector::with_allowlist(LANGUAGES.to_vec()));
+
 /// ISO 639-1 code of the body language, detected with `whatlang`.
 fn detect_language(layout: &layout::Layout) -> String {
-    let mut sample = String::with_capacity(1024);
-    sample.push_str(&layout.lede);
-    for p in layout.sections.iter().flat_map(|s| &s.paragraphs) {
-        if sample.len() > 1000 {
+    // Trigram detection costs time in proportion to the text: a few hundred bytes
+    // of prose are plenty to tell English from French.
+    const SAMPLE: usize = 320;
+    let mut sample = String::with_capacity(SAMPLE + 64);
+    for p in std::iter::once(&layout.lede).chain(layout.sections.iter().flat_map(|s| &s.paragraphs))
+    {
+        if sample.len() >= SAMPLE {
             break;
         }
+        let mut end = p.len().min(SAMPLE - sample.len());
+        while !p.is_char_boundary(end) {
+            end -= 1;
+        }
         sample.push(' ');
-        sample.push_str(p);
+        sample.push_str(&p[..end]);
     }
-    whatlang::detect_lang(&sample)
+    LANG_DETECTOR
+        .detect_lang(&sample)
         .and_then(|l| isolang::Language::from_639_3(l.code()))
         .and_then(|l| l.to_639_1())
         .unwrap_or("und")

@@ -1,0 +1,28 @@
+//! Parses the seed N times (default 2000): a steady workload for profilers
+//! (`valgrind --tool=callgrind`, `perf record`).
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let opts = wirewatch::parse::ParseOptions::new("America/Toronto").expect("bundled tz");
+    let file = wirewatch::parse::SourceFile {
+        path: "seed.txt".into(),
+        bytes: include_bytes!("../tests/fixtures/seed/000_fbc3d1cb8b5383ef.txt").to_vec(),
+        modified: None,
+    };
+    let reference = "2022-10-03T02:55:00Z".parse().ok();
+    let t = std::time::Instant::now();
+    let mut words = 0;
+    for _ in 0..n {
+        if let Ok(r) = wirewatch::parse::parse(&file, reference, &opts) {
+            words += r.word_count;
+        }
+    }
+    let el = t.elapsed();
+    eprintln!(
+        "{n} parses in {el:?}: {:.0}/s ({words} words)",
+        n as f64 / el.as_secs_f64()
+    );
+}
