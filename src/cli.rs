@@ -46,12 +46,50 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Watch a folder and append one JSON line per new article version.
+    ///
+    /// With no flags: reads config/wirewatch.toml when present, else built-in
+    /// defaults (watch inbox/, output out/articles.jsonl, rejects
+    /// out/rejected.jsonl, state state/).
+    Run {
+        /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Folder to watch (overrides `watch.dir`).
+        #[arg(long, value_name = "DIR")]
+        watch: Option<PathBuf>,
+        /// Output file, or `-` for stdout (overrides `output.path`).
+        #[arg(long, value_name = "FILE|-")]
+        output: Option<String>,
+        /// Rejects file (overrides `output.rejects`).
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// State folder (overrides `state.dir`).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Process the files already there, wait until the output is durable, print a
+        /// summary on stderr and exit.
+        #[arg(long)]
+        once: bool,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+    },
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event.
+    Json,
 }
 
 /// Parses the command line and runs it.
@@ -70,12 +108,55 @@ pub fn main() -> ExitCode {
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
+        Command::Run {
+            config,
+            watch,
+            output,
+            rejects,
+            state,
+            once,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let mut cfg = match Config::load(config.as_deref()) {
+                Ok((c, _)) => c,
+                Err(e) => return fail(e),
+            };
+            if let Some(w) = watch {
+                cfg.watch.dir = w;
+            }
+            if let Some(o) = output {
+                cfg.output.path = o;
+            }
+            if let Some(r) = rejects {
+                cfg.output.rejects = r;
+            }
+            if let Some(s) = state {
+                cfg.state.dir = s;
+            }
+            if let Err(e) = cfg.validate("command line") {
+                return fail(e);
+            }
+            crate::daemon::run(cfg, once)
+        }
     }
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("wirewatch: {message}");
     ExitCode::from(2)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// `wirewatch validate`.

@@ -20,6 +20,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod dedupe;
 pub mod error;
+pub mod metrics;
 pub mod parse;
+pub mod pipeline;
 pub mod record;
+pub mod sink;
+pub mod watch;

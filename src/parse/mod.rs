@@ -74,7 +74,25 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<SourceFile, Reject> {
     if meta.len() > limits.max_bytes {
         return Err(decode::too_large(meta.len(), limits.max_bytes));
     }
-    let file = std::fs::File::open(path).map_err(|e| Reject::from_io(&e, "open the file"))?;
+    // O_NONBLOCK: should the path have become a FIFO since the stat, opening it must
+    // not hang the reader.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Reject::from_io(&e, "open the file"))?
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Reject::from_io(&e, "stat the file"))?;
+    if !meta.is_file() {
+        return Err(Reject::new(
+            RejectKind::NotAFile,
+            "the path is not a regular file",
+        ));
+    }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The file may grow between stat and read: never read past the limit.
     file.take(limits.max_bytes + 1)

@@ -57,3 +57,185 @@ pub fn set_mtime(path: &Path, t: SystemTime) {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wirewatch"))
 }
+
+/// A daemon under test: a temp folder with inbox/, out/, state/ and a config.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<std::process::Child>,
+    pub extra_config: String,
+}
+
+impl Daemon {
+    pub fn new(extra_config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        let d = Daemon {
+            dir,
+            child: None,
+            extra_config: extra_config.to_owned(),
+        };
+        d.write_config();
+        d
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("wirewatch.toml")
+    }
+
+    fn write_config(&self) {
+        let p = |r: &str| self.path(r).to_string_lossy().into_owned();
+        let mut cfg = format!(
+            "[watch]\ndir = {:?}\nsettle_ms = 200\n[output]\npath = {:?}\nrejects = {:?}\nbatch_ms = 2\n[state]\ndir = {:?}\n",
+            p("inbox"),
+            p("out/articles.jsonl"),
+            p("out/rejected.jsonl"),
+            p("state")
+        );
+        // Sections in extra_config replace nothing: keys are appended to their table.
+        for line in self.extra_config.lines() {
+            cfg.push_str(line);
+            cfg.push('\n');
+        }
+        std::fs::write(self.config_path(), merge_tables(&cfg)).unwrap();
+    }
+
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(bin());
+        c.current_dir(self.dir.path()).env("RUST_LOG", "info");
+        c
+    }
+
+    /// `run --once`: returns (exit code, stderr).
+    pub fn once(&self) -> (i32, String) {
+        let out = self
+            .cmd()
+            .args(["run", "--once", "--config"])
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn start(&mut self) {
+        let child = self
+            .cmd()
+            .args(["run", "--config"])
+            .arg(self.config_path())
+            .stderr(std::fs::File::create(self.path("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready once the watcher is up: the log says so.
+        wait_for(Duration::from_secs(20), || {
+            self.log().contains("wirewatch running")
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap().code().unwrap_or(-1)
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Output records, parsed.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        read_jsonl(&self.path("out/articles.jsonl"))
+    }
+
+    pub fn rejects(&self) -> Vec<serde_json::Value> {
+        read_jsonl(&self.path("out/rejected.jsonl"))
+    }
+
+    /// Drops a file into the inbox the safe way: write elsewhere, then rename in.
+    pub fn drop_file(&self, name: &str, bytes: &[u8], mtime: Option<SystemTime>) -> PathBuf {
+        let tmp = self.path(&format!("{name}.staging"));
+        std::fs::write(&tmp, bytes).unwrap();
+        if let Some(t) = mtime {
+            set_mtime(&tmp, t);
+        }
+        let dst = self.path("inbox").join(name);
+        std::fs::rename(&tmp, &dst).unwrap();
+        dst
+    }
+
+    /// Drops a dev fixture by rename with its capture time as mtime.
+    pub fn drop_fixture(&self, e: &Entry, name: &str) -> PathBuf {
+        let bytes = std::fs::read(fixtures().join("dev").join(&e.file)).unwrap();
+        self.drop_file(name, &bytes, Some(system_time(&e.reference_time)))
+    }
+
+    pub fn wait_records(&self, n: usize) -> Vec<serde_json::Value> {
+        wait_for(Duration::from_secs(20), || self.records().len() >= n);
+        self.records()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Joins repeated `[table]` headers so extra keys land in the right table.
+fn merge_tables(cfg: &str) -> String {
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current = String::new();
+    for line in cfg.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.to_owned();
+            if !tables.iter().any(|(n, _)| *n == current) {
+                tables.push((current.clone(), Vec::new()));
+            }
+        } else if !t.is_empty() {
+            if let Some((_, lines)) = tables.iter_mut().find(|(n, _)| *n == current) {
+                let key = t.split('=').next().unwrap_or("").trim().to_owned();
+                lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+                lines.push(t.to_owned());
+            }
+        }
+    }
+    tables
+        .iter()
+        .map(|(n, l)| format!("{n}\n{}\n", l.join("\n")))
+        .collect()
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Polls `cond` every 20 ms until true or `limit`; panics on time-out.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!("condition not met within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,523 @@
+//! The watch stage: which files in the watched folder are ready to be read.
+//!
+//! At start the folder is scanned (recursively, in name order); then file-system
+//! events (`notify`, inotify on Linux) are followed, or in `poll` mode the folder is
+//! rescanned every interval. A file that lands by rename is taken at once; a file
+//! written in place is taken once it has been quiet for the settle time, so it is
+//! never read half-written. An event-queue overflow triggers a rescan, and a watched
+//! folder that is deleted and recreated is watched again and rescanned; nothing is
+//! lost because the reader skips files the state already knows.
+//!
+//! Skipped: hidden files and folders (a component starting with `.`), names ending
+//! in `.tmp`, `.part`, `.swp`, `~`, and paths not matching `include` or matching
+//! `exclude`. A directory whose name ends in `.txt` is passed on (and rejected as
+//! `not_a_file`) instead of being descended into; symbolic links to folders are not
+//! followed.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{WatchConfig, WatchMode};
+use crate::metrics::Metrics;
+
+/// Errors that stop the watcher from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The folder cannot be created or read.
+    #[error("watch folder {path}: {source}")]
+    Dir {
+        /// Folder.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The event backend failed.
+    #[error("cannot watch {path}: {message} (try `mode = \"poll\"` in [watch])")]
+    Notify {
+        /// Folder.
+        path: PathBuf,
+        /// notify's message.
+        message: String,
+    },
+    /// Bad glob (config validation normally catches it first).
+    #[error("bad glob: {0}")]
+    Glob(#[from] globset::Error),
+}
+
+/// Which paths are candidates.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    /// Builds the filter from `[watch]` globs.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Filter, globset::Error> {
+        let build = |globs: &[String]| -> Result<GlobSet, globset::Error> {
+            let mut b = GlobSetBuilder::new();
+            for g in globs {
+                b.add(Glob::new(g)?);
+            }
+            b.build()
+        };
+        Ok(Filter {
+            include: if include.is_empty() {
+                None
+            } else {
+                Some(build(include)?)
+            },
+            exclude: build(exclude)?,
+        })
+    }
+
+    /// True when `rel` (a path relative to the watched folder) should be read.
+    pub fn accepts(&self, rel: &Path) -> bool {
+        let hidden = rel
+            .components()
+            .any(|c| c.as_os_str().as_encoded_bytes().first() == Some(&b'.'));
+        if hidden {
+            return false;
+        }
+        let name = rel
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
+        let scratch = [&b".tmp"[..], b".part", b".swp", b"~"]
+            .iter()
+            .any(|s| name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s));
+        if scratch {
+            return false;
+        }
+        if let Some(inc) = &self.include {
+            if !inc.is_match(rel) {
+                return false;
+            }
+        }
+        !self.exclude.is_match(rel)
+    }
+}
+
+/// True for a directory that is named like an article (`*.txt`): reported, not entered.
+fn article_named(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+}
+
+/// Settings of the watcher, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Absolute path of the watched folder.
+    pub root: PathBuf,
+    /// Descend into sub-folders.
+    pub recursive: bool,
+    /// Quiet time before an in-place write is taken.
+    pub settle: Duration,
+    /// Events or polling.
+    pub mode: WatchMode,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Path filter.
+    pub filter: Filter,
+}
+
+impl WatchOptions {
+    /// Resolves `[watch]`, creating the folder when missing.
+    pub fn from_config(cfg: &WatchConfig) -> Result<WatchOptions, WatchError> {
+        std::fs::create_dir_all(&cfg.dir).map_err(|source| WatchError::Dir {
+            path: cfg.dir.clone(),
+            source,
+        })?;
+        let root = std::fs::canonicalize(&cfg.dir).map_err(|source| WatchError::Dir {
+            path: cfg.dir.clone(),
+            source,
+        })?;
+        Ok(WatchOptions {
+            root,
+            recursive: cfg.recursive,
+            settle: Duration::from_millis(cfg.settle_ms),
+            mode: cfg.mode,
+            poll_interval: Duration::from_millis(cfg.poll_interval_ms),
+            filter: Filter::new(&cfg.include, &cfg.exclude)?,
+        })
+    }
+}
+
+/// A file ready to be read, with the moment it was noticed.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// When the watcher decided it was ready (latency is measured from here).
+    pub noticed: Instant,
+}
+
+struct State {
+    opts: WatchOptions,
+    tx: mpsc::Sender<Candidate>,
+    /// In-place writes waiting to settle: path → last activity.
+    pending: HashMap<PathBuf, Instant>,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+enum Found {
+    Ready(PathBuf),
+    Young(PathBuf),
+}
+
+impl State {
+    fn rel<'a>(&self, path: &'a Path) -> Option<&'a Path> {
+        path.strip_prefix(&self.opts.root).ok()
+    }
+
+    /// Sends a path on; false when the pipeline has gone away.
+    async fn send(&self, path: PathBuf) -> bool {
+        self.metrics.files_seen.inc();
+        self.tx
+            .send(Candidate {
+                path,
+                noticed: Instant::now(),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Walks `dir` in name order, classifying what it finds.
+    fn walk(&self, dir: &Path, out: &mut Vec<Found>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        let now = SystemTime::now();
+        for e in entries {
+            let path = e.path();
+            let Some(rel) = self.rel(&path) else { continue };
+            if !self.opts.filter.accepts(rel) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && !article_named(&path) {
+                if self.opts.recursive {
+                    self.walk(&path, out);
+                }
+                continue;
+            }
+            let young = std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age < self.opts.settle);
+            out.push(if young {
+                Found::Young(path)
+            } else {
+                Found::Ready(path)
+            });
+        }
+    }
+
+    /// Scans the folder: settled files are sent, young ones wait to settle.
+    async fn scan(&mut self, dir: PathBuf) -> bool {
+        let mut found = Vec::new();
+        self.walk(&dir, &mut found);
+        for f in found {
+            match f {
+                Found::Ready(p) => {
+                    self.pending.remove(&p);
+                    if !self.send(p).await {
+                        return false;
+                    }
+                }
+                Found::Young(p) => {
+                    self.pending.insert(p, Instant::now());
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends the pending files that have been quiet for the settle time.
+    async fn flush_settled(&mut self) -> bool {
+        let now = Instant::now();
+        let mut ready: Vec<PathBuf> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) >= self.opts.settle)
+            .map(|(p, _)| p.clone())
+            .collect();
+        ready.sort();
+        for p in ready {
+            self.pending.remove(&p);
+            // Still being written by a slow writer (mtime moved) → wait again.
+            let recent = std::fs::symlink_metadata(&p)
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age < self.opts.settle);
+            if recent {
+                self.pending.insert(p, now);
+                continue;
+            }
+            if std::fs::symlink_metadata(&p).is_err() {
+                continue; // gone before it settled: nothing to read
+            }
+            if !self.send(p).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Handles one path named by an event: `at_once` for a rename into the folder.
+    async fn touched(&mut self, path: PathBuf, at_once: bool) -> bool {
+        let Some(rel) = self.rel(&path) else {
+            return true;
+        };
+        if rel.as_os_str().is_empty() || !self.opts.filter.accepts(rel) {
+            return true;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            self.pending.remove(&path);
+            return true;
+        };
+        if meta.is_dir() && !article_named(&path) {
+            // A folder created or moved in: its files may predate our watch on it.
+            if self.opts.recursive {
+                return self.scan(path).await;
+            }
+            return true;
+        }
+        if at_once {
+            self.pending.remove(&path);
+            self.send(path).await
+        } else {
+            self.pending.insert(path, Instant::now());
+            true
+        }
+    }
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Runs the watcher until `stop` turns true (or, with `once`, until the files present
+/// at start have all been sent). Dropping `tx` at the end tells the pipeline that no
+/// more files come.
+pub async fn run(
+    opts: WatchOptions,
+    tx: mpsc::Sender<Candidate>,
+    once: bool,
+    mut stop: watch::Receiver<bool>,
+    metrics: std::sync::Arc<Metrics>,
+) -> Result<(), WatchError> {
+    let root = opts.root.clone();
+    let mode = opts.mode;
+    let mut st = State {
+        opts,
+        tx,
+        pending: HashMap::new(),
+        metrics,
+    };
+    if once {
+        if !st.scan(root.clone()).await {
+            return Ok(());
+        }
+        while !st.pending.is_empty() {
+            tokio::time::sleep(st.opts.settle / 4 + Duration::from_millis(1)).await;
+            if !st.flush_settled().await || *stop.borrow() {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    match mode {
+        WatchMode::Poll => run_poll(st, stop).await,
+        WatchMode::Events => {
+            // Subscribe before the first scan so nothing landing during it is missed.
+            let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+            let recursive = st.opts.recursive;
+            let make = |root: &Path| -> Result<notify::RecommendedWatcher, WatchError> {
+                let ev_tx = ev_tx.clone();
+                let mut w = notify::recommended_watcher(move |res| {
+                    let _ = ev_tx.send(res);
+                })
+                .map_err(|e| WatchError::Notify {
+                    path: root.to_owned(),
+                    message: e.to_string(),
+                })?;
+                let rm = if recursive {
+                    RecursiveMode::Recursive
+                } else {
+                    RecursiveMode::NonRecursive
+                };
+                w.watch(root, rm).map_err(|e| WatchError::Notify {
+                    path: root.to_owned(),
+                    message: e.to_string(),
+                })?;
+                Ok(w)
+            };
+            let mut watcher = Some(make(&root)?);
+            let mut watched_id = identity(&root);
+            if !st.scan(root.clone()).await {
+                return Ok(());
+            }
+            let tick =
+                (st.opts.settle / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+            let mut ticker = tokio::time::interval(tick);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_root_check = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    ev = ev_rx.recv() => {
+                        let Some(ev) = ev else { break };
+                        let ok = match ev {
+                            Ok(ev) => handle_event(&mut st, ev).await,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "file-system event error; rescanning");
+                                st.metrics.rescans.inc();
+                                st.scan(root.clone()).await
+                            }
+                        };
+                        if !ok { break; }
+                    }
+                    _ = ticker.tick() => {
+                        if !st.flush_settled().await { break; }
+                        if last_root_check.elapsed() >= Duration::from_millis(500) {
+                            last_root_check = Instant::now();
+                            let now_id = identity(&root);
+                            if now_id != watched_id {
+                                watcher = None;
+                                if now_id.is_some() {
+                                    tracing::warn!(dir = %root.display(), "watched folder was recreated; watching it again and rescanning");
+                                    watcher = Some(make(&root)?);
+                                    st.metrics.rescans.inc();
+                                    if !st.scan(root.clone()).await { break; }
+                                } else {
+                                    tracing::warn!(dir = %root.display(), "watched folder is gone; waiting for it to come back");
+                                }
+                                watched_id = now_id;
+                            }
+                        }
+                    }
+                }
+            }
+            drop(watcher);
+            Ok(())
+        }
+    }
+}
+
+async fn handle_event(st: &mut State, ev: notify::Event) -> bool {
+    use notify::event::{ModifyKind, RenameMode};
+    if ev.need_rescan() {
+        tracing::warn!("file-system event queue overflowed; rescanning the watched folder");
+        st.metrics.rescans.inc();
+        let root = st.opts.root.clone();
+        return st.scan(root).await;
+    }
+    match ev.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            for p in ev.paths {
+                if !st.touched(p, true).await {
+                    return false;
+                }
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            if let Some(p) = ev.paths.into_iter().nth(1) {
+                return st.touched(p, true).await;
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+            for p in ev.paths {
+                st.pending.remove(&p);
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(_)) => {
+            // Unknown rename direction: present means moved in.
+            for p in ev.paths {
+                if p.exists() && !st.touched(p, true).await {
+                    return false;
+                }
+            }
+        }
+        EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Access(notify::event::AccessKind::Close(_)) => {
+            for p in ev.paths {
+                if !st.touched(p, false).await {
+                    return false;
+                }
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
+async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), WatchError> {
+    // path → (size, mtime) of what was already sent.
+    let mut sent: HashMap<PathBuf, (u64, i128)> = HashMap::new();
+    let mut ticker = tokio::time::interval(st.opts.poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let mut found = Vec::new();
+        let root = st.opts.root.clone();
+        st.walk(&root, &mut found);
+        let mut present = std::collections::HashSet::new();
+        for f in found {
+            let Found::Ready(p) = f else { continue };
+            let sig = std::fs::symlink_metadata(&p)
+                .map(|m| {
+                    (
+                        m.size(),
+                        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+                    )
+                })
+                .unwrap_or_default();
+            present.insert(p.clone());
+            if sent.get(&p) != Some(&sig) {
+                sent.insert(p.clone(), sig);
+                if !st.send(p).await {
+                    return Ok(());
+                }
+            }
+        }
+        sent.retain(|p, _| present.contains(p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_rules() {
+        let f = Filter::new(&[], &["drafts/**".into()]).unwrap();
+        assert!(f.accepts(Path::new("a.txt")));
+        assert!(f.accepts(Path::new("sub/a.txt")));
+        assert!(!f.accepts(Path::new(".hidden.txt")));
+        assert!(!f.accepts(Path::new(".git/a.txt")));
+        assert!(!f.accepts(Path::new("a.txt.tmp")));
+        assert!(!f.accepts(Path::new("a.part")));
+        assert!(!f.accepts(Path::new(".a.txt.swp")));
+        assert!(!f.accepts(Path::new("a.txt~")));
+        assert!(!f.accepts(Path::new("drafts/a.txt")));
+        let f = Filter::new(&["*.txt".into()], &[]).unwrap();
+        assert!(f.accepts(Path::new("a.txt")));
+        assert!(!f.accepts(Path::new("a.json")));
+    }
+}
