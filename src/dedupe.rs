@@ -455,6 +455,14 @@ impl Dedupe {
         Ok(())
     }
 
+    /// True when the pending batch already holds this file entry.
+    pub fn pending_files_contains(&self, key: &[u8], entry: &FileEntry) -> bool {
+        self.pending
+            .files
+            .iter()
+            .any(|(k, e)| k == key && e == entry)
+    }
+
     /// The batch being assembled.
     pub fn pending_mut(&mut self) -> &mut Changes {
         &mut self.pending

@@ -96,6 +96,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The state key of the file this outcome is about, if any.
+    pub fn file_key(&self) -> Option<(&[u8], &FileEntry)> {
+        match self {
+            Outcome::Parsed { file, .. } => Some((&file.0, &file.1)),
+            Outcome::Rejected { file: Some(f), .. } => Some((&f.0, &f.1)),
+            _ => None,
+        }
+    }
+}
+
 /// One line of the rejects file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RejectLine {
@@ -373,6 +384,13 @@ impl Committer {
         })
     }
 
+    /// True when this exact file version (path, size, mtime, content) was already
+    /// handled, in this batch or a committed one.
+    fn already_done(&self, key: &[u8], entry: &FileEntry) -> Result<bool, PipelineError> {
+        let pending = self.dedupe.pending_files_contains(key, entry);
+        Ok(pending || self.dedupe.store().file(key)?.as_ref() == Some(entry))
+    }
+
     /// Judges, writes and commits one batch. Retries I/O errors with backoff until
     /// they clear or `stop_now` turns true (then the batch is left uncommitted,
     /// which recovery handles).
@@ -386,7 +404,14 @@ impl Committer {
         let mut out = Vec::with_capacity(batch.len() * 4096);
         let mut rej = Vec::new();
         let (mut emitted, mut updates) = (0u64, 0u64);
-        for o in batch {
+        for mut o in batch {
+            // The same file can be handed over twice (a rescan racing an event): the
+            // second time, it is already known.
+            if let Some((key, entry)) = o.file_key() {
+                if self.already_done(key, entry)? {
+                    o = Outcome::Unchanged { refresh: None };
+                }
+            }
             match o {
                 Outcome::Parsed {
                     mut record, file, ..

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Daemon, Entry};
+use common::Daemon;
 use serde_json::Value;
 
 fn seed_bytes() -> Vec<u8> {
@@ -56,7 +55,7 @@ fn once_over_dev_corpus() {
     let (code, err) = d.once();
     assert_eq!(code, 0, "{err}");
     let recs = d.records();
-    check_corpus_output(&manifest, &recs);
+    common::check_corpus_output(&manifest, &recs);
     let summary = err
         .lines()
         .find(|l| l.contains("files seen"))
@@ -83,70 +82,6 @@ fn once_over_dev_corpus() {
         err.contains(&format!("{} unchanged", manifest.len())),
         "{err}"
     );
-}
-
-/// Checks the corpus rules on an output.
-fn check_corpus_output(manifest: &[Entry], recs: &[Value]) {
-    let mut newest: BTreeMap<&str, &Entry> = BTreeMap::new();
-    for e in manifest {
-        let stamp = |x: &Entry| x.updated.clone().or(x.posted.clone()).unwrap_or_default();
-        let cur = newest.entry(&e.group).or_insert(e);
-        if stamp(e) > stamp(cur) {
-            *cur = e;
-        }
-    }
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut last: HashMap<String, (String, u64)> = HashMap::new();
-    for r in recs {
-        let id = r["article_id"].as_str().unwrap().to_owned();
-        let stamp = r["updated_at"]
-            .as_str()
-            .or(r["posted_at"].as_str())
-            .unwrap_or("")
-            .to_owned();
-        assert!(
-            seen.insert((id.clone(), stamp.clone())),
-            "two lines for {id} {stamp}"
-        );
-        let rev = r["revision"].as_u64().unwrap();
-        if let Some((prev, prev_rev)) = last.get(&id) {
-            assert!(stamp > *prev, "{id}: {stamp} after {prev}");
-            assert_eq!(rev, prev_rev + 1, "{id}: revision {rev} after {prev_rev}");
-            assert_eq!(r["supersedes"].as_str(), Some(prev.as_str()));
-        } else {
-            assert_eq!(rev, 1);
-        }
-        last.insert(id, (stamp, rev));
-    }
-    let by_file: HashMap<String, &Value> = recs
-        .iter()
-        .map(|r| {
-            let p = r["source"]["path"].as_str().unwrap();
-            (p.rsplit('/').next().unwrap().to_owned(), r)
-        })
-        .collect();
-    for (group, e) in &newest {
-        // The newest version of every group is in the output, exactly once (a
-        // same-stamp copy of it may have been the one emitted).
-        let stamp = e.updated.clone().or(e.posted.clone()).unwrap_or_default();
-        let n = recs
-            .iter()
-            .filter(|r| {
-                r["updated_at"].as_str().or(r["posted_at"].as_str()) == Some(stamp.as_str())
-            })
-            .filter(|r| {
-                let f = r["source"]["path"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap();
-                manifest.iter().any(|m| m.file == f && m.group == *group)
-            })
-            .count();
-        assert_eq!(n, 1, "group {group}: newest version emitted {n} times");
-        let _ = by_file.get(&e.file);
-    }
 }
 
 #[test]

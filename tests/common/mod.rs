@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use serde::Deserialize;
+use serde_json::Value;
 
 /// One row of `tests/fixtures/dev/manifest.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -124,19 +127,51 @@ impl Daemon {
     }
 
     pub fn start(&mut self) {
+        let starts = self.log().matches("wirewatch running").count();
         let child = self
             .cmd()
             .args(["run", "--config"])
             .arg(self.config_path())
-            .stderr(std::fs::File::create(self.path("daemon.log")).unwrap())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.path("daemon.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         self.child = Some(child);
-        // Ready once the watcher is up: the log says so.
-        wait_for(Duration::from_secs(20), || {
-            self.log().contains("wirewatch running")
-        });
-        std::thread::sleep(Duration::from_millis(100));
+        // Ready once the watcher is up: the log says so (once per start).
+        let t = std::time::Instant::now();
+        while self.log().matches("wirewatch running").count() <= starts {
+            if t.elapsed() > Duration::from_secs(20) {
+                let log = self.log();
+                let pid = self.child.as_ref().map_or(0, |c| c.id());
+                let mut diag = String::new();
+                if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+                    for t in tasks.flatten() {
+                        let p = t.path();
+                        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+                        let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+                        let stack = std::fs::read_to_string(p.join("stack")).unwrap_or_default();
+                        diag.push_str(&format!(
+                            "{} {} {}\n{}\n",
+                            t.file_name().to_string_lossy(),
+                            comm.trim(),
+                            wchan,
+                            stack
+                        ));
+                    }
+                }
+                panic!(
+                    "daemon {pid} did not start; threads:\n{diag}\nlog tail:\n{}",
+                    &log[log.len().saturating_sub(1500)..]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 
     pub fn log(&self) -> String {
@@ -237,5 +272,63 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) {
             panic!("condition not met within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks the corpus rules on an output.
+pub fn check_corpus_output(manifest: &[Entry], recs: &[Value]) {
+    let mut newest: BTreeMap<&str, &Entry> = BTreeMap::new();
+    for e in manifest {
+        let stamp = |x: &Entry| x.updated.clone().or(x.posted.clone()).unwrap_or_default();
+        let cur = newest.entry(&e.group).or_insert(e);
+        if stamp(e) > stamp(cur) {
+            *cur = e;
+        }
+    }
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut last: HashMap<String, (String, u64)> = HashMap::new();
+    for r in recs {
+        let id = r["article_id"].as_str().unwrap().to_owned();
+        let stamp = r["updated_at"]
+            .as_str()
+            .or(r["posted_at"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            seen.insert((id.clone(), stamp.clone())),
+            "two lines for {id} {stamp}"
+        );
+        let rev = r["revision"].as_u64().unwrap();
+        if let Some((prev, prev_rev)) = last.get(&id) {
+            assert!(stamp > *prev, "{id}: {stamp} after {prev}");
+            assert_eq!(rev, prev_rev + 1, "{id}: revision {rev} after {prev_rev}");
+            assert_eq!(r["supersedes"].as_str(), Some(prev.as_str()));
+        } else {
+            assert_eq!(rev, 1);
+        }
+        last.insert(id, (stamp, rev));
+    }
+    for (group, e) in &newest {
+        // The newest version of every group is in the output, exactly once (a
+        // same-stamp copy of it may have been the one emitted).
+        let stamp = e.updated.clone().or(e.posted.clone()).unwrap_or_default();
+        let n = recs
+            .iter()
+            .filter(|r| {
+                r["updated_at"].as_str().or(r["posted_at"].as_str()) == Some(stamp.as_str())
+            })
+            .filter(|r| {
+                let f = r["source"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap();
+                manifest
+                    .iter()
+                    .any(|m| f.ends_with(m.file.as_str()) && m.group == *group)
+            })
+            .count();
+        assert_eq!(n, 1, "group {group}: newest version emitted {n} times");
     }
 }
