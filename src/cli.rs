@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::parse;
+use crate::pipeline;
 
 /// Watch a folder of news article files and append one enriched JSON record per
 /// article version.
@@ -42,6 +43,10 @@ pub enum Command {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Compute `changes` of the (single) FILE against this older version, as the
+        /// daemon does for a revision.
+        #[arg(long, value_name = "OLD")]
+        against: Option<PathBuf>,
         /// Article files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -100,11 +105,13 @@ pub fn main() -> ExitCode {
             reference_time,
             timezone,
             config,
+            against,
             files,
         } => check(
             reference_time.as_deref(),
             timezone.as_deref(),
             config.as_deref(),
+            against.as_deref(),
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
@@ -177,11 +184,21 @@ pub fn validate(config: Option<&Path>) -> ExitCode {
     }
 }
 
+fn print_reject(path: &Path, reject: &crate::error::Reject) {
+    let (p, hex) = parse::path_strings(path);
+    let mut v = json!({"path": p, "error": {"kind": reject.kind, "message": reject.message}});
+    if let Some(h) = hex {
+        v["path_hex"] = json!(h);
+    }
+    eprintln!("{v}");
+}
+
 /// `wirewatch check`.
 pub fn check(
     reference: Option<&str>,
     tz: Option<&str>,
     config: Option<&Path>,
+    against: Option<&Path>,
     files: &[PathBuf],
 ) -> ExitCode {
     let cfg = match Config::load(config) {
@@ -201,14 +218,30 @@ pub fn check(
             ))
         }
     };
+    let previous = match against {
+        None => None,
+        Some(old) => {
+            if files.len() != 1 {
+                return fail("--against OLD takes exactly one FILE (the newer version)");
+            }
+            match pipeline::build_record(old, reference, &opts) {
+                Ok(r) => Some(crate::diff::Snapshot::of(&r)),
+                Err(reject) => {
+                    print_reject(old, &reject);
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut status = ExitCode::SUCCESS;
     for path in files {
-        let result =
-            parse::read_file(path, &opts.limits).and_then(|f| parse::parse(&f, reference, &opts));
-        match result {
-            Ok(record) => {
+        match pipeline::build_record(path, reference, &opts) {
+            Ok(mut record) => {
+                if let Some(prev) = &previous {
+                    record.changes = Some(Some(crate::diff::changes(prev, &record)));
+                }
                 let line = match serde_json::to_string(&record) {
                     Ok(l) => l,
                     Err(e) => return fail(format_args!("cannot serialize record: {e}")),
@@ -218,13 +251,7 @@ pub fn check(
                 }
             }
             Err(reject) => {
-                let (p, hex) = parse::path_strings(path);
-                let mut v =
-                    json!({"path": p, "error": {"kind": reject.kind, "message": reject.message}});
-                if let Some(h) = hex {
-                    v["path_hex"] = json!(h);
-                }
-                eprintln!("{v}");
+                print_reject(path, &reject);
                 status = ExitCode::from(1);
             }
         }

@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | `articles` | `article_id` | [`ArticleState`]: newest emitted stamp, revision, what a later diff needs |
 //! | `expiry` | (last-touched second, `article_id`) | — : lets expiry find old articles without a scan |
+//! | `snapshots` | `article_id` | [`Snapshot`]: what the `changes` diff of the next revision needs |
 //! | `files` | raw path bytes | [`FileEntry`]: size, mtime, SHA-256 of a processed file |
 //! | `meta` | name | committed output / rejects positions and file identities |
 //!
@@ -22,10 +23,12 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
 const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
 const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -92,9 +95,6 @@ pub struct ArticleState {
     pub content_hash: String,
     /// Second (Unix) it was last emitted or adopted; drives expiry.
     pub touched: i64,
-    /// 64-bit hashes of its paragraphs, in order (for the `changes` diff).
-    #[serde(default)]
-    pub paragraph_hashes: Vec<u64>,
 }
 
 /// A processed file, so that it is not processed again until it changes.
@@ -158,7 +158,6 @@ impl ArticleState {
             revision,
             content_hash: record.content_hash.clone(),
             touched,
-            paragraph_hashes: record.paragraphs().map(paragraph_hash).collect(),
         }
     }
 }
@@ -177,6 +176,8 @@ pub struct Committed {
 pub struct Changes {
     /// Articles emitted or adopted.
     pub articles: HashMap<String, ArticleState>,
+    /// Snapshots of the versions in `articles`.
+    pub snapshots: HashMap<String, Snapshot>,
     /// Files processed (any outcome).
     pub files: Vec<(Vec<u8>, FileEntry)>,
     /// Files whose entry must go (e.g. deleted before they could be read).
@@ -218,15 +219,39 @@ impl Store {
             source,
         })?;
         let path = dir.join("wirewatch.redb");
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StateError::Locked { path: path.clone() }
-                }
-                other => StateError::Db(format!("{}: {other}", path.display())),
-            })?;
+        let db_err = |path: &Path, e: redb::DatabaseError| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StateError::Locked {
+                path: path.to_owned(),
+            },
+            other => StateError::Db(format!("{}: {other}", path.display())),
+        };
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(cache_bytes);
+        if !path.exists() {
+            // A brand-new database is built aside and renamed into place, so a crash
+            // while it is being created never leaves a half-written file behind
+            // (write-tmp → fsync → rename).
+            let tmp = dir.join("wirewatch.redb.new");
+            let _ = std::fs::remove_file(&tmp);
+            let fresh = Store {
+                db: builder.create(&tmp).map_err(|e| db_err(&tmp, e))?,
+                path: tmp.clone(),
+            };
+            fresh.init()?;
+            drop(fresh);
+            let io = |source| StateError::Dir {
+                path: dir.to_owned(),
+                source,
+            };
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        let db = builder.open(&path).map_err(|e| db_err(&path, e))?;
         let store = Store { db, path };
         store.init()?;
         Ok(store)
@@ -253,6 +278,7 @@ impl Store {
             }
             tx.open_table(ARTICLES)?;
             tx.open_table(EXPIRY)?;
+            tx.open_table(SNAPSHOTS)?;
             tx.open_table(FILES)?;
         }
         tx.commit()?;
@@ -268,6 +294,17 @@ impl Store {
     pub fn article(&self, id: &str) -> Result<Option<ArticleState>, StateError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(ARTICLES)?;
+        let v = t.get(id)?;
+        match v {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The snapshot of an article's newest emitted version.
+    pub fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StateError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SNAPSHOTS)?;
         let v = t.get(id)?;
         match v {
             Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
@@ -312,6 +349,10 @@ impl Store {
                 }
                 expiry.insert((st.touched, id.as_str()), ())?;
             }
+            let mut snapshots = tx.open_table(SNAPSHOTS)?;
+            for (id, snap) in &changes.snapshots {
+                snapshots.insert(id.as_str(), serde_json::to_vec(snap)?.as_slice())?;
+            }
             let mut files = tx.open_table(FILES)?;
             for (path, entry) in &changes.files {
                 files.insert(path.as_slice(), serde_json::to_vec(entry)?.as_slice())?;
@@ -338,6 +379,7 @@ impl Store {
         {
             let mut expiry = tx.open_table(EXPIRY)?;
             let mut articles = tx.open_table(ARTICLES)?;
+            let mut snapshots = tx.open_table(SNAPSHOTS)?;
             let old: Vec<(i64, String)> = expiry
                 .range((i64::MIN, "")..(cutoff, ""))?
                 .filter_map(Result::ok)
@@ -349,6 +391,7 @@ impl Store {
             for (t, id) in old {
                 expiry.remove((t, id.as_str()))?;
                 articles.remove(id.as_str())?;
+                snapshots.remove(id.as_str())?;
                 n += 1;
             }
         }
@@ -418,8 +461,9 @@ impl Dedupe {
         }
     }
 
-    /// Judges a record; on `Emit`, stamps it with `revision`/`supersedes` and
-    /// records the new newest version in the pending batch.
+    /// Judges a record; on `Emit`, stamps it with `revision`, `supersedes` and
+    /// `changes` (against the previous version's snapshot), and records it as the
+    /// newest version in the pending batch.
     pub fn judge(&mut self, record: &mut Record, now: i64) -> Result<Verdict, StateError> {
         let prev = self.current(&record.article_id)?;
         let verdict = judge(prev.as_ref(), record.version_stamp());
@@ -430,12 +474,33 @@ impl Dedupe {
         {
             record.revision = Some(*revision);
             record.supersedes = Some(supersedes.clone());
-            self.pending.articles.insert(
-                record.article_id.clone(),
-                ArticleState::of(record, *revision, now),
-            );
+            let changes = if *revision > 1 {
+                self.snapshot(&record.article_id)?
+                    .map(|snap| crate::diff::changes(&snap, record))
+            } else {
+                None
+            };
+            record.changes = Some(changes);
+            self.remember(record, *revision, now);
         }
         Ok(verdict)
+    }
+
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StateError> {
+        match self.pending.snapshots.get(id) {
+            Some(s) => Ok(Some(s.clone())),
+            None => self.store.snapshot(id),
+        }
+    }
+
+    fn remember(&mut self, record: &Record, revision: u32, now: i64) {
+        let id = record.article_id.clone();
+        self.pending
+            .snapshots
+            .insert(id.clone(), Snapshot::of(record));
+        self.pending
+            .articles
+            .insert(id, ArticleState::of(record, revision, now));
     }
 
     /// Adopts an emitted record found in the output past the committed point (after a
@@ -446,11 +511,7 @@ impl Dedupe {
             .as_ref()
             .is_none_or(|p| record.version_stamp() > p.stamp.as_ref());
         if newer {
-            let revision = record.revision.unwrap_or(1);
-            self.pending.articles.insert(
-                record.article_id.clone(),
-                ArticleState::of(record, revision, now),
-            );
+            self.remember(record, record.revision.unwrap_or(1), now);
         }
         Ok(())
     }
@@ -489,7 +550,6 @@ mod tests {
             revision: rev,
             content_hash: String::new(),
             touched: 0,
-            paragraph_hashes: vec![],
         }
     }
 

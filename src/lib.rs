@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dedupe;
+pub mod diff;
 pub mod error;
 pub mod metrics;
 pub mod parse;

@@ -296,6 +296,19 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
 /// The extract stage, applied by the readers after parsing.
 fn enrich(_record: &mut Record) {}
 
+/// Reads, parses and enriches one file: what `check` prints and what the daemon's
+/// readers produce (before dedupe).
+pub fn build_record(
+    path: &Path,
+    reference: Option<Timestamp>,
+    opts: &ParseOptions,
+) -> Result<Record, Reject> {
+    let file = parse::read_file(path, &opts.limits)?;
+    let mut record = parse::parse(&file, reference, opts)?;
+    enrich(&mut record);
+    Ok(record)
+}
+
 /// The outputs the committer writes to.
 pub struct Outputs {
     /// Records.

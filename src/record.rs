@@ -77,6 +77,10 @@ pub struct Record {
     /// Stamp of the version this one replaces (set by dedupe; `null` on revision 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<Option<Stamp>>,
+    /// What changed against the previous emitted version (set by dedupe; `null` on
+    /// revision 1). See [`crate::diff`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Option<crate::diff::Changes>>,
     /// Things the parser noticed but could work around (unreadable stamp, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -202,6 +202,7 @@ pub fn parse(
         keywords: Vec::new(),
         revision: None,
         supersedes: None,
+        changes: None,
         warnings,
     })
 }

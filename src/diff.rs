@@ -1,0 +1,316 @@
+//! What changed: the `changes` object of a revision, computed against the previous
+//! emitted version of the same article.
+//!
+//! The state keeps a [`Snapshot`] of the last emitted version of every live article
+//! (lede, headings, paragraphs, names, quote hashes: what the diff needs and nothing
+//! else); the committer diffs a new revision against it before writing the record.
+//!
+//! # Paragraphs
+//!
+//! Paragraph indexes count body paragraphs from 1 across sections, headings excluded
+//! (index 0 would be the lede, reported by `lede_changed` instead) — the same
+//! numbering as `quotes[].paragraph`. Matching:
+//!
+//! 1. a paragraph whose text equals one of the previous version is *unchanged*,
+//!    wherever it sits (a moved paragraph is neither removed nor added);
+//! 2. among the rest, pairs whose **token Jaccard similarity** (sets of lowercased
+//!    alphanumeric words, |A ∩ B| / |A ∪ B|) is at least 0.5 are *edited*, best pairs
+//!    first;
+//! 3. what is left of the new version is *added*, of the previous one *removed*.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
+
+/// Token Jaccard similarity at or above which two paragraphs are one edited paragraph.
+pub const EDIT_SIMILARITY: f64 = 0.5;
+
+/// What the diff needs of the last emitted version of an article.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The lede (without dateline).
+    pub lede: String,
+    /// Headings, in order.
+    pub headings: Vec<String>,
+    /// Body paragraphs, in order.
+    pub paragraphs: Vec<String>,
+    /// `people[].name`.
+    pub people: Vec<String>,
+    /// `places[].name`.
+    pub places: Vec<String>,
+    /// `organizations[].name`.
+    pub organizations: Vec<String>,
+    /// 64-bit hashes of `quotes[].text`.
+    pub quotes: Vec<u64>,
+    /// Word count.
+    pub word_count: usize,
+}
+
+impl Snapshot {
+    /// The snapshot of a record.
+    pub fn of(r: &Record) -> Snapshot {
+        Snapshot {
+            lede: r.lede.clone(),
+            headings: r.headings().map(str::to_owned).collect(),
+            paragraphs: r.paragraphs().map(str::to_owned).collect(),
+            people: r.people.iter().map(|p| p.name.clone()).collect(),
+            places: r.places.iter().map(|p| p.name.clone()).collect(),
+            organizations: r.organizations.iter().map(|o| o.name.clone()).collect(),
+            quotes: r.quotes.iter().map(|q| fnv(&q.text)).collect(),
+            word_count: r.word_count,
+        }
+    }
+}
+
+/// The `changes` object of a revision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Paragraph changes.
+    pub paragraphs: ParagraphChanges,
+    /// True when the lede differs.
+    pub lede_changed: bool,
+    /// The previous lede, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lede_before: Option<String>,
+    /// Headings added and removed.
+    pub headings: Delta,
+    /// People newly named and no longer named.
+    pub people: Delta,
+    /// Places newly named and no longer named.
+    pub places: Delta,
+    /// Organizations newly named and no longer named.
+    pub organizations: Delta,
+    /// Quotes that are new in this version.
+    pub quotes: QuoteChanges,
+    /// Words in this version minus words in the previous one.
+    pub word_count_delta: i64,
+}
+
+/// Paragraph changes (indexes from 1, see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParagraphChanges {
+    /// Indexes (in this version) of new paragraphs.
+    pub added: Vec<usize>,
+    /// Texts of paragraphs of the previous version that are gone.
+    pub removed: Vec<String>,
+    /// Paragraphs reworded.
+    pub edited: Vec<Edit>,
+}
+
+/// One reworded paragraph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edit {
+    /// Index in this version.
+    pub index: usize,
+    /// Text in the previous version.
+    pub before: String,
+    /// Text in this version.
+    pub after: String,
+}
+
+/// Items added and removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// New in this version.
+    pub added: Vec<String>,
+    /// Gone from this version.
+    pub removed: Vec<String>,
+}
+
+/// New quotes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuoteChanges {
+    /// Texts of quotes not in the previous version.
+    pub added: Vec<String>,
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn tokens(s: &str) -> HashSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Token Jaccard similarity of two texts (1.0 for two texts without words).
+pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    let union = a.union(b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(b).count() as f64 / union as f64
+}
+
+/// Items of `new` not in `old` and of `old` not in `new`, as multisets, in order.
+fn delta(old: &[String], new: &[String]) -> Delta {
+    let mut left: HashMap<&str, usize> = HashMap::new();
+    for o in old {
+        *left.entry(o).or_default() += 1;
+    }
+    let mut added = Vec::new();
+    for n in new {
+        match left.get_mut(n.as_str()) {
+            Some(c) if *c > 0 => *c -= 1,
+            _ => added.push(n.clone()),
+        }
+    }
+    let mut right: HashMap<&str, usize> = HashMap::new();
+    for n in new {
+        *right.entry(n).or_default() += 1;
+    }
+    let mut removed = Vec::new();
+    for o in old {
+        match right.get_mut(o.as_str()) {
+            Some(c) if *c > 0 => *c -= 1,
+            _ => removed.push(o.clone()),
+        }
+    }
+    Delta { added, removed }
+}
+
+/// Paragraph changes from `old` to `new`.
+pub fn paragraphs(old: &[String], new: &[String]) -> ParagraphChanges {
+    // 1. Exact matches, anywhere (moves are not changes).
+    let mut old_left: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in old.iter().enumerate() {
+        old_left.entry(p).or_default().push(i);
+    }
+    let mut old_used = vec![false; old.len()];
+    let mut new_unmatched = Vec::new();
+    for (j, p) in new.iter().enumerate() {
+        match old_left
+            .get_mut(p.as_str())
+            .and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
+        {
+            Some(i) => old_used[i] = true,
+            None => new_unmatched.push(j),
+        }
+    }
+    let old_unmatched: Vec<usize> = (0..old.len()).filter(|&i| !old_used[i]).collect();
+    // 2. Similar pairs, best first.
+    let old_tok: Vec<HashSet<String>> = old_unmatched.iter().map(|&i| tokens(&old[i])).collect();
+    let new_tok: Vec<HashSet<String>> = new_unmatched.iter().map(|&j| tokens(&new[j])).collect();
+    let mut pairs = Vec::new();
+    for (a, ot) in old_tok.iter().enumerate() {
+        for (b, nt) in new_tok.iter().enumerate() {
+            let s = jaccard(ot, nt);
+            if s >= EDIT_SIMILARITY {
+                pairs.push((s, a, b));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.2.cmp(&y.2)));
+    let mut old_taken = vec![false; old_unmatched.len()];
+    let mut new_taken = vec![false; new_unmatched.len()];
+    let mut edited = Vec::new();
+    for (_, a, b) in pairs {
+        if old_taken[a] || new_taken[b] {
+            continue;
+        }
+        old_taken[a] = true;
+        new_taken[b] = true;
+        let (i, j) = (old_unmatched[a], new_unmatched[b]);
+        edited.push(Edit {
+            index: j + 1,
+            before: old[i].clone(),
+            after: new[j].clone(),
+        });
+    }
+    edited.sort_by_key(|e| e.index);
+    // 3. The rest.
+    let added = new_unmatched
+        .iter()
+        .enumerate()
+        .filter(|(b, _)| !new_taken[*b])
+        .map(|(_, &j)| j + 1)
+        .collect();
+    let removed = old_unmatched
+        .iter()
+        .enumerate()
+        .filter(|(a, _)| !old_taken[*a])
+        .map(|(_, &i)| old[i].clone())
+        .collect();
+    ParagraphChanges {
+        added,
+        removed,
+        edited,
+    }
+}
+
+/// The `changes` of `new` against the previous version's snapshot.
+pub fn changes(prev: &Snapshot, new: &Record) -> Changes {
+    let cur = Snapshot::of(new);
+    let lede_changed = prev.lede != cur.lede;
+    let quote_hashes: HashSet<u64> = prev.quotes.iter().copied().collect();
+    Changes {
+        paragraphs: paragraphs(&prev.paragraphs, &cur.paragraphs),
+        lede_changed,
+        lede_before: lede_changed.then(|| prev.lede.clone()),
+        headings: delta(&prev.headings, &cur.headings),
+        people: delta(&prev.people, &cur.people),
+        places: delta(&prev.places, &cur.places),
+        organizations: delta(&prev.organizations, &cur.organizations),
+        quotes: QuoteChanges {
+            added: new
+                .quotes
+                .iter()
+                .filter(|q| !quote_hashes.contains(&fnv(&q.text)))
+                .map(|q| q.text.clone())
+                .collect(),
+        },
+        word_count_delta: cur.word_count as i64 - prev.word_count as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn moved_deleted_edited_added() {
+        let old = v(&[
+            "Alpha paragraph about the council vote on Monday.",
+            "Beta paragraph on the budget of the city.",
+            "Gamma paragraph that will be deleted entirely now.",
+            "Delta paragraph with the mayor's long quote here.",
+        ]);
+        let new = v(&[
+            "Delta paragraph with the mayor's long quote here.", // moved
+            "Alpha paragraph about the council vote on Monday.",
+            "Beta paragraph on the new budget of the city.", // edited
+            "Epsilon is entirely new text about something else.",
+        ]);
+        let c = paragraphs(&old, &new);
+        assert_eq!(c.added, vec![4]);
+        assert_eq!(c.removed, vec![old[2].clone()]);
+        assert_eq!(c.edited.len(), 1);
+        assert_eq!(c.edited[0].index, 3);
+        assert_eq!(c.edited[0].before, old[1]);
+    }
+
+    #[test]
+    fn multiset_delta() {
+        let d = delta(&v(&["a", "b", "b"]), &v(&["b", "c"]));
+        assert_eq!(d.added, v(&["c"]));
+        assert_eq!(d.removed, v(&["a", "b"]));
+    }
+
+    #[test]
+    fn jaccard_threshold() {
+        let a = tokens("one two three four");
+        let b = tokens("one two three five");
+        assert!((jaccard(&a, &b) - 0.6).abs() < 1e-9);
+        assert!(jaccard(&tokens("x y"), &tokens("z w")) < EDIT_SIMILARITY);
+    }
+}
