@@ -80,6 +80,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
+    /// Print the records of the output file as short readable blocks (or raw JSON
+    /// with --json); with -f, keep following it across rotation.
+    Tail(crate::tail::TailArgs),
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
+        Command::Tail(args) => crate::tail::command(args),
         Command::Run {
             config,
             watch,

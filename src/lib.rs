@@ -16,6 +16,9 @@
 //! * [`record`] is the data model every stage shares and the JSON contract of the
 //!   output stream.
 //! * [`config`] loads and validates `config/wirewatch.toml` (unknown keys are errors).
+//! * [`tail`] reads the output back (`wirewatch tail`): follows the JSON-lines file
+//!   across rotation and truncation, filters records by time and names, and prints
+//!   them as JSON or as short blocks for a terminal.
 //! * [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 
 pub mod cli;
@@ -29,4 +32,5 @@ pub mod parse;
 pub mod pipeline;
 pub mod record;
 pub mod sink;
+pub mod tail;
 pub mod watch;
