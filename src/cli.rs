@@ -83,6 +83,11 @@ pub enum Command {
     /// Print the records of the output file as short readable blocks (or raw JSON
     /// with --json); with -f, keep following it across rotation.
     Tail(crate::tail::TailArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
@@ -118,6 +123,16 @@ pub fn main() -> ExitCode {
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "wirewatch", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::Tail(args) => crate::tail::command(args),
         Command::Run {
             config,
@@ -128,27 +143,29 @@ pub fn main() -> ExitCode {
             once,
             log_format,
         } => {
-            init_logging(log_format);
-            let mut cfg = match Config::load(config.as_deref()) {
-                Ok((c, _)) => c,
+            let (mut cfg, path) = match Config::load(config.as_deref()) {
+                Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            if let Some(w) = watch {
-                cfg.watch.dir = w;
-            }
-            if let Some(o) = output {
-                cfg.output.path = o;
-            }
-            if let Some(r) = rejects {
-                cfg.output.rejects = r;
-            }
-            if let Some(s) = state {
-                cfg.state.dir = s;
-            }
+            let overrides = move |cfg: &mut Config| {
+                if let Some(w) = &watch {
+                    cfg.watch.dir = w.clone();
+                }
+                if let Some(o) = &output {
+                    cfg.output.path = o.clone();
+                }
+                if let Some(r) = &rejects {
+                    cfg.output.rejects = r.clone();
+                }
+                if let Some(s) = &state {
+                    cfg.state.dir = s.clone();
+                }
+            };
+            overrides(&mut cfg);
             if let Err(e) = cfg.validate("command line") {
                 return fail(e);
             }
-            crate::daemon::run(cfg, once)
+            crate::daemon::run(cfg, path, overrides, once, log_format)
         }
     }
 }
@@ -156,18 +173,6 @@ pub fn main() -> ExitCode {
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("wirewatch: {message}");
     ExitCode::from(2)
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// `wirewatch validate`.

@@ -29,6 +29,35 @@ pub struct Config {
     pub state: StateConfig,
     /// Stage wiring.
     pub pipeline: PipelineConfig,
+    /// The HTTP listener (metrics, health, live events).
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9464`; empty = no listener.
+    pub listen: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing
+    /// directive such as `wirewatch=debug`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
 }
 
 /// `[parse]`
@@ -85,6 +114,12 @@ pub struct OutputConfig {
     pub batch_records: usize,
     /// Commit at most this many milliseconds after the first uncommitted record.
     pub batch_ms: u64,
+    /// Rotate the output once it reaches this many bytes (0 = never).
+    pub rotate_bytes: u64,
+    /// Rotate the output after this many seconds (0 = never).
+    pub rotate_secs: u64,
+    /// Rotated outputs to keep (0 = all).
+    pub rotate_keep: usize,
 }
 
 /// `[state]`
@@ -139,6 +174,9 @@ impl Default for OutputConfig {
             rejects: "out/rejected.jsonl".into(),
             batch_records: 256,
             batch_ms: 5,
+            rotate_bytes: 0,
+            rotate_secs: 0,
+            rotate_keep: 0,
         }
     }
 }
@@ -235,6 +273,25 @@ impl Config {
         }
         if self.state.expire_days == 0 {
             return Err(err("state.expire_days", "must be at least 1 day".into()));
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(err(
+                "http.listen",
+                format!(
+                    "{:?} is not an address:port such as \"127.0.0.1:9464\"",
+                    self.http.listen
+                ),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(err(
+                "log.level",
+                format!(
+                    "{:?} is not a level (error, warn, info, debug, trace) or tracing directive",
+                    self.log.level
+                ),
+            ));
         }
         if self.pipeline.channel_capacity == 0 {
             return Err(err(

@@ -1,21 +1,66 @@
-//! Process life cycle of `wirewatch run`: the tokio runtime, signals, and the exit
-//! summary.
+//! Process life cycle of `wirewatch run`: logging, the tokio runtime, signals, the
+//! HTTP listener, progress, periodic summaries, and the exit summary.
 //!
-//! The first SIGINT or SIGTERM stops the watcher; files already taken are finished and
-//! committed, then the process exits 0. A second signal abandons retries (for
-//! example while the disk is full) and exits at once; what was not committed is
-//! recovered at the next start.
+//! - The first SIGINT or SIGTERM stops the watcher; files already taken are finished
+//!   and committed, then the process exits 0. A second signal exits at once; what was
+//!   not committed is recovered at the next start.
+//! - SIGHUP re-reads the config file. What changes without a restart: `[parse]`
+//!   (time zone and limits, for files read from then on), `[output] batch_records`
+//!   and `batch_ms`, and `[log] level`. Everything else (folders, paths, rotation,
+//!   watch mode and globs, workers, the HTTP address) is read at start only; a
+//!   SIGHUP that changes one of them logs a warning naming it.
+//! - Logs go to stderr, human-readable or JSON (`--log-format json`), at the level of
+//!   `RUST_LOG` or else `[log] level`; a summary line is logged every minute.
+//! - `run --once` shows a progress bar (files/s, ETA) when stderr is a terminal.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+
+use crate::cli::LogFormat;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::pipeline::{self, Stop};
+use crate::pipeline::{self, Shared, Stop};
+
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+/// Installs the global logger; returns a handle to change its level (none when
+/// `RUST_LOG` rules).
+fn init_logging(format: LogFormat, level: &str) -> Option<FilterHandle> {
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match &from_env {
+        Some(v) => EnvFilter::new(v),
+        None => EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Human => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
+    from_env.is_none().then_some(handle)
+}
 
 /// Runs the daemon (or one pass with `once`) and returns the exit code.
-pub fn run(cfg: Config, once: bool) -> ExitCode {
+/// `config_path` is re-read on SIGHUP; `overrides` re-applies the command-line flags.
+pub fn run(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    overrides: impl Fn(&mut Config) + Send + 'static,
+    once: bool,
+    log_format: LogFormat,
+) -> ExitCode {
+    let log_handle = init_logging(log_format, &cfg.log.level);
     let workers = if cfg.pipeline.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -34,49 +79,75 @@ pub fn run(cfg: Config, once: bool) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let metrics = Arc::new(Metrics::default());
+        let (shared, reload_tx) = Shared::new(&cfg);
+        let metrics = shared.metrics.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let now = Arc::new(AtomicBool::new(false));
-        let signals = {
-            let now = now.clone();
-            tokio::spawn(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                    tracing::error!("cannot install signal handlers");
-                    return;
-                };
-                let mut count = 0;
-                loop {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                    count += 1;
-                    if count == 1 {
-                        tracing::info!("stopping: finishing the files in flight (signal again to stop at once)");
-                        let _ = stop_tx.send(true);
-                    } else {
-                        now.store(true, Ordering::Relaxed);
-                        tracing::warn!("stopping at once; uncommitted work is recovered at the next start");
-                        std::process::exit(130);
-                    }
-                }
-            })
-        };
+        let signals = tokio::spawn(signal_loop(
+            stop_tx,
+            now.clone(),
+            cfg.clone(),
+            config_path,
+            overrides,
+            reload_tx,
+            log_handle,
+        ));
         let stop = Stop {
-            graceful: stop_rx,
+            graceful: stop_rx.clone(),
             now,
         };
+        let http = if cfg.http.listen.is_empty() {
+            None
+        } else {
+            match cfg.http.listen.parse() {
+                Ok(addr) => {
+                    let shared = shared.clone();
+                    let stop = stop_rx.clone();
+                    Some(tokio::spawn(async move {
+                        if let Err(e) = crate::http::serve(addr, shared, stop).await {
+                            tracing::error!(%addr, error = %e, "HTTP listener failed");
+                        }
+                    }))
+                }
+                Err(e) => {
+                    eprintln!("wirewatch: http.listen {:?}: {e}", cfg.http.listen);
+                    return ExitCode::from(2);
+                }
+            }
+        };
+        let progress =
+            (once && std::io::stderr().is_terminal()).then(|| progress_bar(metrics.clone()));
+        let summaries = (!once).then(|| {
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    tracing::info!("summary: {}", metrics.summary());
+                }
+            })
+        });
         if !once {
             tracing::info!(
                 watch = %cfg.watch.dir.display(),
                 output = %cfg.output.path,
                 state = %cfg.state.dir.display(),
-                "wirewatch running"
+                "wirewatch starting"
             );
         }
-        let result = pipeline::run(&cfg, once, stop, metrics.clone()).await;
+        let result = pipeline::run(&cfg, once, stop, shared).await;
         signals.abort();
+        if let Some(s) = summaries {
+            s.abort();
+        }
+        if let Some((bar, task)) = progress {
+            task.abort();
+            bar.finish_and_clear();
+        }
+        if let Some(h) = http {
+            h.abort();
+        }
         match result {
             Ok(()) => {
                 if once {
@@ -92,4 +163,132 @@ pub fn run(cfg: Config, once: bool) -> ExitCode {
             }
         }
     })
+}
+
+fn progress_bar(
+    metrics: Arc<crate::metrics::Metrics>,
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files ({per_sec}, ETA {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let done = metrics.emitted.get()
+                + metrics.duplicates.get()
+                + metrics.stale.get()
+                + metrics.unchanged.get()
+                + metrics.rejected_total();
+            b.set_length(metrics.files_seen.get());
+            b.set_position(done);
+            b.set_message(format!("{} emitted", metrics.emitted.get()));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (bar, task)
+}
+
+async fn signal_loop(
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    now: Arc<AtomicBool>,
+    mut current: Config,
+    config_path: Option<PathBuf>,
+    overrides: impl Fn(&mut Config),
+    reload_tx: tokio::sync::watch::Sender<Arc<Config>>,
+    log_handle: Option<FilterHandle>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {
+                reload(&mut current, config_path.as_deref(), &overrides, &reload_tx, log_handle.as_ref());
+                continue;
+            }
+        }
+        count += 1;
+        if count == 1 {
+            tracing::info!(
+                "stopping: finishing the files in flight (signal again to stop at once)"
+            );
+            let _ = stop_tx.send(true);
+        } else {
+            now.store(true, Ordering::Relaxed);
+            tracing::warn!("stopping at once; uncommitted work is recovered at the next start");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// SIGHUP: re-reads the config and applies what can change while running.
+fn reload(
+    current: &mut Config,
+    path: Option<&std::path::Path>,
+    overrides: &impl Fn(&mut Config),
+    reload_tx: &tokio::sync::watch::Sender<Arc<Config>>,
+    log_handle: Option<&FilterHandle>,
+) {
+    let mut next = match Config::load(path) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: config not reloaded");
+            return;
+        }
+    };
+    overrides(&mut next);
+    let restart_only = [
+        ("watch", current.watch != next.watch),
+        ("output.path", current.output.path != next.output.path),
+        (
+            "output.rejects",
+            current.output.rejects != next.output.rejects,
+        ),
+        (
+            "output.rotate_*",
+            (
+                current.output.rotate_bytes,
+                current.output.rotate_secs,
+                current.output.rotate_keep,
+            ) != (
+                next.output.rotate_bytes,
+                next.output.rotate_secs,
+                next.output.rotate_keep,
+            ),
+        ),
+        ("state", current.state != next.state),
+        ("pipeline", current.pipeline != next.pipeline),
+        ("http", current.http != next.http),
+    ];
+    for (key, changed) in restart_only {
+        if changed {
+            tracing::warn!(key, "SIGHUP: this setting changes only at the next start");
+        }
+    }
+    if let Some(h) = log_handle {
+        if current.log != next.log {
+            match EnvFilter::try_new(&next.log.level) {
+                Ok(f) => {
+                    let _ = h.reload(f);
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: bad log.level"),
+            }
+        }
+    }
+    tracing::info!("SIGHUP: configuration reloaded ([parse], [output] batch_*, [log] level)");
+    *current = next.clone();
+    let _ = reload_tx.send(Arc::new(next));
 }

@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod dedupe;
 pub mod diff;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod parse;
 pub mod pipeline;

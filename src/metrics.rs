@@ -1,51 +1,38 @@
-//! Counters every stage reports: files seen, outcomes, rescans, bytes written.
+//! Counters, gauges and histograms every stage reports, and their Prometheus
+//! exposition (`GET /metrics`).
 //!
-//! Plain atomics, cheap enough for the hot path; the summary line of `run --once`
-//! and the periodic log line read them.
+//! The values are `prometheus-client` metrics: atomics, cheap on the hot path, shared
+//! by cloning. The `run --once` summary line, the periodic log line and the HTTP
+//! endpoint all read the same values.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 
 use crate::error::RejectKind;
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+/// Label set of `wirewatch_rejected_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Reject kind, e.g. `empty`.
+    pub kind: String,
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    /// Sets the value.
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-
-    /// Current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+/// Label set of `wirewatch_queue_depth`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    /// `watch` (files waiting to be read), `read` (files being read and parsed),
+    /// `commit` (outcomes waiting for the committer).
+    pub stage: String,
 }
 
-/// All counters of one daemon.
-#[derive(Debug, Default)]
+/// All metrics of one daemon.
+#[derive(Debug, Clone)]
 pub struct Metrics {
     /// Paths the watcher handed to the readers.
     pub files_seen: Counter,
@@ -59,29 +46,88 @@ pub struct Metrics {
     pub stale: Counter,
     /// Files already processed with the same content (skipped).
     pub unchanged: Counter,
-    /// Files rejected, by kind (index = position in [`RejectKind::ALL`]).
-    pub rejected: [Counter; RejectKind::ALL.len()],
+    /// Files rejected, by kind.
+    pub rejected: Family<KindLabel, Counter>,
     /// Full rescans of the watched folder (overflow, folder recreated).
     pub rescans: Counter,
     /// Bytes appended to the output.
     pub output_bytes: Counter,
     /// Batches committed.
     pub commits: Counter,
-    /// Unix milliseconds of the last commit.
-    pub last_commit_ms: Gauge,
+    /// Unix time (seconds) of the last commit; 0 before the first.
+    pub last_commit: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Items waiting in each stage's queue.
+    pub queue_depth: Family<StageLabel, Gauge>,
+    /// Seconds from the watcher noticing a file to its record being durable.
+    pub latency: Histogram,
+    /// Articles in the dedupe state.
+    pub state_articles: Gauge,
+    /// Processed files remembered in the state.
+    pub state_files: Gauge,
+    /// Size of the state database file, bytes.
+    pub state_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            files_seen: Counter::default(),
+            emitted: Counter::default(),
+            updates: Counter::default(),
+            duplicates: Counter::default(),
+            stale: Counter::default(),
+            unchanged: Counter::default(),
+            rejected: Family::default(),
+            rescans: Counter::default(),
+            output_bytes: Counter::default(),
+            commits: Counter::default(),
+            last_commit: Gauge::default(),
+            queue_depth: Family::default(),
+            // 0.5 ms … ~16 s
+            latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            state_articles: Gauge::default(),
+            state_files: Gauge::default(),
+            state_bytes: Gauge::default(),
+        }
+    }
 }
 
 impl Metrics {
+    /// A new set, shared.
+    pub fn shared() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
     /// Counts a rejection.
     pub fn reject(&self, kind: RejectKind) {
-        if let Some(i) = RejectKind::ALL.iter().position(|k| *k == kind) {
-            self.rejected[i].inc();
-        }
+        self.rejected
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_owned(),
+            })
+            .inc();
     }
 
     /// Total rejections.
     pub fn rejected_total(&self) -> u64 {
-        self.rejected.iter().map(Counter::get).sum()
+        RejectKind::ALL
+            .iter()
+            .map(|k| {
+                self.rejected
+                    .get_or_create(&KindLabel {
+                        kind: k.as_str().to_owned(),
+                    })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// Sets a stage's queue depth.
+    pub fn set_depth(&self, stage: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&StageLabel {
+                stage: stage.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// The one-line summary printed by `run --once`.
@@ -96,5 +142,95 @@ impl Metrics {
             self.rejected_total(),
             self.unchanged.get()
         )
+    }
+
+    /// A registry exposing every metric under the `wirewatch_` prefix.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("wirewatch");
+        r.register(
+            "files_seen",
+            "Files handed from the watcher to the readers",
+            self.files_seen.clone(),
+        );
+        r.register(
+            "records_emitted",
+            "Records written to the output",
+            self.emitted.clone(),
+        );
+        r.register(
+            "updates",
+            "Emitted records with revision > 1",
+            self.updates.clone(),
+        );
+        r.register(
+            "duplicates",
+            "Versions dropped: same stamp as the newest emitted",
+            self.duplicates.clone(),
+        );
+        r.register(
+            "stale",
+            "Versions dropped: older than the newest emitted",
+            self.stale.clone(),
+        );
+        r.register(
+            "unchanged",
+            "Files skipped: already processed with the same content",
+            self.unchanged.clone(),
+        );
+        r.register("rejected", "Files rejected, by kind", self.rejected.clone());
+        r.register(
+            "rescans",
+            "Full rescans of the watched folder",
+            self.rescans.clone(),
+        );
+        r.register(
+            "output_bytes",
+            "Bytes appended to the output",
+            self.output_bytes.clone(),
+        );
+        r.register(
+            "commits",
+            "Batches committed (output durable, state written)",
+            self.commits.clone(),
+        );
+        r.register(
+            "last_commit_timestamp_seconds",
+            "Unix time of the last commit",
+            self.last_commit.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Items waiting in each stage's queue",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "watch_to_sink_seconds",
+            "Latency from the watcher noticing a file to its record being durable",
+            self.latency.clone(),
+        );
+        r.register(
+            "state_articles",
+            "Articles in the dedupe state",
+            self.state_articles.clone(),
+        );
+        r.register(
+            "state_files",
+            "Processed files remembered in the state",
+            self.state_files.clone(),
+        );
+        r.register(
+            "state_bytes",
+            "Size of the state database file",
+            self.state_bytes.clone(),
+        );
+        r
+    }
+
+    /// Prometheus text exposition of a registry.
+    pub fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+        out
     }
 }

@@ -309,6 +309,91 @@ pub fn build_record(
     Ok(record)
 }
 
+/// What the HTTP endpoints and the signal handlers share with the pipeline.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// Liveness of the stages.
+    pub health: Arc<Health>,
+    /// Emitted records, for live subscribers (`GET /events`). Sending never waits.
+    pub events: tokio::sync::broadcast::Sender<Arc<Event>>,
+    /// Settings that SIGHUP may change: parse options and batch sizes.
+    pub reload: watch::Receiver<Arc<Config>>,
+}
+
+impl Shared {
+    /// A context for a pipeline that nobody else watches (tests, `--once`).
+    pub fn new(cfg: &Config) -> (Shared, watch::Sender<Arc<Config>>) {
+        let (tx, rx) = watch::channel(Arc::new(cfg.clone()));
+        let shared = Shared {
+            metrics: Metrics::shared(),
+            health: Arc::new(Health::default()),
+            events: tokio::sync::broadcast::channel(1024).0,
+            reload: rx,
+        };
+        (shared, tx)
+    }
+}
+
+/// One emitted record, for live subscribers.
+#[derive(Debug)]
+pub struct Event {
+    /// The JSON line as written to the output (without the newline).
+    pub line: String,
+    /// The same record as a JSON value, for filters.
+    pub value: serde_json::Value,
+}
+
+/// Liveness of the stages, read by `GET /health`.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The watcher task is running.
+    pub watcher_alive: std::sync::atomic::AtomicBool,
+    /// The committer is running.
+    pub committer_alive: std::sync::atomic::AtomicBool,
+    /// The last error of a commit that is still being retried.
+    pub sink_error: std::sync::Mutex<Option<String>>,
+    /// Outcomes waiting for the committer (work in progress).
+    pub backlog: std::sync::atomic::AtomicUsize,
+    /// The pipeline has recovered its state and started its stages.
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    /// `Ok` when healthy, else the reasons. `last_commit` is Unix seconds (0: none);
+    /// a backlog that has not been committed for `stall` is unhealthy.
+    pub fn check(&self, last_commit: f64, now: f64, stall: f64) -> Result<(), Vec<String>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut why = Vec::new();
+        if !self.ready.load(Relaxed) {
+            return Err(vec!["starting: opening and recovering the state".to_owned()]);
+        }
+        if !self.watcher_alive.load(Relaxed) {
+            why.push("watcher is not running".to_owned());
+        }
+        if !self.committer_alive.load(Relaxed) {
+            why.push("committer is not running".to_owned());
+        }
+        if let Ok(guard) = self.sink_error.lock() {
+            if let Some(e) = guard.as_ref() {
+                why.push(format!("cannot commit: {e}"));
+            }
+        }
+        if self.backlog.load(Relaxed) > 0 && last_commit > 0.0 && now - last_commit > stall {
+            why.push(format!(
+                "work is waiting and nothing was committed for {:.0} s",
+                now - last_commit
+            ));
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why)
+        }
+    }
+}
+
 /// The outputs the committer writes to.
 pub struct Outputs {
     /// Records.
@@ -322,6 +407,7 @@ pub struct Committer {
     dedupe: Dedupe,
     outputs: Outputs,
     metrics: Arc<Metrics>,
+    shared: Shared,
     last_expiry: Instant,
     expire_after: i64,
 }
@@ -332,9 +418,10 @@ impl Committer {
     pub fn start(
         store: Arc<Store>,
         mut outputs: Outputs,
-        metrics: Arc<Metrics>,
+        shared: Shared,
         expire_days: u32,
     ) -> Result<Committer, PipelineError> {
+        let metrics = shared.metrics.clone();
         let mut dedupe = Dedupe::new(store.clone());
         let now = Timestamp::now().as_second();
         let lines = outputs.records.recover(store.committed("output")?)?;
@@ -392,9 +479,38 @@ impl Committer {
             dedupe,
             outputs,
             metrics,
+            shared,
             last_expiry: Instant::now(),
             expire_after: i64::from(expire_days) * 86_400,
         })
+    }
+
+    /// Rotates the records output when its policy says so, after a commit: every
+    /// line of the old file is already in the state, so a crash at any point of the
+    /// rotation loses and doubles nothing.
+    fn rotate(&mut self) -> Result<(), PipelineError> {
+        if let Some(pos) = self.outputs.records.rotate_if_due()? {
+            self.dedupe.pending_mut().output = Some(pos);
+            self.dedupe.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the state gauges (articles, files, database size).
+    pub fn refresh_state_metrics(&self) {
+        if let Ok((a, f)) = self.dedupe.store().counts() {
+            self.metrics
+                .state_articles
+                .set(i64::try_from(a).unwrap_or(i64::MAX));
+            self.metrics
+                .state_files
+                .set(i64::try_from(f).unwrap_or(i64::MAX));
+        }
+        if let Ok(m) = std::fs::metadata(self.dedupe.store().path()) {
+            self.metrics
+                .state_bytes
+                .set(i64::try_from(m.len()).unwrap_or(i64::MAX));
+        }
     }
 
     /// True when this exact file version (path, size, mtime, content) was already
@@ -417,6 +533,9 @@ impl Committer {
         let mut out = Vec::with_capacity(batch.len() * 4096);
         let mut rej = Vec::new();
         let (mut emitted, mut updates) = (0u64, 0u64);
+        let mut noticed_emitted = Vec::new();
+        let mut events = Vec::new();
+        let live = self.shared.events.receiver_count() > 0;
         for mut o in batch {
             // The same file can be handed over twice (a rescan racing an event): the
             // second time, it is already known.
@@ -427,15 +546,24 @@ impl Committer {
             }
             match o {
                 Outcome::Parsed {
-                    mut record, file, ..
+                    mut record,
+                    file,
+                    noticed,
                 } => {
                     let verdict = self.dedupe.judge(&mut record, now)?;
                     match verdict {
                         Verdict::Emit { revision, .. } => {
+                            let start = out.len();
                             serde_json::to_writer(&mut out, &record).map_err(|e| {
                                 PipelineError::Internal(format!("serialize record: {e}"))
                             })?;
+                            if live {
+                                let line = String::from_utf8_lossy(&out[start..]).into_owned();
+                                let value = serde_json::to_value(&*record).unwrap_or_default();
+                                events.push(Event { line, value });
+                            }
                             out.push(b'\n');
+                            noticed_emitted.push(noticed);
                             emitted += 1;
                             if revision > 1 {
                                 updates += 1;
@@ -507,6 +635,9 @@ impl Committer {
             match step {
                 Ok(()) => break,
                 Err(e) => {
+                    if let Ok(mut g) = self.shared.health.sink_error.lock() {
+                        *g = Some(e.to_string());
+                    }
                     if stop_now.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err(e);
                     }
@@ -516,13 +647,24 @@ impl Committer {
                 }
             }
         }
-        self.metrics.emitted.add(emitted);
-        self.metrics.updates.add(updates);
-        self.metrics.output_bytes.add(out.len() as u64);
+        if let Ok(mut g) = self.shared.health.sink_error.lock() {
+            *g = None;
+        }
+        for n in noticed_emitted {
+            self.metrics.latency.observe(n.elapsed().as_secs_f64());
+        }
+        for e in events {
+            // No subscriber, or a lagging one: never waits.
+            let _ = self.shared.events.send(Arc::new(e));
+        }
+        self.metrics.emitted.inc_by(emitted);
+        self.metrics.updates.inc_by(updates);
+        self.metrics.output_bytes.inc_by(out.len() as u64);
         self.metrics.commits.inc();
         self.metrics
-            .last_commit_ms
-            .set(u64::try_from(Timestamp::now().as_millisecond()).unwrap_or(0));
+            .last_commit
+            .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+        self.rotate()?;
         if self.last_expiry.elapsed() > Duration::from_secs(3600) {
             self.last_expiry = Instant::now();
             let n = self.dedupe.store().expire(now - self.expire_after)?;
@@ -548,23 +690,28 @@ pub async fn run(
     cfg: &Config,
     once: bool,
     stop: Stop,
-    metrics: Arc<Metrics>,
+    shared: Shared,
 ) -> Result<(), PipelineError> {
+    let metrics = shared.metrics.clone();
     let opts = cfg.parse_options(None)?;
     let wopts = WatchOptions::from_config(&cfg.watch)?;
     let store = Arc::new(Store::open(&cfg.state.dir, 32 << 20)?);
     let records: Box<dyn Sink> = if cfg.output.path == "-" {
         Box::new(StdoutSink::default())
     } else {
-        Box::new(FileSink::open(Path::new(&cfg.output.path))?)
+        Box::new(
+            FileSink::open(Path::new(&cfg.output.path))?
+                .with_rotation(crate::sink::Rotation::from_config(&cfg.output)),
+        )
     };
     let rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
     let committer = Committer::start(
         store.clone(),
         Outputs { records, rejects },
-        metrics.clone(),
+        shared.clone(),
         cfg.state.expire_days,
     )?;
+    committer.refresh_state_metrics();
     // Forget files that left the folder, so the state stays the size of the folder.
     let root = wopts.root.clone();
     let gone = store.retain_files(|k| {
@@ -586,50 +733,106 @@ pub async fn run(
     let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(cap);
 
-    let watch_task = tokio::spawn(watcher::run(
-        wopts.clone(),
-        cand_tx,
-        once,
-        stop.graceful.clone(),
-        metrics.clone(),
-    ));
+    let health = shared.health.clone();
+    health
+        .watcher_alive
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    health
+        .committer_alive
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    health
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let watch_task = {
+        let health = health.clone();
+        let fut = watcher::run(
+            wopts.clone(),
+            cand_tx,
+            once,
+            stop.graceful.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let r = fut.await;
+            health
+                .watcher_alive
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            r
+        })
+    };
 
-    let ctx = Arc::new(ReaderContext {
+    let base = ReaderContext {
         opts,
         store: store.clone(),
         root: wopts.root.clone(),
         settle: wopts.settle,
-    });
-    let dispatcher = tokio::spawn(async move {
-        while let Some(c) = cand_rx.recv().await {
-            let ctx = ctx.clone();
-            let h = tokio::task::spawn_blocking(move || examine(&c.path, &ctx));
-            if job_tx.send(h).await.is_err() {
-                break;
-            }
-        }
-    });
-    let orderer = tokio::spawn(async move {
-        while let Some(h) = job_rx.recv().await {
-            match h.await {
-                Ok(o) => {
-                    if out_tx.send(o).await.is_err() {
-                        break;
+    };
+    let mut reload = shared.reload.clone();
+    let dispatcher = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut ctx = Arc::new(base);
+            while let Some(c) = cand_rx.recv().await {
+                metrics.set_depth("watch", cand_rx.len());
+                if reload.has_changed().unwrap_or(false) {
+                    let cfg = reload.borrow_and_update().clone();
+                    match cfg.parse_options(None) {
+                        Ok(opts) => {
+                            let mut next = (*ctx).clone();
+                            next.opts = opts;
+                            ctx = Arc::new(next);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reloaded parse settings are invalid; keeping the old ones")
+                        }
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "a reader task failed"),
+                let ctx = ctx.clone();
+                let h = tokio::task::spawn_blocking(move || {
+                    let mut o = examine(&c.path, &ctx);
+                    if let Outcome::Parsed { noticed, .. } = &mut o {
+                        *noticed = c.noticed;
+                    }
+                    o
+                });
+                if job_tx.send(h).await.is_err() {
+                    break;
+                }
             }
-        }
-    });
+        })
+    };
+    let orderer = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while let Some(h) = job_rx.recv().await {
+                metrics.set_depth("read", job_rx.len());
+                match h.await {
+                    Ok(o) => {
+                        if out_tx.send(o).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "a reader task failed"),
+                }
+            }
+        })
+    };
 
-    let batch_max = cfg.output.batch_records;
-    let batch_wait = Duration::from_millis(cfg.output.batch_ms);
     let stop_now = stop.now.clone();
     let mut committer = Some(committer);
     let mut result = Ok(());
+    let mut last_state_refresh = Instant::now();
+    let reload = shared.reload.clone();
     'outer: loop {
         let Some(first) = out_rx.recv().await else {
             break;
+        };
+        let (batch_max, batch_wait) = {
+            let c = reload.borrow();
+            (
+                c.output.batch_records,
+                Duration::from_millis(c.output.batch_ms),
+            )
         };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + batch_wait;
@@ -645,13 +848,30 @@ pub async fn run(
                 }
             }
         }
-        let Some(mut c) = committer.take() else { break };
+        metrics.set_depth("commit", out_rx.len());
+        health.backlog.store(
+            batch.len() + out_rx.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let Some(mut c) = committer.take() else {
+            break;
+        };
         let stop_now = stop_now.clone();
+        let refresh = last_state_refresh.elapsed() > Duration::from_secs(5);
+        if refresh {
+            last_state_refresh = Instant::now();
+        }
         let joined = tokio::task::spawn_blocking(move || {
             let r = c.process(batch, &stop_now);
+            if refresh {
+                c.refresh_state_metrics();
+            }
             (c, r)
         })
         .await;
+        health
+            .backlog
+            .store(out_rx.len(), std::sync::atomic::Ordering::Relaxed);
         match joined {
             Ok((c, r)) => {
                 committer = Some(c);
@@ -665,6 +885,12 @@ pub async fn run(
                 break 'outer;
             }
         }
+    }
+    health
+        .committer_alive
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = &committer {
+        c.refresh_state_metrics();
     }
     drop(out_rx);
     let _ = orderer.await;

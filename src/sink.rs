@@ -41,6 +41,39 @@ pub trait Sink: Send {
     /// After a start: returns the complete lines past `committed` (written before a
     /// crash, not yet in the state) and cuts an incomplete last line.
     fn recover(&mut self, committed: Committed) -> Result<Vec<String>, SinkError>;
+
+    /// Rotates the output when its policy says so. Called only after a commit;
+    /// returns the new position when it rotated.
+    fn rotate_if_due(&mut self) -> Result<Option<Committed>, SinkError> {
+        Ok(None)
+    }
+}
+
+/// When to rotate a file output: by size, by age, or both (0 = off), and how many
+/// rotated files to keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate once the file reaches this many bytes.
+    pub max_bytes: u64,
+    /// Rotate once the file has been written to for this many seconds.
+    pub max_secs: u64,
+    /// Rotated files to keep (oldest deleted first); 0 keeps all.
+    pub keep: usize,
+}
+
+impl Rotation {
+    /// The policy of `[output]`.
+    pub fn from_config(c: &crate::config::OutputConfig) -> Rotation {
+        Rotation {
+            max_bytes: c.rotate_bytes,
+            max_secs: c.rotate_secs,
+            keep: c.rotate_keep,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.max_bytes > 0 || self.max_secs > 0
+    }
 }
 
 /// Appends to a file; fsyncs every batch.
@@ -51,6 +84,8 @@ pub struct FileSink {
     /// End of the last durable batch.
     end: u64,
     identity: (u64, u64),
+    rotation: Rotation,
+    opened: std::time::Instant,
 }
 
 impl FileSink {
@@ -75,7 +110,67 @@ impl FileSink {
             file,
             end: meta.len(),
             identity: (meta.dev(), meta.ino()),
+            rotation: Rotation::default(),
+            opened: std::time::Instant::now(),
         })
+    }
+
+    /// Sets the rotation policy.
+    pub fn with_rotation(mut self, rotation: Rotation) -> FileSink {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Renames the file to `<name>.<UTC time>` and starts a new one; deletes the
+    /// oldest rotated files beyond `keep`.
+    pub fn rotate(&mut self) -> Result<Committed, SinkError> {
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%S%.3fZ")
+            .to_string();
+        let mut target = PathBuf::from(format!("{}.{stamp}", self.path.display()));
+        let mut n = 1;
+        while target.exists() {
+            target = PathBuf::from(format!("{}.{stamp}-{n}", self.path.display()));
+            n += 1;
+        }
+        std::fs::rename(&self.path, &target).map_err(|e| self.io(e))?;
+        let fresh = FileSink::open(&self.path)?;
+        self.file = fresh.file;
+        self.end = fresh.end;
+        self.identity = fresh.identity;
+        self.opened = std::time::Instant::now();
+        tracing::info!(path = %self.path.display(), rotated = %target.display(), "output rotated");
+        if self.rotation.keep > 0 {
+            self.prune();
+        }
+        Ok(self.position())
+    }
+
+    fn prune(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut rotated: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        rotated.sort();
+        let excess = rotated.len().saturating_sub(self.rotation.keep);
+        for old in rotated.into_iter().take(excess) {
+            if let Err(e) = std::fs::remove_file(&old) {
+                tracing::warn!(path = %old.display(), error = %e, "cannot delete an old rotated output");
+            }
+        }
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -117,6 +212,19 @@ impl Sink for FileSink {
         self.file.sync_data().map_err(|e| self.io(e))?;
         self.end += lines.len() as u64;
         Ok(self.position())
+    }
+
+    fn rotate_if_due(&mut self) -> Result<Option<Committed>, SinkError> {
+        let r = self.rotation;
+        if !r.enabled() || self.end == 0 {
+            return Ok(None);
+        }
+        let by_size = r.max_bytes > 0 && self.end >= r.max_bytes;
+        let by_age = r.max_secs > 0 && self.opened.elapsed().as_secs() >= r.max_secs;
+        if by_size || by_age {
+            return self.rotate().map(Some);
+        }
+        Ok(None)
     }
 
     fn recover(&mut self, committed: Committed) -> Result<Vec<String>, SinkError> {
@@ -219,6 +327,29 @@ mod tests {
         assert_eq!(c.offset, 24);
         // Nothing past the end: nothing to adopt.
         assert!(s.recover(c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rotation_by_size_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let mut s = FileSink::open(&path).unwrap().with_rotation(Rotation {
+            max_bytes: 10,
+            max_secs: 0,
+            keep: 2,
+        });
+        for i in 0..5 {
+            s.append(format!("{{\"n\":{i}}}\n").as_bytes()).unwrap();
+            let rotated = s.rotate_if_due().unwrap();
+            assert!(rotated.is_none_or(|c| c.offset == 0));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("a.jsonl."))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

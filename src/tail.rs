@@ -828,15 +828,54 @@ impl Opened {
     }
 }
 
+/// Rotated siblings of `path` (`<name>.<suffix>` in the same folder) written after the
+/// file `old` (found among them by identity) and other than `new`, oldest first by
+/// modification time: the files a poll missed when the output rotated more than once
+/// between two polls. Empty when `old` is not among the siblings (rotated elsewhere).
+fn skipped_rotations(path: &Path, old: (u64, u64), new: (u64, u64)) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut siblings: Vec<(std::time::SystemTime, PathBuf, (u64, u64))> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, e.path(), (m.dev(), m.ino())))
+        })
+        .collect();
+    siblings.sort();
+    let Some(at) = siblings.iter().position(|s| s.2 == old) else {
+        return Vec::new();
+    };
+    siblings
+        .into_iter()
+        .skip(at + 1)
+        .filter(|s| s.2 != new && s.2 != old)
+        .map(|s| s.1)
+        .collect()
+}
+
 /// Reads complete lines from a file by path; with `follow`, across rotation by
 /// rename, truncation, and a file that does not exist yet.
 ///
 /// Rotation: when the path names a new file, the old one is read to its end through
 /// the handle still open (records written just before the rename are not lost), then
 /// the new one from offset 0. While the path is missing (renamed away, new file not
-/// yet created) the old handle keeps being read. Limits, as for `tail -F`: two
-/// rotations within one poll skip the file in between; a copytruncate that is
-/// refilled past the old size before a poll sees the shrink cannot be detected.
+/// yet created) the old handle keeps being read. When the output rotated more than
+/// once between two polls, the files in between are found among the rotated
+/// siblings (`<name>.*`, ordered by modification time) and read too. Limit: a
+/// copytruncate that is refilled past the old size before a poll sees the shrink
+/// cannot be detected.
 #[derive(Debug)]
 pub struct FileTail {
     path: PathBuf,
@@ -924,6 +963,18 @@ impl FileTail {
                 path.display(),
                 cur.pending.len()
             ));
+        }
+        // Files rotated in and out between two polls: read them too, oldest first.
+        for skipped in skipped_rotations(&path, cur.identity, new.identity) {
+            if let Ok(f) = File::open(&skipped) {
+                let mut o = Opened::new(f, &skipped)?;
+                while o.read_chunk(buf, &skipped, out)? > 0 {}
+                warn(format_args!(
+                    "{}: read {} rotated in and out between two polls",
+                    path.display(),
+                    skipped.display()
+                ));
+            }
         }
         warn(format_args!(
             "{}: file replaced (rotated); following the new file",

@@ -304,8 +304,12 @@ impl State {
     }
 }
 
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// Identity of the watched folder: device, inode and birth time (a folder deleted
+/// and recreated may get the same inode number back, never the same birth time).
+fn identity(path: &Path) -> Option<(u64, u64, Option<SystemTime>)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.created().ok()))
 }
 
 /// Runs the watcher until `stop` turns true (or, with `once`, until the files present
@@ -366,6 +370,7 @@ pub async fn run(
             };
             let mut watcher = Some(make(&root)?);
             let mut watched_id = identity(&root);
+            tracing::info!(watch = %root.display(), mode = "events", "wirewatch running");
             if !st.scan(root.clone()).await {
                 return Ok(());
             }
@@ -380,7 +385,13 @@ pub async fn run(
                     ev = ev_rx.recv() => {
                         let Some(ev) = ev else { break };
                         let ok = match ev {
-                            Ok(ev) => handle_event(&mut st, ev).await,
+                            Ok(ev) => {
+                                if matches!(ev.kind, EventKind::Remove(_)) && ev.paths.iter().any(|p| p == &root) {
+                                    // The folder itself is gone: look again at the next tick.
+                                    watched_id = None;
+                                }
+                                handle_event(&mut st, ev).await
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "file-system event error; rescanning");
                                 st.metrics.rescans.inc();
@@ -391,7 +402,7 @@ pub async fn run(
                     }
                     _ = ticker.tick() => {
                         if !st.flush_settled().await { break; }
-                        if last_root_check.elapsed() >= Duration::from_millis(500) {
+                        if watched_id.is_none() || last_root_check.elapsed() >= Duration::from_millis(500) {
                             last_root_check = Instant::now();
                             let now_id = identity(&root);
                             if now_id != watched_id {
@@ -465,6 +476,7 @@ async fn handle_event(st: &mut State, ev: notify::Event) -> bool {
 }
 
 async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), WatchError> {
+    tracing::info!(watch = %st.opts.root.display(), mode = "poll", "wirewatch running");
     // path → (size, mtime) of what was already sent.
     let mut sent: HashMap<PathBuf, (u64, i128)> = HashMap::new();
     let mut ticker = tokio::time::interval(st.opts.poll_interval);
