@@ -294,7 +294,7 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
 }
 
 /// The extract stage, applied by the readers after parsing.
-fn enrich(_record: &mut Record) {}
+pub fn enrich(_record: &mut Record) {}
 
 /// Reads, parses and enriches one file: what `check` prints and what the daemon's
 /// readers produce (before dedupe).
