@@ -127,7 +127,8 @@ pub fn check(
         let result =
             parse::read_file(path, &opts.limits).and_then(|f| parse::parse(&f, reference, &opts));
         match result {
-            Ok(record) => {
+            Ok(mut record) => {
+                crate::extract::extract(&mut record);
                 let line = match serde_json::to_string(&record) {
                     Ok(l) => l,
                     Err(e) => return fail(format_args!("cannot serialize record: {e}")),
