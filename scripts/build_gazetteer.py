@@ -25,8 +25,13 @@ one record a line, `#` lines are comments):
                                  (cities); flags: `C` national capital, `a` the name is
                                  also a common word or a person's name (needs context).
                                  Several P lines with one key are candidates, best first.
-  W word flags                   lexicon: `c` common lower-case English word, `f` first
-                                 name, `s` frequent surname.
+  W word flags                   lexicon: `c` common lower-case English word (the default
+                                 when the field is absent), `f` first name, `s` frequent
+                                 surname. W lines are ordered by hash bucket (the top
+                                 WORD_BUCKET_BITS bits of the 64-bit FNV-1a hash of the
+                                 word's UTF-8 bytes), then by word, so that the loader
+                                 builds its lookup table in one pass without hashing
+                                 collisions or rehashing.
   D demonym key                  a demonym or country adjective and the place key it names.
 """
 
@@ -42,6 +47,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "data", "gazetteer.tsv")
 
 SURNAMES_TOP = 20000
+WORD_BUCKET_BITS = 18  # must match WORD_BUCKET_BITS in src/extract/gazetteer.rs
+
+
+def fnv1a64(s):
+    h = 0xCBF29CE484222325
+    for b in s.encode("utf-8"):
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def bucket(word):
+    return fnv1a64(word) >> (64 - WORD_BUCKET_BITS)
 FIRST_NAME_MIN_PCT = 0.0  # keep every census first name
 
 
@@ -290,7 +308,7 @@ def main():
         lex[w] = lex.get(w, "") + "f"
     for w in surnames:
         lex[w] = lex.get(w, "") + "s"
-    for w in sorted(lex):
+    for w in sorted(lex, key=lambda w: (bucket(w), w)):
         flags = lex[w]
         lines.append(f"W\t{w}\t{flags}" if flags != "c" else f"W\t{w}")
 

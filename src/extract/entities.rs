@@ -136,7 +136,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     fn chunk_word(&self, i: usize) -> bool {
         let t = self.tok(i);
-        t.cap_word() && !self.excluded[i] && !(t.has(flag::STOP) && !t.is(shape::ALLCAPS))
+        t.cap_word() && !self.excluded[i] && (t.is(shape::ALLCAPS) || !t.has(flag::STOP))
     }
 
     fn joiner(&self, i: usize) -> bool {
@@ -367,7 +367,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
             && i + 1 < limit
             && self.tok(i + 1).cap_word()
             && !self.tok(i + 1).is(shape::INITIAL)
-            && !self.tok(i.wrapping_sub(1)).is(shape::INITIAL)
+            && (i == 0 || !self.tok(i - 1).is(shape::INITIAL))
         {
             return Some((None, Some(i), i + 1));
         }
@@ -569,12 +569,11 @@ impl<'d, 'a> Scanner<'d, 'a> {
                         break;
                     }
                 }
-            } else if self.is_big_place(j) && !t.has(flag::SURNAME) && !t.has(flag::FIRST) {
-                break;
-            } else if !titled
-                && t.has(flag::COMMON)
-                && !t.has(flag::SURNAME | flag::FIRST)
-                && !self.anchored(i, j)
+            } else if (self.is_big_place(j) && !t.has(flag::SURNAME) && !t.has(flag::FIRST))
+                || (!titled
+                    && t.has(flag::COMMON)
+                    && !t.has(flag::SURNAME | flag::FIRST)
+                    && !self.anchored(i, j))
             {
                 break;
             }

@@ -111,9 +111,31 @@ impl fmt::Display for GazetteerError {
 
 impl std::error::Error for GazetteerError {}
 
+/// Number of hash bits that pick a lexicon bucket (see `scripts/build_gazetteer.py`).
+pub const WORD_BUCKET_BITS: u32 = 18;
+
+/// 64-bit FNV-1a of a string's bytes.
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01B3);
+    }
+    h
+}
+
+fn bucket(s: &str) -> usize {
+    (fnv1a(s) >> (64 - WORD_BUCKET_BITS)) as usize
+}
+
 /// Places, demonyms, curated phrases and the word lexicon.
 #[derive(Debug, Default)]
 pub struct Gazetteer {
+    /// Lexicon entries from the data file, ordered by hash bucket.
+    lexicon: Vec<(&'static str, u32)>,
+    /// Start of each bucket in `lexicon` (one more entry than buckets).
+    bucket_starts: Vec<u32>,
+    /// Curated words (and demonyms): a small table.
     words: Map<&'static str, u32>,
     places: Map<&'static str, (u32, u8)>,
     entries: Vec<PlaceEntry>,
@@ -148,8 +170,11 @@ impl Gazetteer {
     /// Parses a data file in the format `scripts/build_gazetteer.py` writes.
     pub fn parse(data: &'static str) -> Result<Gazetteer, GazetteerError> {
         let mut g = Gazetteer::default();
-        let lines = data.lines().count();
-        g.words.reserve(lines);
+        let buckets = 1usize << WORD_BUCKET_BITS;
+        g.bucket_starts = Vec::with_capacity(buckets + 1);
+        g.lexicon.reserve(data.len() / 12);
+        g.places.reserve(40_000);
+        g.entries.reserve(40_000);
         for (n, line) in data.lines().enumerate() {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -171,7 +196,14 @@ impl Gazetteer {
                             _ => return Err(bad("unknown word flag")),
                         };
                     }
-                    *g.words.entry(w).or_insert(0) |= bits;
+                    let b = bucket(w);
+                    if b + 1 < g.bucket_starts.len() {
+                        return Err(bad("W lines are not ordered by hash bucket"));
+                    }
+                    while g.bucket_starts.len() <= b {
+                        g.bucket_starts.push(g.lexicon.len() as u32);
+                    }
+                    g.lexicon.push((w, bits));
                 }
                 Some("D") => {
                     let d = f.next().ok_or_else(|| bad("D line without a demonym"))?;
@@ -222,6 +254,9 @@ impl Gazetteer {
                 _ => return Err(bad("unknown record type")),
             }
         }
+        while g.bucket_starts.len() <= buckets {
+            g.bucket_starts.push(g.lexicon.len() as u32);
+        }
         for (words, bits) in lexicon::WORDS {
             for w in *words {
                 *g.words.entry(w).or_insert(0) |= bits;
@@ -249,7 +284,19 @@ impl Gazetteer {
 
     /// Lexicon bits of a folded word (0 when unknown).
     pub fn word_flags(&self, folded: &str) -> u32 {
-        self.words.get(folded).copied().unwrap_or(0)
+        let b = bucket(folded);
+        let mut bits = match (self.bucket_starts.get(b), self.bucket_starts.get(b + 1)) {
+            (Some(&s), Some(&e)) => self
+                .lexicon
+                .get(s as usize..e as usize)
+                .and_then(|es| es.iter().find(|(w, _)| *w == folded))
+                .map_or(0, |&(_, f)| f),
+            _ => 0,
+        };
+        if let Some(&extra) = self.words.get(folded) {
+            bits |= extra;
+        }
+        bits
     }
 
     /// Candidate readings of a folded place key, best first.
@@ -286,7 +333,7 @@ impl Gazetteer {
 
     /// Number of place keys and lexicon words (for diagnostics).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.places.len(), self.words.len())
+        (self.places.len(), self.lexicon.len() + self.words.len())
     }
 }
 
@@ -319,6 +366,20 @@ mod tests {
         ));
         assert!(Gazetteer::parse("P\tfoo\t\tz\t\t\t").is_err());
         assert!(Gazetteer::parse("W\tfoo\tq").is_err());
+        // Lexicon lines out of bucket order are refused.
+        let (a, b) = ("alpha", "beta");
+        let (first, second) = if bucket(a) > bucket(b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let data: &'static str = Box::leak(format!("W\t{first}\nW\t{second}\n").into_boxed_str());
+        if bucket(a) != bucket(b) {
+            assert!(Gazetteer::parse(data).is_err());
+        }
+        let g = Gazetteer::parse("W\tfoo\tf").unwrap();
+        assert_eq!(g.word_flags("foo"), flag::FIRST);
+        assert_eq!(g.word_flags("zzyzx"), 0);
         assert!(Gazetteer::parse("# only a comment\n").is_ok());
     }
 }

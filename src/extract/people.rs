@@ -217,7 +217,7 @@ fn best_match(clusters: &[Cluster], w: &str, at: usize) -> Option<usize> {
             continue;
         }
         if c.first_seen <= at {
-            if before.is_none_or(|(_, s)| c.first_seen > s) {
+            if before.map_or(true, |(_, s)| c.first_seen > s) {
                 before = Some((ci, c.first_seen));
             }
         } else if after.is_none() {

@@ -106,7 +106,7 @@ fn make(doc: &Doc<'_>, open: usize, close: Option<usize>, end: usize, text: Stri
         .filter(|&k| matches!(doc.tokens[k].kind, Kind::Word | Kind::Number))
         .count();
     let same_para = close.is_some_and(|c| doc.tokens[c].para == doc.tokens[open].para);
-    let title = same_para && words >= 2 && words <= 8 && is_title(doc, open + 1, end);
+    let title = same_para && (2..=8).contains(&words) && is_title(doc, open + 1, end);
     QuoteSpan {
         open,
         close,
@@ -131,7 +131,7 @@ fn is_title(doc: &Doc<'_>, a: usize, b: usize) -> bool {
                 first = false;
             }
             Kind::Number => first = false,
-            Kind::Punct(c) if matches!(c, '.' | '!' | '?' | ',' | ';' | ':') => return false,
+            Kind::Punct('.' | '!' | '?' | ',' | ';' | ':') => return false,
             _ => {}
         }
     }
@@ -240,8 +240,8 @@ impl Ctx<'_, '_> {
         if let Some(s) = self
             .persons
             .iter()
-            .filter(|s| s.span.0 >= sent.start && s.span.1 <= i)
-            .last()
+            .rev()
+            .find(|s| s.span.0 >= sent.start && s.span.1 <= i)
         {
             return Who::Person(s.person);
         }
@@ -251,8 +251,8 @@ impl Ctx<'_, '_> {
         let para = self.tok(i).para;
         self.persons
             .iter()
-            .filter(|s| s.span.1 <= i && self.tok(s.span.0).para + 2 >= para)
-            .last()
+            .rev()
+            .find(|s| s.span.1 <= i && self.tok(s.span.0).para + 2 >= para)
             .map_or(Who::Unknown, |s| Who::Person(s.person))
     }
 

@@ -129,16 +129,21 @@ impl<'a> Doc<'a> {
         doc
     }
 
-    /// Text of token `i`.
+    /// Text of token `i` (empty when out of range).
     pub fn text(&self, i: usize) -> &'a str {
-        let t = &self.tokens[i];
+        let Some(t) = self.tokens.get(i) else {
+            return "";
+        };
         let p: &'a str = self.paras[t.para as usize];
         p.get(t.start as usize..t.end as usize).unwrap_or("")
     }
 
-    /// Folded lower-case form of token `i` (empty for punctuation).
+    /// Folded lower-case form of token `i` (empty for punctuation or out of range).
     pub fn fold(&self, i: usize) -> &str {
-        let (a, b) = self.tokens[i].fold;
+        let Some(t) = self.tokens.get(i) else {
+            return "";
+        };
+        let (a, b) = t.fold;
         self.folded.get(a as usize..b as usize).unwrap_or("")
     }
 
@@ -178,8 +183,7 @@ impl<'a> Doc<'a> {
                 let mut seg_len = 1usize;
                 let mut has_dot = false;
                 let mut has_hyphen = false;
-                loop {
-                    let Some(&(j, d)) = chars.peek() else { break };
+                while let Some(&(j, d)) = chars.peek() {
                     if d.is_alphanumeric() {
                         chars.next();
                         end = j + d.len_utf8();
@@ -259,7 +263,7 @@ impl<'a> Doc<'a> {
                 '"' => {
                     let prev = text[..i].chars().next_back();
                     let next = text[i + 1..].chars().next();
-                    let opens = prev.is_none_or(|p| p.is_whitespace() || "([{—–-".contains(p))
+                    let opens = prev.map_or(true, |p| p.is_whitespace() || "([{—–-".contains(p))
                         && next.is_some_and(|n| !n.is_whitespace());
                     if opens {
                         Kind::Open
