@@ -206,7 +206,7 @@ def main():
 
     with open(os.path.join(edir, "web2.pickle"), "rb") as f:
         web2 = pickle.load(f)
-    common = {w for w in web2 if w.isascii() and w.isalpha() and w.islower() and 2 <= len(w) <= 12}
+    common = {w for w in web2 if w.isascii() and w.isalpha() and w.islower() and 2 <= len(w) <= 10}
 
     first = set()
     for fn in ("dist.male.first", "dist.female.first"):

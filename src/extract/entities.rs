@@ -127,7 +127,55 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 i = j;
             }
         }
+        self.promote_speakers();
         self.out
+    }
+
+    /// A lone capitalised word in a speaker's slot next to a quotation is a person:
+    /// `“…”, said Stram`, `“…”, Hartweger said`, `Hartweger said, “…”`.
+    fn promote_speakers(&mut self) {
+        let n = self.doc.tokens.len();
+        let speech = |s: &Self, k: usize| {
+            k < n && {
+                let t = s.tok(k);
+                t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::SPEECH)
+            }
+        };
+        let after_close = |s: &Self, k: usize| {
+            // Token `k` follows a closing mark, maybe with a comma between.
+            let mut p = k;
+            while p > 0 && matches!(s.tok(p - 1).kind, Kind::Punct(',')) {
+                p -= 1;
+            }
+            p > 0 && s.tok(p - 1).kind == Kind::Close && s.tok(p - 1).para == s.tok(k).para
+        };
+        let mut keep = Vec::with_capacity(self.out.singles.len());
+        for &i in &self.out.singles {
+            let t = *self.tok(i);
+            let name_like = !t.is(shape::ALLCAPS)
+                && !t.has(NOT_PERSON | flag::COMMON | flag::GEO)
+                && self
+                    .gaz
+                    .place(self.doc.fold(i))
+                    .first()
+                    .is_none_or_ambiguous();
+            let slot = name_like
+                && ((i > 0 && speech(self, i - 1) && after_close(self, i - 1))
+                    || (speech(self, i + 1)
+                        && (after_close(self, i)
+                            || (i + 2..(i + 4).min(n)).any(|k| self.tok(k).kind == Kind::Open))));
+            if slot {
+                self.out.persons.push(PersonMention {
+                    span: (i, i + 1),
+                    core: (i, i + 1),
+                    honorific: None,
+                    role: None,
+                });
+            } else {
+                keep.push(i);
+            }
+        }
+        self.out.singles = keep;
     }
 
     fn tok(&self, i: usize) -> &super::tokens::Token {
@@ -584,6 +632,10 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 break;
             }
         }
+        // `Coosa Valley`, `Grady Hospital`: no first name and a place word at the end.
+        if !titled && names >= 2 && self.tok(end - 1).has(flag::GEO) && !self.anchored(i, end) {
+            return (i, 0);
+        }
         (end, names)
     }
 
@@ -604,6 +656,17 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 K::Country | K::FormerCountry | K::Continent | K::Region | K::State | K::Province
             )
         })
+    }
+}
+
+trait PlaceCheck {
+    /// No reading, or only a name that also needs context (`Jackson`).
+    fn is_none_or_ambiguous(&self) -> bool;
+}
+
+impl PlaceCheck for Option<&super::gazetteer::PlaceEntry> {
+    fn is_none_or_ambiguous(&self) -> bool {
+        self.map_or(true, |e| e.ambiguous)
     }
 }
 

@@ -262,6 +262,18 @@ impl Gazetteer {
                 *g.words.entry(w).or_insert(0) |= bits;
             }
         }
+        for w in lexicon::GEO_WORDS {
+            *g.words.entry(w).or_insert(0) |= flag::GEO;
+        }
+        // Fold the curated bits into the lexicon entries, so that a word of the data
+        // file needs one look-up; only curated words absent from it stay in `words`.
+        let curated: Vec<(&'static str, u32)> = g.words.iter().map(|(w, b)| (*w, *b)).collect();
+        for (w, bits) in curated {
+            if let Some(e) = g.lexicon_entry(w) {
+                g.lexicon[e].1 |= bits;
+                g.words.remove(w);
+            }
+        }
         for t in lexicon::TITLE_PHRASES {
             g.add_phrase(t, Phrase::Title);
         }
@@ -282,21 +294,22 @@ impl Gazetteer {
         self.phrases.insert(folded.to_owned(), p);
     }
 
+    fn lexicon_entry(&self, folded: &str) -> Option<usize> {
+        let b = bucket(folded);
+        let (&s, &e) = (self.bucket_starts.get(b)?, self.bucket_starts.get(b + 1)?);
+        let entries = self.lexicon.get(s as usize..e as usize)?;
+        entries
+            .iter()
+            .position(|(w, _)| w.len() == folded.len() && *w == folded)
+            .map(|p| s as usize + p)
+    }
+
     /// Lexicon bits of a folded word (0 when unknown).
     pub fn word_flags(&self, folded: &str) -> u32 {
-        let b = bucket(folded);
-        let mut bits = match (self.bucket_starts.get(b), self.bucket_starts.get(b + 1)) {
-            (Some(&s), Some(&e)) => self
-                .lexicon
-                .get(s as usize..e as usize)
-                .and_then(|es| es.iter().find(|(w, _)| *w == folded))
-                .map_or(0, |&(_, f)| f),
-            _ => 0,
-        };
-        if let Some(&extra) = self.words.get(folded) {
-            bits |= extra;
+        match self.lexicon_entry(folded) {
+            Some(e) => self.lexicon[e].1,
+            None => self.words.get(folded).copied().unwrap_or(0),
         }
-        bits
     }
 
     /// Candidate readings of a folded place key, best first.

@@ -319,7 +319,10 @@ impl<'a> Doc<'a> {
         }
         let fold_end = self.folded.len();
         let key = self.folded[fold_start..fold_end].trim_end_matches('.');
-        let lex = gaz.map_or(0, |g| g.word_flags(key));
+        let lex = match (gaz, kind) {
+            (Some(g), Kind::Word) => g.word_flags(key),
+            _ => 0,
+        };
         self.tokens.push(Token {
             start: start as u32,
             end: end as u32,
