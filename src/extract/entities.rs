@@ -111,6 +111,17 @@ impl<'d, 'a> Scanner<'d, 'a> {
                         j += 1;
                         continue;
                     }
+                    // `Planning and Development Commission`: `and` inside an org name.
+                    if self.doc.is_word(j, "and") || self.doc.is_punct(j, '&') {
+                        let mut m = j + 1;
+                        while m < r.end && self.chunk_word(m) {
+                            m += 1;
+                        }
+                        if m > j + 1 && self.tok(m - 1).has(flag::ORG_END) {
+                            j = m;
+                            continue;
+                        }
+                    }
                     if self.joiner(j) {
                         let mut k = j + 1;
                         if self.doc.is_word(k, "the") && self.doc.is_word(j, "of") {
@@ -184,7 +195,18 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     fn chunk_word(&self, i: usize) -> bool {
         let t = self.tok(i);
-        t.cap_word() && !self.excluded[i] && (t.is(shape::ALLCAPS) || !t.has(flag::STOP))
+        t.cap_word()
+            && !self.excluded[i]
+            && (t.is(shape::ALLCAPS) || !t.has(flag::STOP))
+            && !self.hyphen_adjective(i)
+    }
+
+    /// `Republican-controlled`, `Soviet-backed`, `Texas-based`: an adjective.
+    fn hyphen_adjective(&self, i: usize) -> bool {
+        self.tok(i).is(shape::HYPHEN)
+            && self.doc.text(i).rsplit('-').next().is_some_and(|last| {
+                last.ends_with("ed") && last.chars().next().is_some_and(char::is_lowercase)
+            })
     }
 
     fn joiner(&self, i: usize) -> bool {
@@ -371,9 +393,13 @@ impl<'d, 'a> Scanner<'d, 'a> {
             self.key.clear();
             join_folded(self.doc, i, i + n, &mut self.key);
             if let Some(p) = self.gaz.phrase(&self.key) {
-                // Institutions must be written capitalised (or as an acronym).
+                // Institutions must be written capitalised (or as an acronym), and not
+                // open a longer name (`Congress of Industrial Organizations`).
                 let last_cap = self.tok(i + n - 1).cap_word();
-                if last_cap {
+                let longer = self.doc.is_word(i + n, "of")
+                    && self.tok(i + n).para == self.tok(i).para
+                    && i + n + 1 < limit;
+                if last_cap && !(longer && matches!(p, Phrase::Institution(_))) {
                     return Some((i + n, p));
                 }
             }
@@ -581,11 +607,25 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     /// The name words from `i`: returns (end, number of name words).
     fn person_core(&mut self, i: usize, limit: usize, titled: bool) -> (usize, usize) {
+        // `St. Patty Day`, `Mount Vernon Smith`: not a name after a place-name prefix.
+        if !titled && i > 0 && self.tok(i - 1).cap_word() && self.tok(i - 1).has(flag::NOT_NAME) {
+            return (i, 0);
+        }
         let mut j = i;
         let mut names = 0usize;
         let mut end = i;
+        // The previous name word followed an initial (`R. E. Killingsworth`).
+        let mut after_initial_form = false;
         while j < limit {
             let t = *self.tok(j);
+            // A run-in second name: `R. E. Killingsworth Raymond E. Killingsworth`.
+            if after_initial_form && names >= 2 && t.has(flag::FIRST) && !t.is(shape::INITIAL) {
+                break;
+            }
+            after_initial_form = j > i
+                && !t.is(shape::INITIAL)
+                && self.tok(j - 1).is(shape::INITIAL)
+                && t.cap_word();
             if t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::PARTICLE) && names > 0 {
                 if j + 1 < limit && self.tok(j + 1).cap_word() {
                     j += 1;
@@ -605,6 +645,10 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 break;
             }
             if t.is(shape::ALLCAPS) && !t.is(shape::INITIAL) {
+                break;
+            }
+            // `Herrin-Murphysboro-West`: a compound of three or more parts is no name.
+            if t.is(shape::HYPHEN) && self.doc.text(j).matches('-').count() >= 2 {
                 break;
             }
             if names == 0 {
@@ -639,11 +683,12 @@ impl<'d, 'a> Scanner<'d, 'a> {
         (end, names)
     }
 
-    /// Whether the name words `i..j` start with a first name or an initial.
+    /// Whether the name words `i..j` hold an initial or a first name that is not also a
+    /// common word (`Forest`, `Will`, `Grant` do not count).
     fn anchored(&self, i: usize, j: usize) -> bool {
         (i..j).any(|k| {
             let t = self.tok(k);
-            t.is(shape::INITIAL) || t.has(flag::FIRST)
+            t.is(shape::INITIAL) || (t.has(flag::FIRST) && !t.has(flag::COMMON))
         })
     }
 

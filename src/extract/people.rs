@@ -31,6 +31,18 @@ struct Cluster {
     roles: Vec<String>,
     mentions: u32,
     first_seen: usize,
+    /// Gender told by an honorific: `m` (`Mr.`), `f` (`Mrs.`, `Miss`), or 0.
+    gender: u8,
+}
+
+/// Gender told by an honorific (folded, without its period).
+fn honorific_gender(h: &str) -> u8 {
+    match h.trim_end_matches('.') {
+        "mr" | "m" | "messrs" | "sir" | "monsieur" | "herr" | "senor" => b'm',
+        "mrs" | "miss" | "ms" | "mme" | "mlle" | "madame" | "dame" | "lady" | "senora"
+        | "mesdames" => b'f',
+        _ => 0,
+    }
 }
 
 impl Cluster {
@@ -93,6 +105,11 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
         let core_text = core_text.trim_end_matches(['’', '\'']);
         c.mentions += 1;
         if let Some(h) = pm.honorific {
+            if c.gender == 0 {
+                c.gender = honorific_gender(doc.fold(h));
+            }
+        }
+        if let Some(h) = pm.honorific {
             let form = format!("{} {}", doc.text(h), core_text);
             push_unique(&mut c.aliases, &form);
         }
@@ -133,6 +150,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
                     roles: Vec::new(),
                     mentions: 0,
                     first_seen: pm.span.0,
+                    gender: 0,
                 });
                 clusters.len() - 1
             }
@@ -146,7 +164,8 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
     // Pass 2: one-word titled names.
     for (pm, words) in pending {
         let Some(w) = words.first() else { continue };
-        let ci = best_match(&clusters, w, pm.span.0).unwrap_or_else(|| {
+        let gender = pm.honorific.map_or(0, |h| honorific_gender(doc.fold(h)));
+        let ci = best_match(&clusters, w, pm.span.0, gender).unwrap_or_else(|| {
             clusters.push(Cluster {
                 words: words.clone(),
                 display: String::new(),
@@ -155,6 +174,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
                 roles: Vec::new(),
                 mentions: 0,
                 first_seen: pm.span.0,
+                gender: 0,
             });
             clusters.len() - 1
         });
@@ -171,7 +191,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
             continue;
         }
         let w = doc.fold(i);
-        if let Some(ci) = best_match(&clusters, w, i) {
+        if let Some(ci) = best_match(&clusters, w, i, 0) {
             let pm = PersonMention {
                 span: (i, i + 1),
                 core: (i, i + 1),
@@ -208,12 +228,13 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
 }
 
 /// The person a one-word name designates: the one first named most recently before
-/// `at`, else the first one named after it.
-fn best_match(clusters: &[Cluster], w: &str, at: usize) -> Option<usize> {
+/// `at`, else the first one named after it; an honorific's gender must not clash
+/// (`Mr. Wendell` is not `Mrs. Camilla Alsop Wendell`).
+fn best_match(clusters: &[Cluster], w: &str, at: usize, gender: u8) -> Option<usize> {
     let mut before: Option<(usize, usize)> = None;
     let mut after: Option<usize> = None;
     for (ci, c) in clusters.iter().enumerate() {
-        if !c.answers_to(w) {
+        if !c.answers_to(w) || (gender != 0 && c.gender != 0 && c.gender != gender) {
             continue;
         }
         if c.first_seen <= at {
