@@ -167,3 +167,169 @@ pub fn reference_date(record: &Record) -> Option<Date> {
     }
     record.capture_time.get(..10).and_then(|d| d.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{self, ParseOptions, SourceFile};
+
+    fn record(text: &str) -> Record {
+        let file = SourceFile {
+            path: "t.txt".into(),
+            bytes: text.as_bytes().to_vec(),
+            modified: None,
+        };
+        let opts = ParseOptions::new("America/Toronto").unwrap();
+        let mut r = parse::parse(&file, "2022-10-03T02:55:00Z".parse().ok(), &opts).unwrap();
+        extract_with(
+            &mut r,
+            &ExtractOptions {
+                keywords: false,
+                ..ExtractOptions::default()
+            },
+        );
+        r
+    }
+
+    fn people(r: &Record) -> Vec<&str> {
+        r.people.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn places(r: &Record) -> Vec<&str> {
+        r.places.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn orgs(r: &Record) -> Vec<&str> {
+        r.organizations.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn press_of_1961() {
+        let r = record(
+            "(Atlanta) Gov. Vandiver told the Fulton County Grand Jury on Friday that the \
+             State Welfare Department would act.\nPosted at 9:00 a.m.\n\
+             Mrs. J. M. Cheshire of Griffin was named. Vandiver said the plan was sound.\n\
+             The jury also met Fulton Superior Court Judge Durwood Pye.",
+        );
+        let p = people(&r);
+        assert!(p.contains(&"Vandiver"), "{p:?}");
+        assert!(p.contains(&"J. M. Cheshire"), "{p:?}");
+        assert!(p.contains(&"Durwood Pye"), "{p:?}");
+        let vandiver = r.people.iter().find(|x| x.name == "Vandiver").unwrap();
+        assert_eq!(vandiver.mentions, 2);
+        assert_eq!(vandiver.roles, ["Gov."]);
+        let cheshire = r
+            .people
+            .iter()
+            .find(|x| x.name == "J. M. Cheshire")
+            .unwrap();
+        assert!(cheshire.aliases.contains(&"Mrs. J. M. Cheshire".to_owned()));
+        let pl = places(&r);
+        assert!(pl.contains(&"Atlanta") && pl.contains(&"Griffin"), "{pl:?}");
+        let o = orgs(&r);
+        assert!(o.contains(&"Fulton County Grand Jury"), "{o:?}");
+        assert!(o.contains(&"State Welfare Department"), "{o:?}");
+        assert!(o.contains(&"Fulton Superior Court"), "{o:?}");
+    }
+
+    #[test]
+    fn places_need_context_when_ambiguous() {
+        let r = record(
+            "Lede about Mobile homes.\nPosted at 9:00 a.m.\n\
+             She flew to Mobile and then to Bogotá. Washington considers the offer.\n\
+             Georgia's legislature met in Atlanta.",
+        );
+        let pl = places(&r);
+        assert_eq!(pl.iter().filter(|p| **p == "Mobile").count(), 1);
+        let mobile = r.places.iter().find(|p| p.name == "Mobile").unwrap();
+        assert_eq!(
+            mobile.mentions, 1,
+            "the lede's `Mobile homes` is not a place"
+        );
+        assert!(
+            pl.contains(&"Bogotá") && pl.contains(&"Washington"),
+            "{pl:?}"
+        );
+        assert!(people(&r).is_empty(), "{:?}", people(&r));
+        let georgia = r.places.iter().find(|p| p.name == "Georgia").unwrap();
+        assert_eq!(
+            (georgia.kind.as_str(), georgia.country.as_deref()),
+            ("state", Some("US"))
+        );
+    }
+
+    #[test]
+    fn speakers() {
+        let r = record(
+            "Lede.\nPosted at 9:00 a.m.\n\
+             “We will win,” said Mayor John Smith. “It is certain,” he added.\n\
+             Jane Doe said: “This is a long quotation that goes on\n\
+             “and on into the next paragraph.”\n\
+             “No comment,” the jury said.\n\
+             According to Jane Doe, “the budget is fine and will pass.”",
+        );
+        let q: Vec<(&str, Option<&str>, usize)> = r
+            .quotes
+            .iter()
+            .map(|q| (q.text.as_str(), q.speaker.as_deref(), q.paragraph))
+            .collect();
+        assert_eq!(q[0], ("We will win", Some("John Smith"), 1));
+        assert_eq!(q[1], ("It is certain", Some("John Smith"), 1));
+        assert_eq!(q[2].1, Some("Jane Doe"));
+        assert!(q[2].0.ends_with("into the next paragraph."), "{:?}", q[2]);
+        assert_eq!(q[3], ("No comment", None, 4));
+        assert_eq!(q[4].1, Some("Jane Doe"));
+    }
+
+    #[test]
+    fn acronyms_and_institutions() {
+        let r = record(
+            "Lede.\nPosted at 9:00 a.m.\n\
+             The Organization of American States (OAS) met. The OAS then voted with the \
+             United Nations and NATO.",
+        );
+        let oas = r
+            .organizations
+            .iter()
+            .find(|o| o.acronym.as_deref() == Some("OAS"))
+            .unwrap();
+        assert_eq!(
+            (oas.name.as_str(), oas.mentions),
+            ("Organization of American States", 2)
+        );
+        let o = orgs(&r);
+        assert!(o.contains(&"United Nations"), "{o:?}");
+        assert!(o.contains(&"North Atlantic Treaty Organization"), "{o:?}");
+    }
+
+    #[test]
+    fn dates_resolve_against_posted_day() {
+        let r = record(
+            "Lede.\nPosted on October 2, 2022 at 1:00 p.m.\n\
+             He will speak on Monday. She spoke Friday. The vote was Aug. 2, 1913, \
+             and the next one is in June 2023. It happened in 2018.",
+        );
+        let d: Vec<(&str, &str, &str)> = r
+            .dates
+            .iter()
+            .map(|d| (d.text.as_str(), d.date.as_str(), d.kind.as_str()))
+            .collect();
+        assert!(d.contains(&("Monday", "2022-10-03", "weekday")), "{d:?}");
+        assert!(d.contains(&("Friday", "2022-09-30", "weekday")), "{d:?}");
+        assert!(d.contains(&("Aug. 2, 1913", "1913-08-02", "date")), "{d:?}");
+        assert!(d.contains(&("June 2023", "2023-06", "month")), "{d:?}");
+        assert!(d.contains(&("2018", "2018", "year")), "{d:?}");
+    }
+
+    #[test]
+    fn concurrent_calls_agree() {
+        let text = include_str!("../../tests/fixtures/seed/000_fbc3d1cb8b5383ef.txt");
+        let one = record(text);
+        let handles: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || record(text)))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap().people, one.people);
+        }
+    }
+}
