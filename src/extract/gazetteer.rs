@@ -124,6 +124,7 @@ fn fnv1a(s: &str) -> u64 {
     h
 }
 
+#[cfg(test)]
 fn bucket(s: &str) -> usize {
     (fnv1a(s) >> (64 - WORD_BUCKET_BITS)) as usize
 }
@@ -131,8 +132,9 @@ fn bucket(s: &str) -> usize {
 /// Places, demonyms, curated phrases and the word lexicon.
 #[derive(Debug, Default)]
 pub struct Gazetteer {
-    /// Lexicon entries from the data file, ordered by hash bucket.
-    lexicon: Vec<(&'static str, u32)>,
+    /// Lexicon entries from the data file, ordered by hash bucket: (word, flags, low 32
+    /// bits of its hash, compared before the bytes).
+    lexicon: Vec<(&'static str, u32, u32)>,
     /// Start of each bucket in `lexicon` (one more entry than buckets).
     bucket_starts: Vec<u32>,
     /// Curated words (and demonyms): a small table.
@@ -196,14 +198,15 @@ impl Gazetteer {
                             _ => return Err(bad("unknown word flag")),
                         };
                     }
-                    let b = bucket(w);
+                    let h = fnv1a(w);
+                    let b = (h >> (64 - WORD_BUCKET_BITS)) as usize;
                     if b + 1 < g.bucket_starts.len() {
                         return Err(bad("W lines are not ordered by hash bucket"));
                     }
                     while g.bucket_starts.len() <= b {
                         g.bucket_starts.push(g.lexicon.len() as u32);
                     }
-                    g.lexicon.push((w, bits));
+                    g.lexicon.push((w, bits, h as u32));
                 }
                 Some("D") => {
                     let d = f.next().ok_or_else(|| bad("D line without a demonym"))?;
@@ -295,12 +298,14 @@ impl Gazetteer {
     }
 
     fn lexicon_entry(&self, folded: &str) -> Option<usize> {
-        let b = bucket(folded);
+        let h = fnv1a(folded);
+        let b = (h >> (64 - WORD_BUCKET_BITS)) as usize;
+        let fp = h as u32;
         let (&s, &e) = (self.bucket_starts.get(b)?, self.bucket_starts.get(b + 1)?);
         let entries = self.lexicon.get(s as usize..e as usize)?;
         entries
             .iter()
-            .position(|(w, _)| w.len() == folded.len() && *w == folded)
+            .position(|&(w, _, f)| f == fp && w == folded)
             .map(|p| s as usize + p)
     }
 
