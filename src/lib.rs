@@ -13,6 +13,9 @@
 //!   derives the story identity `article_id` and the `content_hash`
 //!   ([`parse::id`]). The result is a [`record::Record`]; a file that cannot be an
 //!   article is an [`error::Reject`] with a stable [`error::RejectKind`].
+//! * [`extract`] sits between parse and output: it reads the record's lede and paragraphs
+//!   and fills `people`, `places` (embedded GeoNames gazetteer), `organizations`, `quotes`
+//!   with speakers, `dates` resolved against the posted day, and `keywords` (YAKE).
 //! * [`record`] is the data model every stage shares and the JSON contract of the
 //!   output stream.
 //! * [`config`] loads and validates `config/wirewatch.toml` (unknown keys are errors).
@@ -27,6 +30,7 @@ pub mod daemon;
 pub mod dedupe;
 pub mod diff;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod parse;

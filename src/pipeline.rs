@@ -239,6 +239,14 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
             Some((key, entry_of(&meta, None))),
         );
     }
+    // A file another process still has open for writing is not read yet: wait for
+    // the writer to close it (bounded: 20 settle periods), then read anyway.
+    for _ in 0..20 {
+        if !open_for_writing_elsewhere(path) {
+            break;
+        }
+        std::thread::sleep(ctx.settle);
+    }
     // Read; if the file changed while being read (a writer still at work), wait for
     // it to settle and read again, a few times at most.
     let mut meta = meta;
@@ -293,8 +301,39 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
     }
 }
 
+/// True when another process has `path` open for writing, told by asking the kernel
+/// for a read lease (`F_SETLEASE`), which it refuses with `EAGAIN` while a writer
+/// holds the file. Unknown (false) when leases are not allowed (another user's file
+/// without `CAP_LEASE`, or a file system without leases): the settle time and the
+/// changed-while-read check still apply.
+pub fn open_for_writing_elsewhere(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_SETLEASE takes an int argument.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+    if rc == 0 {
+        // SAFETY: as above; releases the lease we just took.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+}
+
 /// The extract stage, applied by the readers after parsing.
-pub fn enrich(_record: &mut Record) {}
+pub fn enrich(record: &mut Record) {
+    crate::extract::extract(record);
+}
 
 /// Reads, parses and enriches one file: what `check` prints and what the daemon's
 /// readers produce (before dedupe).

@@ -196,7 +196,8 @@ pub struct Quote {
     pub text: String,
     /// A `name` from `people`, or null when it cannot be told.
     pub speaker: Option<String>,
-    /// Index of the paragraph the quote opens in (0 = lede).
+    /// Index of the paragraph the quote opens in: 0 = the lede, then the body paragraphs
+    /// numbered 1.. in order across sections (headings are not counted).
     pub paragraph: usize,
 }
 

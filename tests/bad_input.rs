@@ -276,10 +276,13 @@ fn file_being_written_when_the_daemon_starts() {
     let p = d.path("inbox/inprogress.txt");
     let bytes = seed();
     let (a, b) = bytes.split_at(bytes.len() / 2);
-    std::fs::write(&p, a).unwrap();
+    // The writer holds the file open across the daemon's start, pausing longer than
+    // the settle time: the daemon sees the file is still open for writing.
+    let mut f = std::fs::File::create(&p).unwrap();
+    std::io::Write::write_all(&mut f, a).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     d.start();
-    std::thread::sleep(Duration::from_millis(100)); // under the 200 ms settle time
-    let mut f = std::fs::File::options().append(true).open(&p).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     std::io::Write::write_all(&mut f, b).unwrap();
     drop(f);
     let recs = d.wait_records(1);

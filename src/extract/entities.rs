@@ -1,0 +1,726 @@
+//! Finding name mentions: runs of capitalised words ("chunks") cut into titles,
+//! people, organizations and places.
+//!
+//! A chunk is a run of capitalised words in one sentence, joined by name particles
+//! (`da`, `van`) and connectors (`of`, `of the`, `for`). Each chunk is read left to right:
+//! an acronym definition found earlier, a curated institution, a title (`US Secretary
+//! of State`, `Mr.`, `Gov.`) followed by a name, an organization ending in a keyword
+//! (`State Department`, `Fulton Superior Court`) or shaped `Organization of X`, a
+//! multi-word place from the gazetteer (`Los Angeles`), a demonym, or a person's name
+//! (two or more name-like words anchored by a first name, an initial, or a word that is
+//! not a common English word). Single capitalised words left over are resolved later,
+//! once every full name is known (surname coreference, places, acronyms).
+
+use super::gazetteer::{Gazetteer, Phrase};
+use super::lexicon::flag;
+use super::tokens::{shape, Doc, Kind};
+
+/// A person mention.
+#[derive(Debug, Clone)]
+pub(crate) struct PersonMention {
+    /// Whole mention, title included (token range).
+    pub span: (usize, usize),
+    /// The name words.
+    pub core: (usize, usize),
+    /// Token of an honorific (`Mr.`), if any.
+    pub honorific: Option<usize>,
+    /// Tokens of a title seen with the name.
+    pub role: Option<(usize, usize)>,
+}
+
+/// A place mention, before disambiguation.
+#[derive(Debug, Clone)]
+pub(crate) struct PlaceMention {
+    /// Token range.
+    pub span: (usize, usize),
+    /// Folded key in the gazetteer.
+    pub key: String,
+}
+
+/// An organization mention.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgMention {
+    /// Token range.
+    pub span: (usize, usize),
+    /// Name as it should be reported.
+    pub name: String,
+    /// Acronym, when defined or known.
+    pub acronym: Option<String>,
+}
+
+/// Everything the chunk pass found.
+#[derive(Debug, Default)]
+pub(crate) struct Mentions {
+    /// People (full names and titled names).
+    pub persons: Vec<PersonMention>,
+    /// Multi-word places and dateline places.
+    pub places: Vec<PlaceMention>,
+    /// Organizations.
+    pub orgs: Vec<OrgMention>,
+    /// Single capitalised words to resolve later.
+    pub singles: Vec<usize>,
+    /// Acronyms defined in the text: (acronym, org name).
+    pub acronyms: Vec<(String, String)>,
+}
+
+const NOT_PERSON: u32 = flag::STOP
+    | flag::MONTH
+    | flag::WEEKDAY
+    | flag::ORG_END
+    | flag::TITLE
+    | flag::HONORIFIC
+    | flag::DEMONYM
+    | flag::NOT_NAME;
+
+pub(crate) struct Scanner<'d, 'a> {
+    doc: &'d Doc<'a>,
+    gaz: &'d Gazetteer,
+    excluded: &'d [bool],
+    /// Token -> index+1 of an org span defined by an acronym, 0 otherwise.
+    marks: Vec<u32>,
+    key: String,
+    out: Mentions,
+}
+
+impl<'d, 'a> Scanner<'d, 'a> {
+    pub fn new(doc: &'d Doc<'a>, gaz: &'d Gazetteer, excluded: &'d [bool]) -> Self {
+        Scanner {
+            doc,
+            gaz,
+            excluded,
+            marks: vec![0; doc.tokens.len()],
+            key: String::with_capacity(64),
+            out: Mentions::default(),
+        }
+    }
+
+    /// Runs the pass over every sentence.
+    pub fn run(mut self) -> Mentions {
+        self.acronym_definitions();
+        for s in 0..self.doc.sentences.len() {
+            let r = self.doc.sentences[s].clone();
+            let mut i = r.start;
+            while i < r.end {
+                if !self.chunk_word(i) {
+                    i += 1;
+                    continue;
+                }
+                let mut j = i + 1;
+                while j < r.end {
+                    if self.chunk_word(j) {
+                        j += 1;
+                        continue;
+                    }
+                    // `Planning and Development Commission`: `and` inside an org name.
+                    if self.doc.is_word(j, "and") || self.doc.is_punct(j, '&') {
+                        let mut m = j + 1;
+                        while m < r.end && self.chunk_word(m) {
+                            m += 1;
+                        }
+                        if m > j + 1 && self.tok(m - 1).has(flag::ORG_END) {
+                            j = m;
+                            continue;
+                        }
+                    }
+                    if self.joiner(j) {
+                        let mut k = j + 1;
+                        if self.doc.is_word(k, "the") && self.doc.is_word(j, "of") {
+                            k += 1;
+                        }
+                        if k < r.end && self.chunk_word(k) {
+                            j = k;
+                            continue;
+                        }
+                    }
+                    break;
+                }
+                self.chunk(i, j);
+                i = j;
+            }
+        }
+        self.promote_speakers();
+        self.out
+    }
+
+    /// A lone capitalised word in a speaker's slot next to a quotation is a person:
+    /// `“…”, said Stram`, `“…”, Hartweger said`, `Hartweger said, “…”`.
+    fn promote_speakers(&mut self) {
+        let n = self.doc.tokens.len();
+        let speech = |s: &Self, k: usize| {
+            k < n && {
+                let t = s.tok(k);
+                t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::SPEECH)
+            }
+        };
+        let after_close = |s: &Self, k: usize| {
+            // Token `k` follows a closing mark, maybe with a comma between.
+            let mut p = k;
+            while p > 0 && matches!(s.tok(p - 1).kind, Kind::Punct(',')) {
+                p -= 1;
+            }
+            p > 0 && s.tok(p - 1).kind == Kind::Close && s.tok(p - 1).para == s.tok(k).para
+        };
+        let mut keep = Vec::with_capacity(self.out.singles.len());
+        for &i in &self.out.singles {
+            let t = *self.tok(i);
+            let name_like = !t.is(shape::ALLCAPS)
+                && !t.has(NOT_PERSON | flag::COMMON | flag::GEO)
+                && self
+                    .gaz
+                    .place(self.doc.fold(i))
+                    .first()
+                    .is_none_or_ambiguous();
+            let slot = name_like
+                && ((i > 0 && speech(self, i - 1) && after_close(self, i - 1))
+                    || (speech(self, i + 1)
+                        && (after_close(self, i)
+                            || (i + 2..(i + 4).min(n)).any(|k| self.tok(k).kind == Kind::Open))));
+            if slot {
+                self.out.persons.push(PersonMention {
+                    span: (i, i + 1),
+                    core: (i, i + 1),
+                    honorific: None,
+                    role: None,
+                });
+            } else {
+                keep.push(i);
+            }
+        }
+        self.out.singles = keep;
+    }
+
+    fn tok(&self, i: usize) -> &super::tokens::Token {
+        &self.doc.tokens[i]
+    }
+
+    fn chunk_word(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        t.cap_word()
+            && !self.excluded[i]
+            && (t.is(shape::ALLCAPS) || !t.has(flag::STOP))
+            && !self.hyphen_adjective(i)
+    }
+
+    /// `Republican-controlled`, `Soviet-backed`, `Texas-based`: an adjective.
+    fn hyphen_adjective(&self, i: usize) -> bool {
+        self.tok(i).is(shape::HYPHEN)
+            && self.doc.text(i).rsplit('-').next().is_some_and(|last| {
+                last.ends_with("ed") && last.chars().next().is_some_and(char::is_lowercase)
+            })
+    }
+
+    fn joiner(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        t.kind == Kind::Word
+            && !t.is(shape::CAP)
+            && (t.has(flag::CONNECT) || t.has(flag::PARTICLE))
+            && !self.excluded[i]
+    }
+
+    /// `Organization of American States (OAS)`: the words before the parenthesis whose
+    /// initials spell the acronym become one organization.
+    fn acronym_definitions(&mut self) {
+        let toks = &self.doc.tokens;
+        for p in 0..toks.len() {
+            if toks[p].kind != Kind::Punct('(') || p + 2 >= toks.len() {
+                continue;
+            }
+            let a = &toks[p + 1];
+            if a.kind != Kind::Word
+                || !a.is(shape::ALLCAPS)
+                || toks[p + 2].kind != Kind::Punct(')')
+                || a.para != toks[p].para
+            {
+                continue;
+            }
+            let acr: Vec<char> = self
+                .doc
+                .text(p + 1)
+                .chars()
+                .filter(|c| c.is_alphabetic())
+                .collect();
+            if acr.len() < 2 || acr.len() > 8 {
+                continue;
+            }
+            // Walk back over capitalised words and connectors.
+            let mut letters = Vec::with_capacity(acr.len());
+            let mut start = p;
+            let mut k = p;
+            while k > 0 && letters.len() < acr.len() {
+                k -= 1;
+                let t = &toks[k];
+                if t.para != toks[p].para || t.kind != Kind::Word {
+                    break;
+                }
+                if t.is(shape::CAP) {
+                    let first = self.doc.text(k).chars().next().unwrap_or(' ');
+                    letters.push(first);
+                    start = k;
+                } else if t.has(flag::CONNECT) || matches!(self.doc.fold(k), "the" | "and") {
+                    continue;
+                } else {
+                    break;
+                }
+            }
+            letters.reverse();
+            let same = letters.len() == acr.len()
+                && letters
+                    .iter()
+                    .zip(&acr)
+                    .all(|(a, b)| a.to_uppercase().eq(b.to_uppercase()));
+            if !same {
+                continue;
+            }
+            // A place spelled out (`United States (US)`) is not an organization.
+            self.key.clear();
+            join_folded(self.doc, start, p, &mut self.key);
+            if !self.gaz.place(&self.key).is_empty() {
+                continue;
+            }
+            let name = self.doc.span(start, p).to_owned();
+            let acronym = self.doc.text(p + 1).to_owned();
+            self.out.acronyms.push((acronym.clone(), name.clone()));
+            self.out.orgs.push(OrgMention {
+                span: (start, p + 3),
+                name,
+                acronym: Some(acronym),
+            });
+            let id = self.out.orgs.len() as u32;
+            for m in &mut self.marks[start..p + 3] {
+                *m = id;
+            }
+        }
+    }
+
+    fn chunk(&mut self, a: usize, b: usize) {
+        let lower_role = self.lower_role_before(a);
+        let mut i = a;
+        while i < b {
+            if !self.tok(i).cap_word() {
+                i += 1;
+                continue;
+            }
+            if self.marks[i] != 0 {
+                let id = self.marks[i];
+                while i < b && self.marks[i] == id {
+                    i += 1;
+                }
+                continue;
+            }
+            let limit = (i..b).find(|&k| self.marks[k] != 0).unwrap_or(b);
+            // Curated institutions and demonyms.
+            if let Some((end, phrase)) = self.phrase_at(i, limit) {
+                match phrase {
+                    Phrase::Institution(n) => {
+                        let (name, acr) = super::lexicon::INSTITUTIONS[n];
+                        self.out.orgs.push(OrgMention {
+                            span: (i, end),
+                            name: name.to_owned(),
+                            acronym: (!acr.is_empty()).then(|| acr.to_owned()),
+                        });
+                        i = end;
+                        continue;
+                    }
+                    Phrase::Demonym(_) => {
+                        i = end;
+                        continue;
+                    }
+                    Phrase::Title => {}
+                }
+            }
+            // Title (+ name).
+            if let Some((role, hon, after)) = self.title_at(i, limit) {
+                let (core_end, names) = self.person_core(after, limit, true);
+                if names >= 1 {
+                    self.out.persons.push(PersonMention {
+                        span: (i, core_end),
+                        core: (after, core_end),
+                        honorific: hon,
+                        role,
+                    });
+                    i = core_end;
+                    continue;
+                }
+                // A title alone: `the Secretary of State will travel`.
+                if hon.is_none() && !self.starts_org(i, limit) {
+                    i = after.max(i + 1);
+                    continue;
+                }
+            }
+            if let Some(end) = self.org_at(i, limit) {
+                self.out.orgs.push(OrgMention {
+                    span: (i, end),
+                    name: self.doc.span(i, end).to_owned(),
+                    acronym: None,
+                });
+                i = end;
+                continue;
+            }
+            if let Some(end) = self.place_at(i, limit) {
+                self.out.places.push(PlaceMention {
+                    span: (i, end),
+                    key: self.key.clone(),
+                });
+                i = end;
+                continue;
+            }
+            if self.tok(i).has(flag::DEMONYM) {
+                i += 1;
+                continue;
+            }
+            let titled = i == a && lower_role.is_some();
+            let (core_end, names) = self.person_core(i, limit, titled);
+            if names >= 2 || (titled && names >= 1) {
+                self.out.persons.push(PersonMention {
+                    span: (lower_role.map_or(i, |r| r.0), core_end),
+                    core: (i, core_end),
+                    honorific: None,
+                    role: if titled { lower_role } else { None },
+                });
+                i = core_end;
+                continue;
+            }
+            self.out.singles.push(i);
+            i += 1;
+        }
+    }
+
+    /// Longest curated phrase starting at `i`, within `limit`.
+    fn phrase_at(&mut self, i: usize, limit: usize) -> Option<(usize, Phrase)> {
+        let max = self.gaz.phrase_span(self.doc.fold(i));
+        let max = max.min(limit - i);
+        for n in (1..=max).rev() {
+            self.key.clear();
+            join_folded(self.doc, i, i + n, &mut self.key);
+            if let Some(p) = self.gaz.phrase(&self.key) {
+                // Institutions must be written capitalised (or as an acronym), and not
+                // open a longer name (`Congress of Industrial Organizations`).
+                let last_cap = self.tok(i + n - 1).cap_word();
+                let longer = self.doc.is_word(i + n, "of")
+                    && self.tok(i + n).para == self.tok(i).para
+                    && i + n + 1 < limit;
+                if last_cap && !(longer && matches!(p, Phrase::Institution(_))) {
+                    return Some((i + n, p));
+                }
+            }
+        }
+        None
+    }
+
+    fn is_title_word(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        if t.kind != Kind::Word {
+            return false;
+        }
+        if t.has(flag::TITLE) {
+            return true;
+        }
+        t.is(shape::HYPHEN)
+            && self
+                .doc
+                .fold(i)
+                .split('-')
+                .any(|p| self.gaz.word_flags(p) & flag::TITLE != 0)
+    }
+
+    /// A title phrase or title word at `i` (optionally after modifiers and a country
+    /// prefix): returns (role tokens, honorific token, first token after the title).
+    #[allow(clippy::type_complexity)]
+    fn title_at(
+        &mut self,
+        i: usize,
+        limit: usize,
+    ) -> Option<(Option<(usize, usize)>, Option<usize>, usize)> {
+        let t = *self.tok(i);
+        if t.has(flag::HONORIFIC) && (t.is(shape::ABBR) || t.is(shape::CAP)) {
+            return Some((None, Some(i), i + 1));
+        }
+        // `M.` before a surname (French usage).
+        if t.is(shape::INITIAL)
+            && self.doc.fold(i) == "m."
+            && i + 1 < limit
+            && self.tok(i + 1).cap_word()
+            && !self.tok(i + 1).is(shape::INITIAL)
+            && (i == 0 || !self.tok(i - 1).is(shape::INITIAL))
+        {
+            return Some((None, Some(i), i + 1));
+        }
+        let mut k = i;
+        // Country prefix: `US`, `Colombian`.
+        if (t.has(flag::DEMONYM) || self.is_country(i)) && i + 1 < limit {
+            k = i + 1;
+        }
+        while k < limit && self.tok(k).has(flag::TITLE_MOD) && !self.is_title_word(k) {
+            k += 1;
+        }
+        // Title phrase, longest first.
+        let max = self
+            .gaz
+            .phrase_span(self.doc.fold(k))
+            .min(limit.saturating_sub(k));
+        for n in (2..=max).rev() {
+            self.key.clear();
+            join_folded(self.doc, k, k + n, &mut self.key);
+            if self.gaz.phrase(&self.key) == Some(Phrase::Title) {
+                return Some((Some((i, k + n)), None, k + n));
+            }
+        }
+        if k < limit && self.is_title_word(k) {
+            let mut end = k + 1;
+            // `Lt. Gov.`, `Vice President`.
+            while end < limit && self.is_title_word(end) && !self.tok(end).has(flag::ORG_END) {
+                end += 1;
+            }
+            return Some((Some((i, end)), None, end));
+        }
+        None
+    }
+
+    fn is_country(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        if !t.cap_word() {
+            return false;
+        }
+        let key = self.doc.fold(i);
+        self.gaz.place(key).first().is_some_and(|e| {
+            matches!(
+                e.kind,
+                super::gazetteer::PlaceKind::Country | super::gazetteer::PlaceKind::FormerCountry
+            )
+        })
+    }
+
+    /// A lower-case title right before the chunk: `ex-president`, `head of state`.
+    fn lower_role_before(&mut self, a: usize) -> Option<(usize, usize)> {
+        let para = self.tok(a).para;
+        let lower = |s: &Self, k: usize| {
+            let t = s.tok(k);
+            t.kind == Kind::Word && !t.is(shape::CAP) && t.para == para
+        };
+        for n in (1..=4usize).rev() {
+            if a < n || !(a - n..a).all(|k| lower(self, k)) {
+                continue;
+            }
+            let start = a - n;
+            let ok = if n == 1 {
+                self.is_title_word(start) && !self.tok(start).has(flag::STOP)
+            } else {
+                self.key.clear();
+                join_folded(self.doc, start, a, &mut self.key);
+                self.gaz.phrase(&self.key) == Some(Phrase::Title)
+            };
+            if ok {
+                let mut s = start;
+                while s > 0 && lower(self, s - 1) && self.tok(s - 1).has(flag::TITLE_MOD) {
+                    s -= 1;
+                }
+                if s > 0 && self.tok(s - 1).cap_word() && self.tok(s - 1).has(flag::DEMONYM) {
+                    s -= 1;
+                }
+                return Some((s, a));
+            }
+        }
+        None
+    }
+
+    /// Whether an organization starts at `i` (used to let `General Assembly` through).
+    fn starts_org(&self, i: usize, limit: usize) -> bool {
+        self.org_end(i, limit).is_some()
+    }
+
+    fn org_at(&self, i: usize, limit: usize) -> Option<usize> {
+        self.org_end(i, limit)
+    }
+
+    fn org_end(&self, i: usize, limit: usize) -> Option<usize> {
+        let t = self.tok(i);
+        if t.has(flag::HONORIFIC) || t.is(shape::INITIAL) {
+            return None;
+        }
+        // `University of Georgia`, `Organization of American States`.
+        if t.has(flag::ORG_START) && i + 2 < limit && self.doc.is_word(i + 1, "of") {
+            let mut end = i + 2;
+            while end < limit {
+                if self.is_title_word(end) && self.name_like_after(end + 1, limit) {
+                    break;
+                }
+                end += 1;
+            }
+            while end > i + 2 && !self.tok(end - 1).cap_word() {
+                end -= 1;
+            }
+            if self.tok(end - 1).cap_word() {
+                return Some(end);
+            }
+        }
+        // `State Department`, `Fulton Superior Court`: up to the last keyword.
+        let mut last = None;
+        for k in i..limit {
+            let tk = self.tok(k);
+            if self.is_title_word(k) && !tk.has(flag::ORG_END) && self.name_like_after(k + 1, limit)
+            {
+                break;
+            }
+            if k > i && tk.cap_word() && tk.has(flag::ORG_END) {
+                last = Some(k);
+            }
+        }
+        let k = last?;
+        // `Committee of Ten`, `Bank of America`: keep the `of X` tail.
+        if self.tok(k).has(flag::ORG_START) && k + 2 < limit && self.doc.is_word(k + 1, "of") {
+            let mut end = k + 2;
+            while end < limit && !(self.is_title_word(end) && self.name_like_after(end + 1, limit))
+            {
+                end += 1;
+            }
+            while end > k + 2 && !self.tok(end - 1).cap_word() {
+                end -= 1;
+            }
+            return Some(end);
+        }
+        Some(k + 1)
+    }
+
+    /// Whether token `i` (before `limit`) could start a person's name.
+    fn name_like_after(&self, i: usize, limit: usize) -> bool {
+        i < limit && {
+            let t = self.tok(i);
+            t.cap_word() && !t.has(NOT_PERSON)
+        }
+    }
+
+    /// Longest multi-word gazetteer place at `i` (sets `self.key`).
+    fn place_at(&mut self, i: usize, limit: usize) -> Option<usize> {
+        let max = self.gaz.place_span(self.doc.fold(i)).min(limit - i);
+        for n in (2..=max).rev() {
+            if !self.tok(i + n - 1).cap_word() {
+                continue;
+            }
+            self.key.clear();
+            join_folded(self.doc, i, i + n, &mut self.key);
+            if !self.gaz.place(&self.key).is_empty() {
+                return Some(i + n);
+            }
+        }
+        None
+    }
+
+    /// The name words from `i`: returns (end, number of name words).
+    fn person_core(&mut self, i: usize, limit: usize, titled: bool) -> (usize, usize) {
+        // `St. Patty Day`, `Mount Vernon Smith`: not a name after a place-name prefix.
+        if !titled && i > 0 && self.tok(i - 1).cap_word() && self.tok(i - 1).has(flag::NOT_NAME) {
+            return (i, 0);
+        }
+        let mut j = i;
+        let mut names = 0usize;
+        let mut end = i;
+        // The previous name word followed an initial (`R. E. Killingsworth`).
+        let mut after_initial_form = false;
+        while j < limit {
+            let t = *self.tok(j);
+            // A run-in second name: `R. E. Killingsworth Raymond E. Killingsworth`.
+            if after_initial_form && names >= 2 && t.has(flag::FIRST) && !t.is(shape::INITIAL) {
+                break;
+            }
+            after_initial_form = j > i
+                && !t.is(shape::INITIAL)
+                && self.tok(j - 1).is(shape::INITIAL)
+                && t.cap_word();
+            if t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::PARTICLE) && names > 0 {
+                if j + 1 < limit && self.tok(j + 1).cap_word() {
+                    j += 1;
+                    continue;
+                }
+                break;
+            }
+            if !t.cap_word() {
+                break;
+            }
+            if t.has(flag::SUFFIX) && names > 0 && (t.is(shape::ABBR) || t.is(shape::ALLCAPS)) {
+                j += 1;
+                end = j;
+                break;
+            }
+            if t.has(NOT_PERSON) && !t.is(shape::INITIAL) {
+                break;
+            }
+            if t.is(shape::ALLCAPS) && !t.is(shape::INITIAL) {
+                break;
+            }
+            // `Herrin-Murphysboro-West`: a compound of three or more parts is no name.
+            if t.is(shape::HYPHEN) && self.doc.text(j).matches('-').count() >= 2 {
+                break;
+            }
+            if names == 0 {
+                if !titled {
+                    let first = t.is(shape::INITIAL)
+                        || (t.has(flag::FIRST)
+                            && !(t.is(shape::SENT_START) && t.has(flag::COMMON)))
+                        || !t.has(flag::COMMON);
+                    if !first || self.is_big_place(j) {
+                        break;
+                    }
+                }
+            } else if (self.is_big_place(j) && !t.has(flag::SURNAME) && !t.has(flag::FIRST))
+                || (!titled
+                    && t.has(flag::COMMON)
+                    && !t.has(flag::SURNAME | flag::FIRST)
+                    && !self.anchored(i, j))
+            {
+                break;
+            }
+            names += 1;
+            j += 1;
+            end = j;
+            if t.is(shape::POSS) {
+                break;
+            }
+        }
+        // `Coosa Valley`, `Grady Hospital`: no first name and a place word at the end.
+        if !titled && names >= 2 && self.tok(end - 1).has(flag::GEO) && !self.anchored(i, end) {
+            return (i, 0);
+        }
+        (end, names)
+    }
+
+    /// Whether the name words `i..j` hold an initial or a first name that is not also a
+    /// common word (`Forest`, `Will`, `Grant` do not count).
+    fn anchored(&self, i: usize, j: usize) -> bool {
+        (i..j).any(|k| {
+            let t = self.tok(k);
+            t.is(shape::INITIAL) || (t.has(flag::FIRST) && !t.has(flag::COMMON))
+        })
+    }
+
+    /// A country, state, continent or region name (not a city): never a name word.
+    fn is_big_place(&self, i: usize) -> bool {
+        use super::gazetteer::PlaceKind as K;
+        self.gaz.place(self.doc.fold(i)).first().is_some_and(|e| {
+            matches!(
+                e.kind,
+                K::Country | K::FormerCountry | K::Continent | K::Region | K::State | K::Province
+            )
+        })
+    }
+}
+
+trait PlaceCheck {
+    /// No reading, or only a name that also needs context (`Jackson`).
+    fn is_none_or_ambiguous(&self) -> bool;
+}
+
+impl PlaceCheck for Option<&super::gazetteer::PlaceEntry> {
+    fn is_none_or_ambiguous(&self) -> bool {
+        self.is_none_or(|e| e.ambiguous)
+    }
+}
+
+/// Appends the folded forms of tokens `a..b`, single-spaced, to `out`.
+pub(crate) fn join_folded(doc: &Doc<'_>, a: usize, b: usize, out: &mut String) {
+    for k in a..b {
+        if k > a {
+            out.push(' ');
+        }
+        out.push_str(doc.fold(k));
+    }
+}

@@ -1,0 +1,249 @@
+//! People: grouping name mentions into persons (surname coreference), choosing the
+//! fullest form, and collecting aliases and roles.
+//!
+//! Full names (two or more name words) open persons in text order; a later full name
+//! that agrees on the surname and whose first name is equal or an initial of it joins
+//! the same person. One-word names (`Mr. Blinken`, `President Petro`, a bare `Blinken`)
+//! join the person most recently named with that surname (`Lula` may also match a middle
+//! name); a titled one-word name with no such person becomes a person of its own.
+
+use crate::record::Person;
+
+use super::entities::{Mentions, PersonMention};
+use super::lexicon::flag;
+use super::tokens::{shape, Doc, Kind};
+
+/// A person mention tied to its person, for quote attribution.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    /// Token range of the mention (title included).
+    pub span: (usize, usize),
+    /// Index into the people list.
+    pub person: usize,
+}
+
+struct Cluster {
+    /// Folded name words (particles and suffixes left out).
+    words: Vec<String>,
+    display: String,
+    display_words: usize,
+    aliases: Vec<String>,
+    roles: Vec<String>,
+    mentions: u32,
+    first_seen: usize,
+    /// Gender told by an honorific: `m` (`Mr.`), `f` (`Mrs.`, `Miss`), or 0.
+    gender: u8,
+}
+
+/// Gender told by an honorific (folded, without its period).
+fn honorific_gender(h: &str) -> u8 {
+    match h.trim_end_matches('.') {
+        "mr" | "m" | "messrs" | "sir" | "monsieur" | "herr" | "senor" => b'm',
+        "mrs" | "miss" | "ms" | "mme" | "mlle" | "madame" | "dame" | "lady" | "senora"
+        | "mesdames" => b'f',
+        _ => 0,
+    }
+}
+
+impl Cluster {
+    fn surname(&self) -> &str {
+        self.words.last().map_or("", String::as_str)
+    }
+
+    /// Whether a one-word name designates this person.
+    fn answers_to(&self, w: &str) -> bool {
+        if self.surname() == w {
+            return true;
+        }
+        // `Lula` in `Luiz Inacio Lula da Silva`: a non-first word of a long name.
+        self.words.len() >= 3 && self.words[1..].iter().any(|x| x == w)
+    }
+}
+
+/// Name words of a core: folded, without particles, initials' periods kept.
+fn core_words(doc: &Doc<'_>, core: (usize, usize)) -> Vec<String> {
+    (core.0..core.1)
+        .filter(|&k| {
+            let t = &doc.tokens[k];
+            t.kind == Kind::Word && t.is(shape::CAP) && !t.has(flag::SUFFIX)
+        })
+        .map(|k| doc.fold(k).to_owned())
+        .collect()
+}
+
+fn compatible(a: &[String], b: &[String]) -> bool {
+    // Same surname, and first names equal or one an initial of the other.
+    if a.last() != b.last() {
+        return false;
+    }
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) => {
+            x == y
+                || (x.ends_with('.') && y.starts_with(x.trim_end_matches('.')))
+                || (y.ends_with('.') && x.starts_with(y.trim_end_matches('.')))
+        }
+        _ => false,
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !s.is_empty() && !v.iter().any(|x| x.eq_ignore_ascii_case(s)) {
+        v.push(s.to_owned());
+    }
+}
+
+/// Groups the person mentions (and the single words that repeat a known surname) into
+/// people. Returns the people, the mention spans, and marks the single words used.
+pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Person>, Vec<Span>) {
+    let mut clusters: Vec<Cluster> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut order: Vec<&PersonMention> = m.persons.iter().collect();
+    order.sort_by_key(|p| p.span.0);
+
+    let add = |c: &mut Cluster, doc: &Doc<'_>, pm: &PersonMention, words: usize| {
+        let core_text = doc.span(pm.core.0, pm.core.1);
+        let core_text = core_text.trim_end_matches(['’', '\'']);
+        c.mentions += 1;
+        if let Some(h) = pm.honorific {
+            if c.gender == 0 {
+                c.gender = honorific_gender(doc.fold(h));
+            }
+        }
+        if let Some(h) = pm.honorific {
+            let form = format!("{} {}", doc.text(h), core_text);
+            push_unique(&mut c.aliases, &form);
+        }
+        push_unique(&mut c.aliases, core_text);
+        if words > c.display_words
+            || (words == c.display_words && core_text.len() > c.display.len())
+        {
+            c.display = core_text.to_owned();
+            c.display_words = words;
+        }
+        if let Some((a, b)) = pm.role {
+            push_unique(&mut c.roles, doc.span(a, b));
+        }
+    };
+
+    // Pass 1: full names.
+    let mut pending: Vec<(&PersonMention, Vec<String>)> = Vec::new();
+    for pm in &order {
+        let words = core_words(doc, pm.core);
+        if words.len() < 2 {
+            pending.push((pm, words));
+            continue;
+        }
+        let found = clusters.iter().position(|c| compatible(&c.words, &words));
+        let ci = match found {
+            Some(ci) => {
+                if words.len() > clusters[ci].words.len() {
+                    clusters[ci].words = words.clone();
+                }
+                ci
+            }
+            None => {
+                clusters.push(Cluster {
+                    words: words.clone(),
+                    display: String::new(),
+                    display_words: 0,
+                    aliases: Vec::new(),
+                    roles: Vec::new(),
+                    mentions: 0,
+                    first_seen: pm.span.0,
+                    gender: 0,
+                });
+                clusters.len() - 1
+            }
+        };
+        add(&mut clusters[ci], doc, pm, words.len());
+        spans.push(Span {
+            span: pm.span,
+            person: ci,
+        });
+    }
+    // Pass 2: one-word titled names.
+    for (pm, words) in pending {
+        let Some(w) = words.first() else { continue };
+        let gender = pm.honorific.map_or(0, |h| honorific_gender(doc.fold(h)));
+        let ci = best_match(&clusters, w, pm.span.0, gender).unwrap_or_else(|| {
+            clusters.push(Cluster {
+                words: words.clone(),
+                display: String::new(),
+                display_words: 0,
+                aliases: Vec::new(),
+                roles: Vec::new(),
+                mentions: 0,
+                first_seen: pm.span.0,
+                gender: 0,
+            });
+            clusters.len() - 1
+        });
+        add(&mut clusters[ci], doc, pm, words.len());
+        spans.push(Span {
+            span: pm.span,
+            person: ci,
+        });
+    }
+    // Pass 3: bare surnames among the single words.
+    for &i in &m.singles {
+        let t = &doc.tokens[i];
+        if t.is(shape::ALLCAPS) {
+            continue;
+        }
+        let w = doc.fold(i);
+        if let Some(ci) = best_match(&clusters, w, i, 0) {
+            let pm = PersonMention {
+                span: (i, i + 1),
+                core: (i, i + 1),
+                honorific: None,
+                role: None,
+            };
+            add(&mut clusters[ci], doc, &pm, 1);
+            spans.push(Span {
+                span: (i, i + 1),
+                person: ci,
+            });
+            used[i] = true;
+        }
+    }
+    spans.sort_by_key(|s| s.span.0);
+    let people = clusters
+        .into_iter()
+        .map(|c| {
+            let display = c.display;
+            let aliases = c
+                .aliases
+                .into_iter()
+                .filter(|a| !a.eq_ignore_ascii_case(&display))
+                .collect();
+            Person {
+                name: display,
+                aliases,
+                mentions: c.mentions,
+                roles: c.roles,
+            }
+        })
+        .collect();
+    (people, spans)
+}
+
+/// The person a one-word name designates: the one first named most recently before
+/// `at`, else the first one named after it; an honorific's gender must not clash
+/// (`Mr. Wendell` is not `Mrs. Camilla Alsop Wendell`).
+fn best_match(clusters: &[Cluster], w: &str, at: usize, gender: u8) -> Option<usize> {
+    let mut before: Option<(usize, usize)> = None;
+    let mut after: Option<usize> = None;
+    for (ci, c) in clusters.iter().enumerate() {
+        if !c.answers_to(w) || (gender != 0 && c.gender != 0 && c.gender != gender) {
+            continue;
+        }
+        if c.first_seen <= at {
+            if before.is_none_or(|(_, s)| c.first_seen > s) {
+                before = Some((ci, c.first_seen));
+            }
+        } else if after.is_none() {
+            after = Some(ci);
+        }
+    }
+    before.map(|(ci, _)| ci).or(after)
+}

@@ -1,0 +1,165 @@
+//! Places: gazetteer look-ups, disambiguation and counting.
+//!
+//! Multi-word names (`Los Angeles`, `Latin America`) and the dateline are places outright.
+//! A single capitalised word is a place when the gazetteer knows it and it is not the
+//! surname of a person named in the article; a name that is also a common word or a
+//! person's name (`Griffin`, `Jackson`, `Mobile`) must stand after a place preposition
+//! (`in`, `to`, `from`, ...) or as someone's home town (`Mrs. Cheshire of Griffin`),
+//! unless it is a capital or a city of a million people (`Santiago`, `Washington`).
+//! When a name has several readings (`Georgia` the country or the US state), the one in
+//! the country the article's other places point to wins.
+
+use std::collections::HashMap;
+
+use crate::record::Place;
+
+use super::entities::Mentions;
+use super::gazetteer::{Gazetteer, PlaceEntry, PlaceKind};
+use super::lexicon::flag;
+use super::people::Span;
+use super::tokens::{fold_str, shape, Doc, Kind};
+
+struct Cand {
+    key: String,
+    surface: String,
+    at: usize,
+}
+
+/// Resolves the place mentions. `used` marks single words already taken by people.
+pub(crate) fn resolve(
+    doc: &Doc<'_>,
+    gaz: &Gazetteer,
+    m: &Mentions,
+    used: &[bool],
+    persons: &[Span],
+    dateline: Option<&str>,
+) -> Vec<Place> {
+    let mut cands: Vec<Cand> = Vec::new();
+    if let Some(d) = dateline {
+        for part in d
+            .split([',', '/'])
+            .flat_map(|p| p.split(" and "))
+            .flat_map(|p| p.split(" et "))
+        {
+            let part = part.trim();
+            let key = fold_str(part);
+            if !part.is_empty() && !gaz.place(&key).is_empty() {
+                cands.push(Cand {
+                    key,
+                    surface: part.to_owned(),
+                    at: 0,
+                });
+            }
+        }
+    }
+    for p in &m.places {
+        cands.push(Cand {
+            key: p.key.clone(),
+            surface: doc.span(p.span.0, p.span.1).to_owned(),
+            at: p.span.0,
+        });
+    }
+    for &i in &m.singles {
+        if used[i] {
+            continue;
+        }
+        let key = doc.fold(i);
+        let entries = gaz.place(key);
+        let Some(best) = entries.first() else {
+            continue;
+        };
+        if accept_single(doc, i, best, persons) {
+            cands.push(Cand {
+                key: key.to_owned(),
+                surface: doc.text(i).to_owned(),
+                at: i,
+            });
+        }
+    }
+    cands.sort_by_key(|c| c.at);
+
+    // Country votes from names with a single reading.
+    let mut votes: HashMap<&str, u32> = HashMap::new();
+    for c in &cands {
+        let e = gaz.place(&c.key);
+        if e.len() == 1 && !e[0].country.is_empty() {
+            *votes.entry(e[0].country).or_insert(0) += 1;
+        }
+    }
+    let mut out: Vec<Place> = Vec::new();
+    let mut index: HashMap<(String, &'static str, &'static str), usize> = HashMap::new();
+    for c in &cands {
+        let entries = gaz.place(&c.key);
+        let Some(e) = choose(entries, &votes) else {
+            continue;
+        };
+        let name = if e.canonical.is_empty() {
+            c.surface.trim_end_matches(['’', '\'']).to_owned()
+        } else {
+            e.canonical.to_owned()
+        };
+        let id = (fold_str(&name), e.kind.as_str(), e.country);
+        match index.get(&id) {
+            Some(&k) => out[k].mentions += 1,
+            None => {
+                index.insert(id, out.len());
+                out.push(Place {
+                    name,
+                    mentions: 1,
+                    kind: e.kind.as_str().to_owned(),
+                    country: (!e.country.is_empty()).then(|| e.country.to_owned()),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn choose<'g>(entries: &'g [PlaceEntry], votes: &HashMap<&str, u32>) -> Option<&'g PlaceEntry> {
+    let first = entries.first()?;
+    if entries.len() == 1 {
+        return Some(first);
+    }
+    // A capital or a big city keeps its reading whatever else the article names.
+    if first.capital || first.population >= 1_000_000 {
+        return Some(first);
+    }
+    let best = entries
+        .iter()
+        .filter(|e| !e.country.is_empty())
+        .max_by_key(|e| votes.get(e.country).copied().unwrap_or(0));
+    match best {
+        Some(b)
+            if votes.get(b.country).copied().unwrap_or(0)
+                > votes.get(first.country).copied().unwrap_or(0) =>
+        {
+            Some(b)
+        }
+        _ => Some(first),
+    }
+}
+
+fn accept_single(doc: &Doc<'_>, i: usize, best: &PlaceEntry, persons: &[Span]) -> bool {
+    let t = &doc.tokens[i];
+    if t.is(shape::ALLCAPS) && !matches!(best.kind, PlaceKind::Country | PlaceKind::FormerCountry) {
+        return false;
+    }
+    let after_prep = i > 0 && {
+        let p = &doc.tokens[i - 1];
+        p.para == t.para && p.kind == Kind::Word && !p.is(shape::CAP) && p.has(flag::LOC_PREP)
+    };
+    // `Mrs. J. M. Cheshire of Griffin`: a home town after a person.
+    let home_town = i >= 2 && doc.is_word(i - 1, "of") && persons.iter().any(|s| s.span.1 == i - 1);
+    let sure = after_prep || home_town;
+    let big = best.capital || best.population >= 1_000_000;
+    let city_like = matches!(best.kind, PlaceKind::City | PlaceKind::County);
+    if !city_like {
+        // Countries, states, regions: the name alone suffices, but a sentence-initial
+        // common word (`Chad`, `Jordan` are fine; `Reading` is not a country) is checked.
+        return !(t.is(shape::SENT_START) && t.has(flag::COMMON)) || sure;
+    }
+    if best.ambiguous {
+        return sure || big;
+    }
+    sure || !(t.is(shape::SENT_START) && t.has(flag::COMMON))
+}

@@ -1,0 +1,415 @@
+//! Quotations and who said them.
+//!
+//! A quotation runs from an opening mark (`“`, `«`, an opening `"`) to the matching
+//! closing mark; one left open at the end of a paragraph goes on in the next paragraph
+//! when that one opens with a quote mark (the newspaper convention), else it ends there.
+//! A short quoted phrase whose words are all capitalised (`“Summit of the Americas”`) is
+//! a title, not a quotation.
+//!
+//! The speaker is read from the sentence around the quotation:
+//! after it, `“…,” X said`, `“…,” said X`, `“…,” X, …, assured reporters`, `“…,” he
+//! added`; before it, `X said: “…”`, `X said (he hoped) that “…”`, `according to X, “…”`.
+//! `he`/`she` stand for a person named earlier in the same sentence, else the last
+//! speaker, else the person last named in the previous two paragraphs. A subject that is
+//! not a person (`the jury said`, `US officials said`) gives no speaker. Short phrases
+//! (five words or fewer, scare quotes such as `“model for the region”`) take a speaker
+//! only when a verb of saying stands right next to them. A quotation with no attribution
+//! that continues a quoted speech (same paragraph, or the next one) keeps its speaker.
+
+use super::lexicon::flag;
+use super::people::Span;
+use super::tokens::{shape, Doc, Kind};
+
+/// A quotation found in the text.
+#[derive(Debug, Clone)]
+pub(crate) struct QuoteSpan {
+    /// Token of the opening mark.
+    pub open: usize,
+    /// Token of the closing mark (None: ran to the end of a paragraph).
+    pub close: Option<usize>,
+    /// Last token inside the quotation, plus one.
+    pub end: usize,
+    /// Text without the marks.
+    pub text: String,
+    /// Number of words.
+    pub words: usize,
+    /// A quoted title, not speech.
+    pub title: bool,
+}
+
+/// Finds the quotations.
+pub(crate) fn find(doc: &Doc<'_>) -> Vec<QuoteSpan> {
+    let mut out = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (pi, range) in doc.para_tokens.iter().enumerate() {
+        let mut seg_start: Option<usize> = None;
+        let mut first_tok = true;
+        for i in range.clone() {
+            let t = doc.tokens[i];
+            match t.kind {
+                Kind::Open => {
+                    if first_tok && open.is_some() {
+                        // Continuation of a quotation from the previous paragraph.
+                        seg_start = Some(i + 1);
+                    } else if open.is_none() {
+                        open = Some((i, String::new()));
+                        seg_start = Some(i + 1);
+                    }
+                }
+                Kind::Close => {
+                    if let (Some((o, mut text)), Some(s)) = (open.take(), seg_start.take()) {
+                        push_seg(doc, &mut text, s, i);
+                        out.push(make(doc, o, Some(i), i, text));
+                    }
+                }
+                _ => {}
+            }
+            first_tok = false;
+        }
+        if let Some((o, mut text)) = open.take() {
+            if let Some(s) = seg_start {
+                push_seg(doc, &mut text, s, range.end);
+            }
+            let next_opens = doc
+                .para_tokens
+                .get(pi + 1)
+                .and_then(|r| doc.tokens.get(r.start))
+                .is_some_and(|t| t.kind == Kind::Open);
+            if next_opens {
+                open = Some((o, text));
+            } else {
+                out.push(make(doc, o, None, range.end, text));
+            }
+        }
+    }
+    out
+}
+
+fn push_seg(doc: &Doc<'_>, text: &mut String, a: usize, b: usize) {
+    if a >= b {
+        return;
+    }
+    let s = doc.span(a, b);
+    if !text.is_empty() && !s.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(s);
+}
+
+fn make(doc: &Doc<'_>, open: usize, close: Option<usize>, end: usize, text: String) -> QuoteSpan {
+    let text = text
+        .trim()
+        .trim_end_matches([',', ';', ':'])
+        .trim_end()
+        .to_owned();
+    let words = (open + 1..end)
+        .filter(|&k| matches!(doc.tokens[k].kind, Kind::Word | Kind::Number))
+        .count();
+    let same_para = close.is_some_and(|c| doc.tokens[c].para == doc.tokens[open].para);
+    let title = same_para && (2..=8).contains(&words) && is_title(doc, open + 1, end);
+    QuoteSpan {
+        open,
+        close,
+        end,
+        text,
+        words,
+        title,
+    }
+}
+
+/// Every word capitalised except function words, and no sentence punctuation.
+fn is_title(doc: &Doc<'_>, a: usize, b: usize) -> bool {
+    let mut first = true;
+    for k in a..b {
+        let t = &doc.tokens[k];
+        match t.kind {
+            Kind::Word => {
+                let ok = t.is(shape::CAP) || (!first && t.has(flag::STOP | flag::PARTICLE));
+                if !ok {
+                    return false;
+                }
+                first = false;
+            }
+            Kind::Number => first = false,
+            Kind::Punct('.' | '!' | '?' | ',' | ';' | ':') => return false,
+            _ => {}
+        }
+    }
+    !first
+}
+
+/// Who said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Person(usize),
+    /// A subject that is not a person (`the jury said`).
+    Other,
+    /// No attribution found.
+    Unknown,
+}
+
+/// Speaker of each quotation (index into people), in order; titles are skipped.
+pub(crate) fn attribute(
+    doc: &Doc<'_>,
+    quotes: &[QuoteSpan],
+    persons: &[Span],
+) -> Vec<(usize, Option<usize>)> {
+    let mut out = Vec::with_capacity(quotes.len());
+    let mut last_speaker: Option<(usize, u32)> = None;
+    for (qi, q) in quotes.iter().enumerate() {
+        if q.title {
+            continue;
+        }
+        let short = q.words <= 5 && !q.text.contains(['.', '!', '?']);
+        let ctx = Ctx {
+            doc,
+            persons,
+            last_speaker: last_speaker.map(|s| s.0),
+        };
+        let mut who = Who::Unknown;
+        if let Some(c) = q.close {
+            who = ctx.after(c, q.open);
+        }
+        if who == Who::Unknown {
+            who = ctx.before(q.open, short);
+        }
+        if who == Who::Unknown && !short {
+            // Continues the speech of the previous quotation.
+            if let (Some((sp, para)), Some(prev)) = (last_speaker, qi.checked_sub(1)) {
+                let p = doc.tokens[q.open].para;
+                let prev_q = &quotes[prev];
+                let prev_para = doc.tokens[prev_q.open].para;
+                let adjacent = prev_para == p || prev_para + 1 == p;
+                let named_between = persons
+                    .iter()
+                    .any(|s| s.span.0 > prev_q.end && s.span.0 < q.open);
+                if adjacent && para >= prev_para && !named_between {
+                    who = Who::Person(sp);
+                }
+            }
+        }
+        let speaker = match who {
+            Who::Person(p) => {
+                last_speaker = Some((p, doc.tokens[q.open].para));
+                Some(p)
+            }
+            _ => None,
+        };
+        out.push((qi, speaker));
+    }
+    out
+}
+
+struct Ctx<'c, 'd> {
+    doc: &'c Doc<'d>,
+    persons: &'c [Span],
+    last_speaker: Option<usize>,
+}
+
+impl Ctx<'_, '_> {
+    fn tok(&self, i: usize) -> &super::tokens::Token {
+        &self.doc.tokens[i]
+    }
+
+    fn speech(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::SPEECH)
+    }
+
+    fn pronoun(&self, i: usize) -> bool {
+        let t = self.tok(i);
+        t.kind == Kind::Word && t.has(flag::PRONOUN)
+    }
+
+    fn person_starting(&self, i: usize) -> Option<&Span> {
+        self.persons.iter().find(|s| s.span.0 == i)
+    }
+
+    fn person_ending(&self, end: usize) -> Option<&Span> {
+        self.persons.iter().find(|s| s.span.1 == end)
+    }
+
+    fn sentence(&self, i: usize) -> std::ops::Range<usize> {
+        let s = self.tok(i).sent as usize;
+        self.doc.sentences.get(s).cloned().unwrap_or(i..i + 1)
+    }
+
+    /// `he`/`she` at token `i`.
+    fn resolve_pronoun(&self, i: usize) -> Who {
+        let sent = self.sentence(i);
+        if let Some(s) = self
+            .persons
+            .iter()
+            .rev()
+            .find(|s| s.span.0 >= sent.start && s.span.1 <= i)
+        {
+            return Who::Person(s.person);
+        }
+        if let Some(p) = self.last_speaker {
+            return Who::Person(p);
+        }
+        let para = self.tok(i).para;
+        self.persons
+            .iter()
+            .rev()
+            .find(|s| s.span.1 <= i && self.tok(s.span.0).para + 2 >= para)
+            .map_or(Who::Unknown, |s| Who::Person(s.person))
+    }
+
+    /// Attribution after the closing mark `c`.
+    fn after(&self, c: usize, open: usize) -> Who {
+        let sent = self.sentence(c);
+        let end = sent.end.min(self.doc.tokens.len());
+        let para = self.tok(c).para;
+        let mut k = c + 1;
+        while k < end && matches!(self.tok(k).kind, Kind::Punct(',' | '—' | '–' | '-')) {
+            k += 1;
+        }
+        if k >= end || self.tok(k).para != para {
+            return Who::Unknown;
+        }
+        let _ = open;
+        // `said X`, `added he`.
+        if self.speech(k) {
+            let n = k + 1;
+            if n < end {
+                if let Some(s) = self.person_starting(n) {
+                    return Who::Person(s.person);
+                }
+                if self.pronoun(n) {
+                    return self.resolve_pronoun(n);
+                }
+                return self.subject_kind(n, end);
+            }
+            return Who::Unknown;
+        }
+        // `according to X`.
+        if self.doc.is_word(k, "according") && self.doc.is_word(k + 1, "to") {
+            if let Some(s) = self.person_starting(k + 2) {
+                return Who::Person(s.person);
+            }
+            return Who::Other;
+        }
+        // `he added`.
+        if self.pronoun(k) {
+            if (k + 1..(k + 3).min(end)).any(|v| self.speech(v)) {
+                return self.resolve_pronoun(k);
+            }
+            return Who::Unknown;
+        }
+        // `X said`, `X, in charge of ..., assured reporters`.
+        if let Some(s) = self.person_starting(k) {
+            let mut e = s.span.1;
+            if self.doc.is_punct(e, ',') {
+                if let Some(close) = (e + 1..(e + 16).min(end)).find(|&v| self.doc.is_punct(v, ','))
+                {
+                    e = close + 1;
+                }
+            }
+            if (e..(e + 3).min(end)).any(|v| self.speech(v)) {
+                return Who::Person(s.person);
+            }
+            return Who::Unknown;
+        }
+        // `the jury said`, `officials said`.
+        let verb = (k..(k + 5).min(end)).find(|&v| self.speech(v));
+        if let Some(v) = verb {
+            let any_person = self.persons.iter().any(|s| s.span.0 >= k && s.span.1 <= v);
+            if !any_person {
+                return Who::Other;
+            }
+        }
+        Who::Unknown
+    }
+
+    /// What kind of subject starts at `n` (`the jury` is not a person).
+    fn subject_kind(&self, n: usize, end: usize) -> Who {
+        let t = self.tok(n);
+        if t.kind == Kind::Word && n < end {
+            Who::Other
+        } else {
+            Who::Unknown
+        }
+    }
+
+    /// Attribution before the opening mark `o`.
+    fn before(&self, o: usize, short: bool) -> Who {
+        let sent = self.sentence(o);
+        let start = sent.start;
+        if o <= start {
+            return Who::Unknown;
+        }
+        // `according to X, “…”`.
+        for k in start..o.saturating_sub(1) {
+            if self.doc.is_word(k, "according") && self.doc.is_word(k + 1, "to") {
+                if let Some(s) = self.person_starting(k + 2) {
+                    return Who::Person(s.person);
+                }
+            }
+        }
+        // The nearest verb of saying before the quotation.
+        let reach = if short { 2 } else { 6 };
+        let lo = o.saturating_sub(reach).max(start);
+        let Some(v) = (lo..o).rev().find(|&v| self.speech(v)) else {
+            return Who::Unknown;
+        };
+        if short {
+            // Only `said “…”`, `said: “…”`, `said that “…”`.
+            let between_ok = (v + 1..o).all(|k| {
+                matches!(self.tok(k).kind, Kind::Punct(':' | ',')) || self.doc.is_word(k, "that")
+            });
+            if !between_ok {
+                return Who::Unknown;
+            }
+        }
+        self.subject_of(v, start)
+    }
+
+    /// The subject of the verb at `v` (sentence starting at `start`).
+    fn subject_of(&self, v: usize, start: usize) -> Who {
+        if v == 0 || v <= start {
+            return Who::Unknown;
+        }
+        let p = v - 1;
+        if self.pronoun(p) {
+            return self.resolve_pronoun(p);
+        }
+        if let Some(s) = self.person_ending(v) {
+            return Who::Person(s.person);
+        }
+        // `X, in charge of ..., said`.
+        if self.doc.is_punct(p, ',') {
+            if let Some(open) = (start..p)
+                .rev()
+                .take(16)
+                .find(|&k| self.doc.is_punct(k, ','))
+            {
+                if let Some(s) = self.person_ending(open) {
+                    return Who::Person(s.person);
+                }
+            }
+            return Who::Unknown;
+        }
+        // `X welcomed ... and said`: the subject of the sentence.
+        if self.doc.is_word(p, "and") || self.doc.is_word(p, "but") {
+            if let Some(s) = self
+                .persons
+                .iter()
+                .find(|s| s.span.0 >= start && s.span.1 <= p)
+            {
+                if s.span.0 <= start + 1 {
+                    return Who::Person(s.person);
+                }
+            }
+            return Who::Unknown;
+        }
+        // Auxiliaries: `X has said`, `X had told`.
+        if matches!(
+            self.doc.fold(p),
+            "has" | "had" | "have" | "also" | "then" | "later"
+        ) {
+            return self.subject_of(p, start);
+        }
+        Who::Other
+    }
+}

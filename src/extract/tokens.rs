@@ -1,0 +1,448 @@
+//! One tokenisation of an article, shared by every sub-extractor.
+//!
+//! The text is the lede (paragraph 0) and the body paragraphs (1..) in order; headings
+//! are left out. Each paragraph is cut into words, numbers, punctuation and quote marks;
+//! each word carries its shape (capitalised, initial, possessive, ...), its accent-folded
+//! lower-case form (kept in one shared buffer) and the lexicon flags of that form, so
+//! that later passes never re-scan or re-allocate the text.
+
+use std::ops::Range;
+
+use super::gazetteer::Gazetteer;
+
+/// Shape bits of a token.
+pub(crate) mod shape {
+    /// First letter upper-case.
+    pub const CAP: u16 = 1;
+    /// Two or more letters, all upper-case (`OAS`, `U.S.`).
+    pub const ALLCAPS: u16 = 1 << 1;
+    /// A single capital letter with a period (`J.`).
+    pub const INITIAL: u16 = 1 << 2;
+    /// Ends with an abbreviation period (`Mr.`, `Aug.`).
+    pub const ABBR: u16 = 1 << 3;
+    /// A possessive `’s` or `s’` was cut off the word.
+    pub const POSS: u16 = 1 << 4;
+    /// First word of a sentence.
+    pub const SENT_START: u16 = 1 << 5;
+    /// Starts with a digit.
+    pub const DIGIT: u16 = 1 << 6;
+    /// Contains a hyphen.
+    pub const HYPHEN: u16 = 1 << 7;
+}
+
+/// What a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Letters (and digits, hyphens, apostrophes, abbreviation periods).
+    Word,
+    /// Starts with a digit: `2018`, `30th`, `10:23`.
+    Number,
+    /// Any other single character.
+    Punct(char),
+    /// `“` or `«` (or a straight `"` read as opening).
+    Open,
+    /// `”` or `»` (or a straight `"` read as closing).
+    Close,
+}
+
+/// One token of one paragraph.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Token {
+    /// Byte range in the paragraph text (possessive cut off).
+    pub start: u32,
+    /// End of that range.
+    pub end: u32,
+    /// Byte range of the folded form in [`Doc::folded`].
+    pub fold: (u32, u32),
+    /// What it is.
+    pub kind: Kind,
+    /// [`shape`] bits.
+    pub shape: u16,
+    /// Lexicon flags of the folded form (see [`super::lexicon`]).
+    pub lex: u32,
+    /// Paragraph index (0 = lede).
+    pub para: u32,
+    /// Sentence index in [`Doc::sentences`].
+    pub sent: u32,
+}
+
+impl Token {
+    /// Whether the shape bit is set.
+    pub fn is(&self, bit: u16) -> bool {
+        self.shape & bit != 0
+    }
+    /// Whether any of the lexicon bits is set.
+    pub fn has(&self, bits: u32) -> bool {
+        self.lex & bits != 0
+    }
+    /// A word starting with a capital.
+    pub fn cap_word(&self) -> bool {
+        self.kind == Kind::Word && self.is(shape::CAP)
+    }
+}
+
+/// The tokenised article.
+#[derive(Debug, Default)]
+pub(crate) struct Doc<'a> {
+    /// Paragraph texts: 0 = lede, then body paragraphs.
+    pub paras: Vec<&'a str>,
+    /// Token range of each paragraph.
+    pub para_tokens: Vec<Range<usize>>,
+    /// All tokens, in order.
+    pub tokens: Vec<Token>,
+    /// Token range of each sentence (sentences never cross paragraphs).
+    pub sentences: Vec<Range<usize>>,
+    /// Folded forms of the words, back to back.
+    pub folded: String,
+}
+
+/// Abbreviations that keep their period (folded, without the period).
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "messrs", "dr", "st", "mt", "jr", "sr", "gov", "govs", "sen", "sens", "rep",
+    "reps", "gen", "col", "lt", "sgt", "capt", "cpl", "maj", "adm", "cmdr", "prof", "rev", "hon",
+    "inc", "corp", "co", "ltd", "bros", "no", "vs", "jan", "feb", "mar", "apr", "jun", "jul",
+    "aug", "sep", "sept", "oct", "nov", "dec", "pres", "ave", "blvd", "rd", "ft", "ga", "ala",
+    "fla", "calif", "tex", "tenn", "miss", "mich", "ill", "mass", "conn", "penn", "va", "ky", "md",
+    "mo", "okla", "ore", "wash", "wis", "minn", "colo", "ariz", "ark", "kan", "neb", "nev", "mme",
+    "mlle", "m", "dept", "univ", "assn", "supt", "atty", "gen", "sec", "treas", "msgr", "fr",
+    "sgt", "pvt", "det", "insp", "comdr", "cong", "lt", "ald", "asst",
+];
+
+impl<'a> Doc<'a> {
+    /// Tokenises the paragraphs (0 = lede).
+    pub fn new(paras: Vec<&'a str>, gaz: Option<&Gazetteer>) -> Doc<'a> {
+        let total: usize = paras.iter().map(|p| p.len()).sum();
+        let mut doc = Doc {
+            paras: Vec::new(),
+            para_tokens: Vec::with_capacity(paras.len()),
+            tokens: Vec::with_capacity(total / 4),
+            sentences: Vec::with_capacity(total / 80 + 1),
+            folded: String::with_capacity(total),
+        };
+        for (pi, text) in paras.iter().enumerate() {
+            let first = doc.tokens.len();
+            doc.scan(text, pi as u32, gaz);
+            doc.para_tokens.push(first..doc.tokens.len());
+            doc.split_sentences(first);
+        }
+        doc.paras = paras;
+        doc
+    }
+
+    /// Text of token `i` (empty when out of range).
+    pub fn text(&self, i: usize) -> &'a str {
+        let Some(t) = self.tokens.get(i) else {
+            return "";
+        };
+        let p: &'a str = self.paras[t.para as usize];
+        p.get(t.start as usize..t.end as usize).unwrap_or("")
+    }
+
+    /// Folded lower-case form of token `i` (empty for punctuation or out of range).
+    pub fn fold(&self, i: usize) -> &str {
+        let Some(t) = self.tokens.get(i) else {
+            return "";
+        };
+        let (a, b) = t.fold;
+        self.folded.get(a as usize..b as usize).unwrap_or("")
+    }
+
+    /// The text from the start of token `a` to the end of token `b - 1` (same paragraph).
+    pub fn span(&self, a: usize, b: usize) -> &'a str {
+        if a >= b || b > self.tokens.len() {
+            return "";
+        }
+        let (ta, tb) = (&self.tokens[a], &self.tokens[b - 1]);
+        if ta.para != tb.para {
+            return self.text(a);
+        }
+        let p: &'a str = self.paras[ta.para as usize];
+        p.get(ta.start as usize..tb.end as usize).unwrap_or("")
+    }
+
+    /// Whether token `i` exists and is the punctuation `c`.
+    pub fn is_punct(&self, i: usize, c: char) -> bool {
+        self.tokens.get(i).is_some_and(|t| t.kind == Kind::Punct(c))
+    }
+
+    /// Whether token `i` exists and is a word whose folded form is `w`.
+    pub fn is_word(&self, i: usize, w: &str) -> bool {
+        self.tokens.get(i).is_some_and(|t| t.kind == Kind::Word) && self.fold(i) == w
+    }
+
+    fn scan(&mut self, text: &str, para: u32, gaz: Option<&Gazetteer>) {
+        let bytes = text.as_bytes();
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c.is_whitespace() {
+                continue;
+            }
+            if c.is_alphanumeric() {
+                // Scan a word: alphanumerics joined by - ' ’ . & when a letter follows.
+                let mut end = i + c.len_utf8();
+                let mut seg_len = 1usize;
+                let mut has_dot = false;
+                let mut has_hyphen = false;
+                while let Some(&(j, d)) = chars.peek() {
+                    if d.is_alphanumeric() {
+                        chars.next();
+                        end = j + d.len_utf8();
+                        seg_len += 1;
+                        continue;
+                    }
+                    let joiner = matches!(d, '-' | '\'' | '’' | '.' | '&');
+                    if !joiner {
+                        break;
+                    }
+                    let after = text[j + d.len_utf8()..].chars().next();
+                    let ok = match d {
+                        '.' => seg_len <= 2 && after.is_some_and(char::is_alphabetic),
+                        '&' => seg_len <= 2 && after.is_some_and(char::is_uppercase),
+                        _ => after.is_some_and(char::is_alphanumeric),
+                    };
+                    if !ok {
+                        break;
+                    }
+                    chars.next();
+                    if d == '.' {
+                        has_dot = true;
+                    }
+                    if d == '-' {
+                        has_hyphen = true;
+                    }
+                    seg_len = 0;
+                    end = j + d.len_utf8();
+                }
+                let mut word_end = end;
+                let mut sh = 0u16;
+                // Possessive: `’s` / `'s` inside the word, or `s’` at its end.
+                let w = &text[i..end];
+                if w.len() > 2 && (w.ends_with("’s") || w.ends_with("'s")) {
+                    word_end = end - if w.ends_with("’s") { 4 } else { 2 };
+                    sh |= shape::POSS;
+                } else if w.ends_with('s') {
+                    if let Some(&(j, d)) = chars.peek() {
+                        let next = text[j + d.len_utf8()..].chars().next();
+                        if matches!(d, '’' | '\'') && !next.is_some_and(char::is_alphanumeric) {
+                            chars.next();
+                            end = j + d.len_utf8();
+                            sh |= shape::POSS;
+                        }
+                    }
+                }
+                let _ = end;
+                // Abbreviation period.
+                if bytes.get(word_end) == Some(&b'.') && sh & shape::POSS == 0 {
+                    let core = &text[i..word_end];
+                    let single_cap = core.chars().count() == 1 && c.is_uppercase();
+                    let lower = core.to_ascii_lowercase();
+                    if has_dot || single_cap || ABBREVIATIONS.contains(&lower.as_str()) {
+                        chars.next();
+                        word_end += 1;
+                        sh |= shape::ABBR;
+                        if single_cap {
+                            sh |= shape::INITIAL;
+                        }
+                    }
+                }
+                if has_hyphen {
+                    sh |= shape::HYPHEN;
+                }
+                let kind = if c.is_ascii_digit() {
+                    sh |= shape::DIGIT;
+                    Kind::Number
+                } else {
+                    Kind::Word
+                };
+                self.push_word(text, i, word_end, kind, sh, para, gaz);
+                continue;
+            }
+            let kind = match c {
+                '“' | '«' => Kind::Open,
+                '”' | '»' => Kind::Close,
+                '"' => {
+                    let prev = text[..i].chars().next_back();
+                    let next = text[i + 1..].chars().next();
+                    let opens = prev.is_none_or(|p| p.is_whitespace() || "([{—–-".contains(p))
+                        && next.is_some_and(|n| !n.is_whitespace());
+                    if opens {
+                        Kind::Open
+                    } else {
+                        Kind::Close
+                    }
+                }
+                _ => Kind::Punct(c),
+            };
+            let at = self.folded.len() as u32;
+            self.tokens.push(Token {
+                start: i as u32,
+                end: (i + c.len_utf8()) as u32,
+                fold: (at, at),
+                kind,
+                shape: 0,
+                lex: 0,
+                para,
+                sent: 0,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_word(
+        &mut self,
+        text: &str,
+        start: usize,
+        end: usize,
+        kind: Kind,
+        mut sh: u16,
+        para: u32,
+        gaz: Option<&Gazetteer>,
+    ) {
+        let word = &text[start..end];
+        let fold_start = self.folded.len();
+        let mut letters = 0usize;
+        let mut upper = 0usize;
+        for ch in word.chars() {
+            if ch.is_alphabetic() {
+                letters += 1;
+                if ch.is_uppercase() {
+                    upper += 1;
+                }
+            }
+            push_folded(&mut self.folded, ch);
+        }
+        if word.chars().next().is_some_and(char::is_uppercase) {
+            sh |= shape::CAP;
+        }
+        if letters >= 2 && upper == letters {
+            sh |= shape::ALLCAPS;
+        }
+        let fold_end = self.folded.len();
+        let key = self.folded[fold_start..fold_end].trim_end_matches('.');
+        let lex = match (gaz, kind) {
+            (Some(g), Kind::Word) => g.word_flags(key),
+            _ => 0,
+        };
+        self.tokens.push(Token {
+            start: start as u32,
+            end: end as u32,
+            fold: (fold_start as u32, fold_end as u32),
+            kind,
+            shape: sh,
+            lex,
+            para,
+            sent: 0,
+        });
+    }
+
+    /// Cuts the tokens of the paragraph that starts at `first` into sentences.
+    fn split_sentences(&mut self, first: usize) {
+        let end = self.tokens.len();
+        let mut start = first;
+        let mut i = first;
+        while i < end {
+            let t = self.tokens[i];
+            let stop = matches!(t.kind, Kind::Punct('.' | '!' | '?'));
+            if stop {
+                let mut j = i + 1;
+                while j < end && matches!(self.tokens[j].kind, Kind::Close | Kind::Punct(')')) {
+                    j += 1;
+                }
+                let next_starts = j >= end
+                    || matches!(self.tokens[j].kind, Kind::Open)
+                    || self.tokens[j].is(shape::CAP)
+                    || self.tokens[j].kind == Kind::Number;
+                if next_starts {
+                    self.close_sentence(start, j);
+                    start = j;
+                    i = j;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if start < end {
+            self.close_sentence(start, end);
+        }
+    }
+
+    fn close_sentence(&mut self, a: usize, b: usize) {
+        let id = self.sentences.len() as u32;
+        let mut first_word = true;
+        for t in &mut self.tokens[a..b] {
+            t.sent = id;
+            if first_word && matches!(t.kind, Kind::Word | Kind::Number) {
+                t.shape |= shape::SENT_START;
+                first_word = false;
+            }
+        }
+        self.sentences.push(a..b);
+    }
+}
+
+/// Appends the accent-folded lower-case form of `ch`.
+pub(crate) fn push_folded(out: &mut String, ch: char) {
+    if ch.is_ascii() {
+        out.push(ch.to_ascii_lowercase());
+    } else if matches!(ch, '’' | '‘') {
+        out.push('\'');
+    } else if let Some(s) = deunicode::deunicode_char(ch) {
+        for c in s.chars() {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+}
+
+/// The accent-folded lower-case form of a string.
+pub(crate) fn fold_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        push_folded(&mut out, ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let doc = Doc::new(vec![text], None);
+        (0..doc.tokens.len())
+            .map(|i| doc.text(i).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn words_abbreviations_possessives() {
+        assert_eq!(
+            words("Mr. Blinken’s U.S. trip, Aug. 2."),
+            ["Mr.", "Blinken", "U.S.", "trip", ",", "Aug.", "2", "."]
+        );
+        assert_eq!(
+            words("Mrs. J. M. Cheshire of Griffin"),
+            ["Mrs.", "J.", "M.", "Cheshire", "of", "Griffin"]
+        );
+        assert_eq!(
+            words("the countries’ ex-president, don’t"),
+            ["the", "countries", "ex-president", ",", "don’t"]
+        );
+    }
+
+    #[test]
+    fn folding_and_sentences() {
+        let doc = Doc::new(vec!["In Bogotá he spoke. Then “Yes,” he said."], None);
+        assert_eq!(doc.fold(1), "bogota");
+        assert_eq!(doc.sentences.len(), 2);
+        assert!(doc.tokens[5].is(shape::SENT_START));
+        assert_eq!(doc.tokens[6].kind, Kind::Open);
+    }
+
+    #[test]
+    fn straight_quotes() {
+        let doc = Doc::new(vec!["He said \"no way\" today."], None);
+        let kinds: Vec<Kind> = doc.tokens.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds[2], Kind::Open);
+        assert_eq!(kinds[5], Kind::Close);
+    }
+}
