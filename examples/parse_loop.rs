@@ -1,4 +1,5 @@
-//! Parses the seed N times (default 2000): a steady workload for profilers
+//! Parses the seed N times (default 2000), and with a second argument `extract`
+//! also runs the extract stage: a steady workload for profilers
 //! (`valgrind --tool=callgrind`, `perf record`).
 
 fn main() {
@@ -6,6 +7,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    let extract = std::env::args().nth(2).as_deref() == Some("extract");
     let opts = wirewatch::parse::ParseOptions::new("America/Toronto").expect("bundled tz");
     let file = wirewatch::parse::SourceFile {
         path: "seed.txt".into(),
@@ -16,7 +18,10 @@ fn main() {
     let t = std::time::Instant::now();
     let mut words = 0;
     for _ in 0..n {
-        if let Ok(r) = wirewatch::parse::parse(&file, reference, &opts) {
+        if let Ok(mut r) = wirewatch::parse::parse(&file, reference, &opts) {
+            if extract {
+                wirewatch::pipeline::enrich(&mut r);
+            }
             words += r.word_count;
         }
     }

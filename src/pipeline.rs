@@ -571,7 +571,10 @@ impl Committer {
         let now = now_ts.as_second();
         let mut out = Vec::with_capacity(batch.len() * 4096);
         let mut rej = Vec::new();
-        let (mut emitted, mut updates) = (0u64, 0u64);
+        // Counted once the batch is committed, so the metrics reflect durable outcomes.
+        let (mut emitted, mut updates, mut duplicates, mut stale, mut unchanged) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut rejected_kinds = Vec::new();
         let mut noticed_emitted = Vec::new();
         let mut events = Vec::new();
         let live = self.shared.events.receiver_count() > 0;
@@ -610,11 +613,11 @@ impl Committer {
                         }
                         Verdict::Duplicate => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "duplicate: same stamp as the newest emitted version; dropped");
-                            self.metrics.duplicates.inc();
+                            duplicates += 1;
                         }
                         Verdict::Stale => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "stale: older than the newest emitted version; dropped");
-                            self.metrics.stale.inc();
+                            stale += 1;
                         }
                     }
                     self.dedupe.pending_mut().files.push(file);
@@ -622,7 +625,7 @@ impl Committer {
                 Outcome::Rejected { path, reject, file } => {
                     let (p, hex_path) = parse::path_strings(&path);
                     tracing::info!(path = %p, kind = %reject.kind, "rejected: {}", reject.message);
-                    self.metrics.reject(reject.kind);
+                    rejected_kinds.push(reject.kind);
                     let line = RejectLine {
                         path: p,
                         path_hex: hex_path,
@@ -646,7 +649,7 @@ impl Committer {
                     }
                 }
                 Outcome::Unchanged { refresh } => {
-                    self.metrics.unchanged.inc();
+                    unchanged += 1;
                     if let Some(f) = refresh {
                         self.dedupe.pending_mut().files.push(f);
                     }
@@ -695,6 +698,12 @@ impl Committer {
         for e in events {
             // No subscriber, or a lagging one: never waits.
             let _ = self.shared.events.send(Arc::new(e));
+        }
+        self.metrics.duplicates.inc_by(duplicates);
+        self.metrics.stale.inc_by(stale);
+        self.metrics.unchanged.inc_by(unchanged);
+        for k in rejected_kinds {
+            self.metrics.reject(k);
         }
         self.metrics.emitted.inc_by(emitted);
         self.metrics.updates.inc_by(updates);

@@ -42,7 +42,7 @@ use tokens::Doc;
 /// What [`extract_with`] computes.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
-    /// Run YAKE for `keywords` (by far the costliest pass: a few milliseconds a page).
+    /// Compute `keywords` (YAKE).
     pub keywords: bool,
     /// How many key phrases to keep.
     pub max_keywords: usize,
@@ -140,13 +140,8 @@ pub fn run(record: &Record, gaz: &Gazetteer, opts: &ExtractOptions) -> Extractio
         Some(r) => dates::find(&doc, r),
         None => Vec::new(),
     };
-    let keywords = if opts.keywords && opts.max_keywords > 0 {
-        let mut text = String::with_capacity(doc.paras.iter().map(|p| p.len() + 1).sum());
-        for p in &doc.paras {
-            text.push_str(p);
-            text.push('\n');
-        }
-        keywords::keywords(&text, &record.language, opts.max_keywords)
+    let keywords = if opts.keywords {
+        keywords::keywords(&doc, opts.max_keywords)
     } else {
         Vec::new()
     };
