@@ -95,9 +95,9 @@ fn heading_added() {
     assert_eq!(c["paragraphs"]["added"], json!([body_paragraphs(&r).len()]));
 }
 
-/// Hand-made: a paragraph moved, one deleted, one reworded.
+/// Hand-made: a paragraph moved, one deleted, one reworded, a person newly named.
 #[test]
-fn moved_deleted_and_edited_paragraphs() {
+fn moved_deleted_edited_and_a_person_newly_named() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.txt");
     let new = dir.path().join("new.txt");
@@ -115,12 +115,13 @@ fn moved_deleted_and_edited_paragraphs() {
         "(Ottawa) The federal budget was tabled on Tuesday by the finance minister.\nPosted at 10:00 a.m.\nUpdated at 11:00 a.m.\n\
          Fourth paragraph describes the housing measures announced today.\n\
          First paragraph explains the deficit and its causes in detail.\n\
-         Second paragraph covers the opposition's angry reaction to the plan.\n",
+         Second paragraph covers the opposition's angry reaction to the plan.\n\
+         Finance Minister Chrystia Freeland defended the plan in the House of Commons.\n",
     )
     .unwrap();
     let r = check_against(old.to_str().unwrap(), new.to_str().unwrap());
     let c = &r["changes"]["paragraphs"];
-    assert_eq!(c["added"], json!([]), "a moved paragraph is not added");
+    assert_eq!(c["added"], json!([4]), "only the new last paragraph is added; a moved one is not");
     assert_eq!(
         c["removed"],
         json!(["Third paragraph will be deleted in the next version of the story."])
@@ -133,6 +134,8 @@ fn moved_deleted_and_edited_paragraphs() {
             "after": "Second paragraph covers the opposition's angry reaction to the plan."
         }])
     );
+    assert_eq!(r["changes"]["people"]["added"], json!(["Chrystia Freeland"]), "{}", r["changes"]);
+    assert_eq!(r["changes"]["people"]["removed"], json!([]));
 }
 
 /// Through the daemon, across a restart: revision 2's `changes` equal what
