@@ -121,7 +121,11 @@ fn moved_deleted_edited_and_a_person_newly_named() {
     .unwrap();
     let r = check_against(old.to_str().unwrap(), new.to_str().unwrap());
     let c = &r["changes"]["paragraphs"];
-    assert_eq!(c["added"], json!([4]), "only the new last paragraph is added; a moved one is not");
+    assert_eq!(
+        c["added"],
+        json!([4]),
+        "only the new last paragraph is added; a moved one is not"
+    );
     assert_eq!(
         c["removed"],
         json!(["Third paragraph will be deleted in the next version of the story."])
@@ -134,7 +138,12 @@ fn moved_deleted_edited_and_a_person_newly_named() {
             "after": "Second paragraph covers the opposition's angry reaction to the plan."
         }])
     );
-    assert_eq!(r["changes"]["people"]["added"], json!(["Chrystia Freeland"]), "{}", r["changes"]);
+    assert_eq!(
+        r["changes"]["people"]["added"],
+        json!(["Chrystia Freeland"]),
+        "{}",
+        r["changes"]
+    );
     assert_eq!(r["changes"]["people"]["removed"], json!([]));
 }
 
