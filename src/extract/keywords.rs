@@ -192,7 +192,17 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             (prod / (tf * (1.0 + sum)), key, a, b)
         })
         .collect();
-    scored.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then_with(|| x.2.cmp(&y.2)));
+    // Only the best few can be chosen (plus those dropped as contained in a better
+    // one): select them in linear time, then sort just those.
+    let order = |x: &(f64, Key, u32, u32), y: &(f64, Key, u32, u32)| {
+        x.0.total_cmp(&y.0).then_with(|| x.2.cmp(&y.2))
+    };
+    let keep = (n * 8).min(scored.len());
+    if keep > 0 && keep < scored.len() {
+        scored.select_nth_unstable_by(keep - 1, order);
+        scored.truncate(keep);
+    }
+    scored.sort_unstable_by(order);
     let mut chosen: Vec<Key> = Vec::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     for (_, key, a, b) in scored {
