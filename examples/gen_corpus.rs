@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example gen_corpus -- --out DIR [--n 50000] [--seed 42]
 //!     [--updates 0.2] [--size 4096] [--window 2000] [--fixtures tests/fixtures/dev]
-//!     [--live-out DIR2 --live-n M]
+//!     [--live-out DIR2 --live-n M] [--skip K]
 //! ```
 //!
 //! Every file is built from the dev fixtures (`tests/fixtures/dev`):
@@ -31,7 +31,12 @@
 //! fixture set. With `--live-out`, files `N..N+M` of the same sequence (new stories and
 //! updates of the stories before them) go to a second folder, for the live benchmark.
 //!
-//! The counts are printed on stdout as `key=value` lines.
+//! `--skip K` generates the first K files without writing them: a corpus of K files
+//! made earlier with the same seed grows to N files (the scale steps do this).
+//!
+//! The counts are printed on stdout as `key=value` lines: `files`, `updates` and
+//! `bytes` describe the whole corpus of `--n` files (skipped ones included),
+//! `written` how many files this run wrote there, `live_*` the live folder.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -46,7 +51,7 @@ use wirewatch::record::Stamp;
 
 const USAGE: &str =
     "usage: gen_corpus --out DIR [--n N] [--seed S] [--updates FRAC] [--size BYTES] \
-[--window W] [--fixtures DIR] [--timezone TZ] [--live-out DIR --live-n M]";
+[--window W] [--fixtures DIR] [--timezone TZ] [--live-out DIR --live-n M] [--skip K]";
 
 /// splitmix64: tiny, deterministic across platforms and crate versions.
 struct Rng(u64);
@@ -783,6 +788,7 @@ fn main() {
     let mut live_out: Option<PathBuf> = None;
     let mut n: usize = 50_000;
     let mut live_n: usize = 0;
+    let mut skip: usize = 0;
     let mut seed: u64 = 42;
     let mut updates = 0.2;
     let mut size = 4096;
@@ -807,6 +813,7 @@ fn main() {
             "--live-out" => live_out = Some(val().into()),
             "--n" => n = num(val()),
             "--live-n" => live_n = num(val()),
+            "--skip" => skip = num(val()),
             "--seed" => seed = num(val()) as u64,
             "--updates" => updates = val().parse().expect("--updates FRAC"),
             "--size" => size = num(val()),
@@ -853,6 +860,7 @@ fn main() {
     let total = n + live_n;
     // [main, live]: files, updates, bytes
     let mut counts = [[0u64; 3]; 2];
+    let mut written = 0u64;
     for i in 0..total {
         let update = i > 0 && g.rng.chance(updates);
         let (made, was_update) = g.next_file(update);
@@ -861,7 +869,11 @@ fn main() {
         } else {
             (live_out.as_ref().expect("live dir"), &mut counts[1])
         };
-        write_file(dir, i, &made).unwrap_or_else(|e| panic!("write {}: {e}", dir.display()));
+        if i >= skip {
+            write_file(dir, i, &made)
+                .unwrap_or_else(|e| panic!("write {}: {e}", dir.display()));
+            written += 1;
+        }
         c[0] += 1;
         c[1] += u64::from(was_update);
         c[2] += made.bytes.len() as u64;
@@ -884,6 +896,7 @@ fn main() {
     println!("files={}", counts[0][0]);
     println!("updates={}", counts[0][1]);
     println!("bytes={}", counts[0][2]);
+    println!("written={written}");
     println!("live_files={}", counts[1][0]);
     println!("live_updates={}", counts[1][1]);
     println!("live_bytes={}", counts[1][2]);

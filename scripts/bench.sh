@@ -4,7 +4,7 @@
 #   scripts/bench.sh              # default: N=50000, live 500 files/s for 20 s, scale 10k and 100k
 #   scripts/bench.sh --quick      # N=2000, live 5 s, scale 2k and 10k, 2 runs (about a minute)
 #   N=5000 LIVE_SECS=10 scripts/bench.sh
-#   SCALE_MAX=1000000 scripts/bench.sh   # adds the 1M-article scale step (needs ~15 GB of disk, ~15 min)
+#   SCALE_MAX=1000000 scripts/bench.sh   # adds the 1M-article scale step (~11 GB of disk, ~30 min more)
 #
 # Environment (defaults in brackets):
 #   N [50000]            files in the backlog corpus
@@ -172,15 +172,13 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 thousands() { printf '%s' "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**"; fi; }
 
-# gen DIR N [LIVE_DIR LIVE_N]: corpus; key=value counts in DIR.gen
+# gen REPORT ARGS...: gen_corpus with the bench seed; key=value counts in REPORT.
 gen() {
-    local d=$1 n=$2
-    shift 2
-    local extra=()
-    [ $# -eq 2 ] && extra=(--live-out "$1" --live-n "$2")
-    "$GEN" --out "$d" --n "$n" --seed "$SEED" "${extra[@]}" > "$d.gen" 2> "$d.gen.err" ||
-        die "gen_corpus failed: $(cat "$d.gen.err")"
-    cat "$d.gen.err" >&2
+    local report=$1
+    shift
+    "$GEN" --seed "$SEED" "$@" > "$report" 2> "$report.err" ||
+        die "gen_corpus failed: $(cat "$report.err")"
+    grep -v '/.* files (' "$report.err" >&2 || true
 }
 
 # once NAME DIR: `run --once` under /usr/bin/time -v; logs NAME.time / NAME.err
@@ -209,8 +207,8 @@ awk -v l="${LOAD_START%% *}" -v n="$NPROC" 'BEGIN { exit !(l > n / 4) }' &&
 M=$WORK/main
 make_config "$M"
 log "generating $N files (+ $LIVE_N for the live drops), seed $SEED"
-gen "$M/inbox" "$N" "$WORK/live-staging" "$LIVE_N"
-G=$M/inbox.gen
+G=$WORK/main.gen
+gen "$G" --out "$M/inbox" --n "$N" --live-out "$WORK/live-staging" --live-n "$LIVE_N"
 FILES=$(kv "$G" files)
 UPDATES=$(kv "$G" updates)
 BYTES=$(kv "$G" bytes)
@@ -279,11 +277,11 @@ log "live: daemon on the backlog state; $LIVE_N files by rename at $LIVE_RATE/s"
 "$BIN" run --config "$M/wirewatch.toml" 2> "$LOGS/daemon.log" &
 DPID=$!
 for _ in $(seq 600); do
-    grep -q 'wirewatch running' "$LOGS/daemon.log" && break
+    grep -qs 'wirewatch running' "$LOGS/daemon.log" && break
     kill -0 "$DPID" 2> /dev/null || die "daemon exited: $(tail -n 5 "$LOGS/daemon.log")"
     sleep 0.1
 done
-grep -q 'wirewatch running' "$LOGS/daemon.log" || die "daemon did not start within 60 s"
+grep -qs 'wirewatch running' "$LOGS/daemon.log" || die "daemon did not start within 60 s"
 "$LIVE" --from "$WORK/live-staging" --inbox "$M/inbox" --output "$M/out/articles.jsonl" \
     --rate "$LIVE_RATE" --duration "$LIVE_SECS" --pid "$DPID" --wait-idle \
     > "$LOGS/live.txt" 2> "$LOGS/live.err" || log "live_latency reported lost files (see $LOGS/live.txt)"
@@ -305,23 +303,28 @@ LV_HWM=$(calc %.1f "$(lv hwm_kb) / 1024")
 read -r _ LV_EMIT LV_UPD _ _ _ _ <<< "$(summary_nums "$LOGS/daemon.log")"
 LV_OK="daemon emitted $LV_EMIT ($LV_UPD updates), expected $LIVE_FILES ($LIVE_UPDATES)"
 if [ "$LV_EMIT" = "$LIVE_FILES" ]; then LV_OK="$LV_OK: ok"; else LV_OK="$LV_OK: **MISMATCH**"; fi
-[ "$KEEP" = 1 ] || rm -rf "$M"
+[ "$KEEP" = 1 ] || { log "removing the backlog corpus"; rm -rf "$M"; }
 
 # ---------------------------------------------------------------- 4. scale
 
 SCALE_ROWS=""
 RS100=""
 RSS_ALL="$BL_RSS $RS_RSS $LV_HWM"
-for S in $SCALE_STEPS; do
-    D=$WORK/scale-$S
-    make_config "$D"
-    log "scale: generating $S files"
-    gen "$D/inbox" "$S"
-    SB=$(kv "$D/inbox.gen" bytes)
-    SU=$(kv "$D/inbox.gen" updates)
+SD=$WORK/scale
+PREV=0
+for S in $(printf '%s\n' $SCALE_STEPS | sort -n | uniq); do
+    # One corpus grows from step to step (same seed: the first files are the same);
+    # each step starts from a fresh state and output.
+    [ -d "$SD" ] || make_config "$SD"
+    log "scale: growing the corpus to $S files"
+    gen "$WORK/scale-$S.gen" --out "$SD/inbox" --n "$S" --skip "$PREV"
+    PREV=$S
+    SB=$(kv "$WORK/scale-$S.gen" bytes)
+    SU=$(kv "$WORK/scale-$S.gen" updates)
+    rm -rf "$SD/state" "$SD/out"
     sync
     log "scale: backlog of $S files"
-    once "scale-$S-backlog" "$D"
+    once "scale-$S-backlog" "$SD"
     read -r _ SE SUPD _ _ _ _ <<< "$(summary_nums "$LOGS/scale-$S-backlog.err")"
     [ "$SE" = "$S" ] && [ "$SUPD" = "$SU" ] || log "warning: scale $S: emitted $SE ($SUPD updates), expected $S ($SU)"
     SW=$(tv_wall "$LOGS/scale-$S-backlog.time")
@@ -329,17 +332,16 @@ for S in $SCALE_STEPS; do
     SC=$(tv "$LOGS/scale-$S-backlog.time" 'Percent of CPU this job got')
     log "scale: restart with $S files in the state"
     hyperfine --warmup 1 --runs 3 --export-csv "$LOGS/scale-$S-restart.csv" \
-        "$BIN run --once --config $D/wirewatch.toml" > "$LOGS/scale-$S-restart.hyperfine" 2>&1 ||
+        "$BIN run --once --config $SD/wirewatch.toml" > "$LOGS/scale-$S-restart.hyperfine" 2>&1 ||
         die "scale $S: restart failed"
     SRS=$(hf "$LOGS/scale-$S-restart.csv" mean)
-    once "scale-$S-restart" "$D"
+    once "scale-$S-restart" "$SD"
     SRR=$(tv_rss_mib "$LOGS/scale-$S-restart.time")
-    SST=$(du -sb "$D/state" | awk '{ printf "%.1f", $1 / 1048576 }')
-    SOUT=$(stat -c %s "$D/out/articles.jsonl" | awk '{ printf "%.0f", $1 / 1048576 }')
+    SST=$(du -sb "$SD/state" | awk '{ printf "%.1f", $1 / 1048576 }')
+    SOUT=$(stat -c %s "$SD/out/articles.jsonl" | awk '{ printf "%.0f", $1 / 1048576 }')
     [ "$S" = 100000 ] && RS100=$SRS
     RSS_ALL="$RSS_ALL $SR $SRR"
     SCALE_ROWS+="| $(thousands "$S") | $SW | $(thousands "$(calc %.0f "$S / $SW")") | $(calc %.1f "$SB / 1e6 / $SW") | $SC | $SR | $(calc %.3f "$SRS") | $SRR | $SST | $SOUT |"$'\n'
-    [ "$KEEP" = 1 ] || rm -rf "$D" "$D/inbox.gen" "$D/inbox.gen.err"
 done
 RSS_MAX=$(printf '%s\n' $RSS_ALL | sort -g | tail -n 1)
 
