@@ -16,6 +16,9 @@
 //! after the last drop), and, with `--pid`, the daemon's CPU use over the run
 //! (utime + stime from `/proc/PID/stat`) and its peak RSS (`VmHWM`).
 //!
+//! The dropper's worst lag behind its schedule is printed too: more than a few ms
+//! means the machine was too busy to keep time, and latencies suffer from it as well.
+//!
 //! `--wait-idle` first waits (up to 120 s) until the daemon has used no CPU for
 //! 0.6 s, so that its start-up scan is not in the measurement.
 //!
@@ -321,8 +324,9 @@ fn main() {
     );
     let mut result = format!(
         "RESULT sent={sent} received={received} lost={lost} other={other} drop_secs={drop_secs:.3} \
-         rate={:.1} p50_ms={p50:.3} p90_ms={p90:.3} p99_ms={p99:.3} p999_ms={p999:.3} max_ms={max:.3} mean_ms={mean:.3}",
-        sent as f64 / drop_secs
+         rate={:.1} lag_ms={:.3} p50_ms={p50:.3} p90_ms={p90:.3} p99_ms={p99:.3} p999_ms={p999:.3} max_ms={max:.3} mean_ms={mean:.3}",
+        sent as f64 / drop_secs,
+        late_max.as_secs_f64() * 1000.0
     );
     if let (Some(p), Some(c0), Some(c1)) = (pid, cpu0, cpu1) {
         let cpu_secs = (c1 - c0) as f64 / ticks;
