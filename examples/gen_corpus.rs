@@ -870,8 +870,7 @@ fn main() {
             (live_out.as_ref().expect("live dir"), &mut counts[1])
         };
         if i >= skip {
-            write_file(dir, i, &made)
-                .unwrap_or_else(|e| panic!("write {}: {e}", dir.display()));
+            write_file(dir, i, &made).unwrap_or_else(|e| panic!("write {}: {e}", dir.display()));
             written += 1;
         }
         c[0] += 1;
