@@ -742,8 +742,9 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let metrics = shared.metrics.clone();
     let opts = cfg.parse_options(None)?;
-    let wopts = WatchOptions::from_config(&cfg.watch)?;
+    let mut wopts = WatchOptions::from_config(&cfg.watch)?;
     let store = Arc::new(Store::open(&cfg.state.dir, 32 << 20)?);
+    wopts.known = Some(store.clone());
     let records: Box<dyn Sink> = if cfg.output.path == "-" {
         Box::new(StdoutSink::default())
     } else {

@@ -125,6 +125,9 @@ pub struct WatchOptions {
     pub poll_interval: Duration,
     /// Path filter.
     pub filter: Filter,
+    /// The state, to skip files already processed without handing them over (a
+    /// restart then costs one `stat` and one look-up per unchanged file).
+    pub known: Option<std::sync::Arc<crate::dedupe::Store>>,
 }
 
 impl WatchOptions {
@@ -145,6 +148,7 @@ impl WatchOptions {
             mode: cfg.mode,
             poll_interval: Duration::from_millis(cfg.poll_interval_ms),
             filter: Filter::new(&cfg.include, &cfg.exclude)?,
+            known: None,
         })
     }
 }
@@ -169,6 +173,8 @@ struct State {
 enum Found {
     Ready(PathBuf),
     Young(PathBuf),
+    /// Processed before, unchanged (same size and modification time).
+    Known,
 }
 
 impl State {
@@ -209,12 +215,27 @@ impl State {
                 }
                 continue;
             }
-            let young = std::fs::symlink_metadata(&path)
+            let meta = std::fs::symlink_metadata(&path)
                 .ok()
-                .filter(|m| m.is_file())
+                .filter(|m| m.is_file());
+            let young = meta
+                .as_ref()
                 .and_then(|m| m.modified().ok())
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age < self.opts.settle);
+            if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
+                use std::os::unix::ffi::OsStrExt;
+                let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                let same = store
+                    .file(path.as_os_str().as_bytes())
+                    .ok()
+                    .flatten()
+                    .is_some_and(|k| k.size == m.len() && k.mtime_ns == mtime_ns);
+                if same {
+                    out.push(Found::Known);
+                    continue;
+                }
+            }
             out.push(if young {
                 Found::Young(path)
             } else {
@@ -226,9 +247,14 @@ impl State {
     /// Scans the folder: settled files are sent, young ones wait to settle.
     async fn scan(&mut self, dir: PathBuf) -> bool {
         let mut found = Vec::new();
-        self.walk(&dir, &mut found);
+        // Blocking file-system work: let the runtime move other tasks off this thread.
+        tokio::task::block_in_place(|| self.walk(&dir, &mut found));
         for f in found {
             match f {
+                Found::Known => {
+                    self.metrics.files_seen.inc();
+                    self.metrics.unchanged.inc();
+                }
                 Found::Ready(p) => {
                     self.pending.remove(&p);
                     if !self.send(p).await {
@@ -491,7 +517,9 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
         st.walk(&root, &mut found);
         let mut present = std::collections::HashSet::new();
         for f in found {
-            let Found::Ready(p) = f else { continue };
+            let Found::Ready(p) = f else {
+                continue;
+            };
             let sig = std::fs::symlink_metadata(&p)
                 .map(|m| {
                     (

@@ -38,20 +38,41 @@ pub fn clean_line(line: &str) -> String {
     out
 }
 
-/// Fast path: plain single-spaced text with no tab, CR, no-break or zero-width
-/// characters (lead bytes 0xC2, 0xE2, 0xEF cover every one of those) needs no work.
+/// Fast path: single-spaced text with no tab, CR, no-break or zero-width character
+/// needs no work. Multi-byte characters are checked exactly (typographic quotes and
+/// dashes, common in copy, are fine); only the white-space and invisible ones —
+/// U+00A0, U+1680, U+180E, U+2000–U+200D, U+2028/2029, U+202F, U+205F, U+2060,
+/// U+3000, U+FEFF — send the line to the slow path.
 fn is_clean(b: &[u8]) -> bool {
     if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
         return false;
     }
     let mut prev_space = false;
-    for &c in b {
-        match c {
-            b' ' if prev_space => return false,
-            b'\t' | b'\r' | b'\x0B' | b'\x0C' | 0xC2 | 0xE2 | 0xEF | 0xE1 | 0xE3 => return false,
-            _ => {}
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let dirty = match c {
+            b' ' => prev_space,
+            b'\t' | b'\r' | b'\x0B' | b'\x0C' => true,
+            0xC2 => b.get(i + 1) == Some(&0xA0),
+            0xE1 => matches!(
+                (b.get(i + 1), b.get(i + 2)),
+                (Some(0x9A), Some(0x80)) | (Some(0xA0), Some(0x8E))
+            ),
+            0xE2 => match (b.get(i + 1), b.get(i + 2)) {
+                (Some(0x80), Some(x)) => matches!(x, 0x80..=0x8D | 0xA8 | 0xA9 | 0xAF),
+                (Some(0x81), Some(x)) => matches!(x, 0x9F | 0xA0),
+                _ => false,
+            },
+            0xE3 => b.get(i + 1) == Some(&0x80) && b.get(i + 2) == Some(&0x80),
+            0xEF => b.get(i + 1) == Some(&0xBB) && b.get(i + 2) == Some(&0xBF),
+            _ => false,
+        };
+        if dirty {
+            return false;
         }
         prev_space = c == b' ';
+        i += 1;
     }
     true
 }
@@ -235,6 +256,10 @@ mod tests {
     #[test]
     fn nbsp_and_spaces_collapse() {
         assert_eq!(clean_line("plain text"), "plain text");
+        assert!(is_clean("“quoted” — dashes… fine".as_bytes()));
+        assert!(!is_clean("no\u{a0}break".as_bytes()));
+        assert!(!is_clean("narrow\u{202f}nbsp".as_bytes()));
+        assert!(!is_clean("zero\u{200b}width".as_bytes()));
         assert_eq!(clean_line("two  spaces\tthere "), "two spaces there");
         assert_eq!(
             clean_line("zero\u{200b}width \u{3000}ideographic"),
