@@ -75,6 +75,35 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
+    /// Follow the NATS stream and print its records (`--json`: raw JSON lines).
+    #[command(hide = true)]
+    NatsTail {
+        /// Server URLs, comma-separated.
+        #[arg(
+            long = "nats",
+            value_name = "URL[,URL...]",
+            env = "WIREWATCH_NATS_URLS"
+        )]
+        urls: String,
+        /// Subject filter (wildcards allowed).
+        #[arg(long, default_value = "articles.>")]
+        subject: String,
+        /// Stream name; default: the stream that holds the subject.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Print each record as one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Where to start.
+        #[arg(long, value_enum, default_value_t = crate::nats::tail::Deliver::All)]
+        deliver: crate::nats::tail::Deliver,
+        /// Exit after this many records.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Exit after this many milliseconds without a record.
+        #[arg(long, value_name = "MS")]
+        idle_ms: Option<u64>,
+    },
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
@@ -108,6 +137,26 @@ pub fn main() -> ExitCode {
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
+        Command::NatsTail {
+            urls,
+            subject,
+            stream,
+            json,
+            deliver,
+            limit,
+            idle_ms,
+        } => {
+            init_logging(LogFormat::Human);
+            crate::nats::tail::cli(
+                &urls,
+                stream.as_deref(),
+                &subject,
+                json,
+                deliver,
+                limit,
+                idle_ms.map(std::time::Duration::from_millis),
+            )
+        }
         Command::Run {
             config,
             watch,
@@ -149,7 +198,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -29,6 +29,12 @@ pub struct Config {
     pub state: StateConfig,
     /// Stage wiring.
     pub pipeline: PipelineConfig,
+    /// Where records go (`file` or `nats`).
+    pub sink: crate::nats::SinkConfig,
+    /// The NATS JetStream cluster, stream and subjects.
+    pub nats: crate::nats::NatsConfig,
+    /// Where dedupe decisions are kept (`local` or `nats`).
+    pub dedupe: crate::nats::DedupeConfig,
 }
 
 /// `[parse]`
@@ -242,6 +248,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        crate::nats::config::validate(self, origin)?;
         Ok(())
     }
 

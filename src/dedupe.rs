@@ -388,12 +388,26 @@ impl Store {
     }
 }
 
+/// Dedupe decisions kept beyond this process (e.g. the NATS key-value ledger,
+/// [`crate::nats::ledger::KvLedger`]): judges a version against the newest one
+/// emitted anywhere and, on `Emit`, claims it there. Returns the verdict and the
+/// state it was judged against.
+pub trait Ledger: Send + std::fmt::Debug {
+    /// Judges and claims one version.
+    fn claim(
+        &mut self,
+        record: &Record,
+        now: i64,
+    ) -> Result<(Verdict, Option<ArticleState>), StateError>;
+}
+
 /// The committer's view: the store plus the batch being assembled, so that two
 /// versions of one article in one batch are judged against each other.
 #[derive(Debug)]
 pub struct Dedupe {
     store: std::sync::Arc<Store>,
     pending: Changes,
+    ledger: Option<Box<dyn Ledger>>,
 }
 
 impl Dedupe {
@@ -402,7 +416,13 @@ impl Dedupe {
         Dedupe {
             store,
             pending: Changes::default(),
+            ledger: None,
         }
+    }
+
+    /// Judges against `ledger` instead of the local store from now on.
+    pub fn set_ledger(&mut self, ledger: Box<dyn Ledger>) {
+        self.ledger = Some(ledger);
     }
 
     /// The store.
@@ -421,8 +441,13 @@ impl Dedupe {
     /// Judges a record; on `Emit`, stamps it with `revision`/`supersedes` and
     /// records the new newest version in the pending batch.
     pub fn judge(&mut self, record: &mut Record, now: i64) -> Result<Verdict, StateError> {
-        let prev = self.current(&record.article_id)?;
-        let verdict = judge(prev.as_ref(), record.version_stamp());
+        let (verdict, _prev) = match self.ledger.as_mut() {
+            Some(ledger) => ledger.claim(record, now)?,
+            None => {
+                let prev = self.current(&record.article_id)?;
+                (judge(prev.as_ref(), record.version_stamp()), prev)
+            }
+        };
         if let Verdict::Emit {
             revision,
             supersedes,

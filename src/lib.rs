@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod dedupe;
 pub mod error;
 pub mod metrics;
+pub mod nats;
 pub mod parse;
 pub mod pipeline;
 pub mod record;
