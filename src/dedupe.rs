@@ -218,6 +218,28 @@ impl Store {
             source,
         })?;
         let path = dir.join("wirewatch.redb");
+        if !path.exists() {
+            // A new database is created under a temporary name and linked into place
+            // once complete: a process killed while redb writes a new file's header
+            // would otherwise leave a file that no later start can open.
+            let tmp = dir.join(format!("wirewatch.redb.new.{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            drop(
+                Database::create(&tmp)
+                    .map_err(|e| StateError::Db(format!("{}: {e}", tmp.display())))?,
+            );
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(StateError::Dir {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            }
+            let _ = std::fs::remove_file(&tmp);
+        }
         let db = redb::Builder::new()
             .set_cache_size(cache_bytes)
             .create(&path)
