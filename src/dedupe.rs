@@ -198,6 +198,17 @@ impl Changes {
     }
 }
 
+/// True when `path` starts with redb's magic number (redb writes it last when it
+/// creates a file).
+fn has_magic(path: &Path) -> bool {
+    use std::io::Read;
+    const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+    let mut head = [0u8; 9];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == MAGIC)
+}
+
 /// The persistent store (one redb file in the state folder).
 pub struct Store {
     db: Database,
@@ -218,37 +229,34 @@ impl Store {
             source,
         })?;
         let path = dir.join("wirewatch.redb");
-        if !path.exists() {
-            // A new database is created under a temporary name and linked into place
-            // once complete: a process killed while redb writes a new file's header
-            // would otherwise leave a file that no later start can open.
-            let tmp = dir.join(format!("wirewatch.redb.new.{}", std::process::id()));
-            let _ = std::fs::remove_file(&tmp);
-            drop(
-                Database::create(&tmp)
-                    .map_err(|e| StateError::Db(format!("{}: {e}", tmp.display())))?,
-            );
-            match std::fs::hard_link(&tmp, &path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(StateError::Dir {
-                        path: path.clone(),
-                        source,
-                    })
-                }
+        let open = || {
+            redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .create(&path)
+        };
+        let db = match open() {
+            // redb writes a new file's magic number last: a process killed before that
+            // leaves a file that was never a database, and that redb refuses to open.
+            Err(e)
+                if !matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) && !has_magic(&path) =>
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "state file never completely created (crash in a first start); creating it afresh"
+                );
+                std::fs::remove_file(&path).map_err(|source| StateError::Dir {
+                    path: path.clone(),
+                    source,
+                })?;
+                open()
             }
-            let _ = std::fs::remove_file(&tmp);
-        }
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StateError::Locked { path: path.clone() }
-                }
-                other => StateError::Db(format!("{}: {other}", path.display())),
-            })?;
+            other => other,
+        };
+        let db = db.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StateError::Locked { path: path.clone() },
+            other => StateError::Db(format!("{}: {other}", path.display())),
+        })?;
         let store = Store { db, path };
         store.init()?;
         Ok(store)

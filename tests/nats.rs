@@ -598,3 +598,130 @@ fn tail(log: &str) -> &str {
     }
     &log[i..]
 }
+
+/// The subject fence the ledger mode relies on: `Nats-Expected-Last-Subject-Sequence: 0`
+/// accepts a message only on an empty subject, and `N` only while N is the
+/// subject's last message.
+#[test]
+fn subject_fence_zero_means_empty_subject() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_FENCE");
+    let mut cfg = nats_cfg(&urls);
+    cfg.stream = stream.clone();
+    cfg.subject_prefix = prefix_of(&stream);
+    rt().block_on(async {
+        use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+        let js = js(&urls).await;
+        wirewatch::nats::until_ok("stream", || wirewatch::nats::ensure_stream(&js, &cfg))
+            .await
+            .unwrap();
+        let subject = format!("{}.x.0001", cfg.subject_prefix);
+        let publish = |fence: u64, id: &str| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                fence.to_string().as_str(),
+            );
+            h.insert(NATS_MESSAGE_ID, id);
+            let js = js.clone();
+            let subject = subject.clone();
+            async move {
+                js.publish_with_headers(subject, h, "{}".into())
+                    .await
+                    .unwrap()
+                    .await
+            }
+        };
+        let first = publish(0, "a:1")
+            .await
+            .expect("empty subject accepts fence 0");
+        let e = publish(0, "a:2")
+            .await
+            .expect_err("fence 0 on a used subject");
+        assert_eq!(
+            e.kind(),
+            jetstream::context::PublishErrorKind::WrongLastSequence
+        );
+        publish(first.sequence, "a:2")
+            .await
+            .expect("fence = last sequence");
+        let e = publish(first.sequence, "a:3")
+            .await
+            .expect_err("stale fence");
+        assert_eq!(
+            e.kind(),
+            jetstream::context::PublishErrorKind::WrongLastSequence
+        );
+        let _ = js.delete_stream(&stream).await;
+    });
+}
+
+/// The whole cluster goes away while the daemon runs: it stays up, stops taking
+/// files (the committer retries, the channels fill), loses nothing, and once the
+/// cluster is back publishes what waited, each record once.
+#[test]
+fn cluster_away_then_back_loses_nothing() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_AWAY");
+    let bucket = unique("wwtest-away");
+    let manifest = common::manifest();
+    let mut d = nats_daemon(&urls, &stream, Some(&bucket), "[watch]\nsettle_ms = 50\n");
+    d.start();
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    let start = Instant::now();
+    while read_stream(&urls, &stream).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "seed not published"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster_script(&["stop"]);
+    let mut groups = HashSet::new();
+    let firsts: Vec<&common::Entry> = manifest
+        .iter()
+        .filter(|e| e.role == "first" && groups.insert(e.group.clone()))
+        .skip(40)
+        .take(6)
+        .collect();
+    for (i, e) in firsts.iter().enumerate() {
+        d.drop_fixture(e, &format!("away-{i}.txt"));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let alive = d.child.as_mut().unwrap().try_wait().unwrap().is_none();
+    let restart = std::panic::catch_unwind(|| cluster_script(&["start"]));
+    assert!(
+        alive,
+        "daemon died while the cluster was away: {}",
+        tail(&d.log())
+    );
+    assert!(restart.is_ok(), "cluster did not come back");
+    let log = d.log();
+    assert!(
+        log.contains("not taking new files") || log.contains("publish not acknowledged"),
+        "{}",
+        tail(&log)
+    );
+    let start = Instant::now();
+    loop {
+        let n = read_stream(&urls, &stream).len();
+        if n > firsts.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{n} messages after the cluster came back\n{}",
+            tail(&d.log())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
+    let msgs = read_stream(&urls, &stream);
+    let ids: HashSet<_> = msgs.iter().map(|m| m.msg_id.clone()).collect();
+    assert_eq!(msgs.len(), 1 + firsts.len(), "{msgs:?}");
+    assert_eq!(ids.len(), msgs.len(), "a record published twice");
+    cleanup(&urls, &stream, Some(&bucket));
+}

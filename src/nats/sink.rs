@@ -139,9 +139,20 @@ impl JetStreamSink {
         let text = std::str::from_utf8(lines).map_err(|e| error(&self.target, e))?;
         let mut rounds: HashMap<String, usize> = HashMap::new();
         let mut outs = Vec::new();
+        let max_payload = self.js.client().server_info().max_payload;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let head: Head = serde_json::from_str(line)
                 .map_err(|e| error(&self.target, format!("not a record line: {e}")))?;
+            if max_payload > 0 && line.len() + 256 > max_payload {
+                // Retrying cannot help, and stalling every later file would be worse.
+                tracing::error!(
+                    article_id = %head.article_id,
+                    bytes = line.len(),
+                    max_payload,
+                    "record larger than the servers' max_payload: NOT published (raise max_payload on the servers or lower parse.max_bytes)"
+                );
+                continue;
+            }
             let stamp = head.updated_at.or(head.posted_at);
             let id = msg_id(&head.article_id, stamp.as_ref());
             let round = rounds.entry(head.article_id.clone()).or_default();
