@@ -243,6 +243,18 @@ fn publish_read_back_and_subject_naming() {
     let (code, err) = once_with_env(&d, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(read_stream(&urls, &stream).len(), msgs.len());
+
+    // A daemon whose subjects the existing stream does not hold stops at once.
+    let other = nats_daemon(
+        &urls,
+        &stream,
+        None,
+        &format!("[nats]\nsubject_prefix = \"{prefix}-other\"\n"),
+    );
+    other.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    let (code, err) = once_with_env(&other, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("records would go nowhere"), "{err}");
     cleanup(&urls, &stream, None);
 }
 

@@ -193,10 +193,23 @@ pub async fn ensure_stream(
                 .await
                 .map_err(|e| Setup::Retry(error(&target, e)))?;
             let have = &info.config;
+            let ours = format!("{}.", cfg.subject_prefix);
+            let covered = have
+                .subjects
+                .iter()
+                .any(|x| x == ">" || x.strip_suffix('>').is_some_and(|p| ours.starts_with(p)));
+            if !covered {
+                return Err(Setup::Fatal(error(
+                    &target,
+                    format!(
+                        "the existing stream holds subjects {:?}, not {}>: records would go nowhere (use another nats.stream or nats.subject_prefix)",
+                        have.subjects, ours
+                    ),
+                )));
+            }
             if have.num_replicas != want.num_replicas
                 || have.duplicate_window != want.duplicate_window
                 || have.max_age != want.max_age
-                || !have.subjects.iter().any(|x| want.subjects.contains(x))
             {
                 tracing::warn!(
                     stream = %cfg.stream,
