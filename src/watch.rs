@@ -304,8 +304,12 @@ impl State {
     }
 }
 
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// (device, inode, birth time): a folder deleted and recreated within one check can
+/// get its old inode number back, but not its birth time.
+fn identity(path: &Path) -> Option<(u64, u64, Option<std::time::SystemTime>)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.created().ok()))
 }
 
 /// Runs the watcher until `stop` turns true (or, with `once`, until the files present
