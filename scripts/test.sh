@@ -1,5 +1,19 @@
 #!/usr/bin/env bash
-# The project's test command (the README's and CI's): the whole test suite.
+# The project's test command (the README's and CI's): the whole test suite, with a
+# 3-node NATS JetStream cluster on 127.0.0.1 for tests/nats.rs.
+#
+# The cluster (scripts/nats-cluster.sh; nats-server from PyPI, pinned) is started
+# first and stopped on exit, failure included. WIREWATCH_NATS=0 skips it: the NATS
+# tests then print "skipped: WIREWATCH_NATS_URLS not set" and pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${WIREWATCH_NATS:-1}" != 0 ]]; then
+    # Build first, so the cluster is not kept waiting on a cold compile.
+    cargo test --locked --no-run "$@"
+    trap 'scripts/nats-cluster.sh stop' EXIT
+    scripts/nats-cluster.sh start
+    WIREWATCH_NATS_URLS="$(scripts/nats-cluster.sh urls)"
+    export WIREWATCH_NATS_URLS
+    export WIREWATCH_NATS_DIR="$PWD/target/nats"
+fi
 cargo test --locked "$@"

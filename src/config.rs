@@ -33,6 +33,12 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Where records go (`file` or `nats`).
+    pub sink: crate::nats::SinkConfig,
+    /// The NATS JetStream cluster, stream and subjects.
+    pub nats: crate::nats::NatsConfig,
+    /// Where dedupe decisions are kept (`local` or `nats`).
+    pub dedupe: crate::nats::DedupeConfig,
 }
 
 /// `[http]`
@@ -299,6 +305,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        crate::nats::config::validate(self, origin)?;
         Ok(())
     }
 

@@ -30,12 +30,17 @@ use crate::pipeline::{self, Shared, Stop};
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
-/// Installs the global logger; returns a handle to change its level (none when
+/// Installs the global logger (stderr); returns a handle to change its level (none when
 /// `RUST_LOG` rules).
-fn init_logging(format: LogFormat, level: &str) -> Option<FilterHandle> {
+pub fn init_logging(format: LogFormat, level: &str) -> Option<FilterHandle> {
     let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let filter = match &from_env {
         Some(v) => EnvFilter::new(v),
+        // The NATS client is chatty at info; keep it to warnings unless asked.
+        None if !level.contains("async_nats") => {
+            EnvFilter::try_new(format!("{level},async_nats=warn"))
+                .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"))
+        }
         None => EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let (filter, handle) = reload::Layer::new(filter);

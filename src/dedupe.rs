@@ -143,13 +143,6 @@ pub fn judge(prev: Option<&ArticleState>, stamp: Option<&Stamp>) -> Verdict {
     }
 }
 
-/// 64-bit FNV-1a of a paragraph (stable across versions and hosts).
-pub fn paragraph_hash(p: &str) -> u64 {
-    p.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 impl ArticleState {
     /// The state an emitted record leaves.
     pub fn of(record: &Record, revision: u32, touched: i64) -> ArticleState {
@@ -431,12 +424,26 @@ impl Store {
     }
 }
 
+/// Dedupe decisions kept beyond this process (e.g. the NATS key-value ledger,
+/// [`crate::nats::ledger::KvLedger`]): judges a version against the newest one
+/// emitted anywhere and, on `Emit`, claims it there. Returns the verdict and the
+/// state it was judged against.
+pub trait Ledger: Send + std::fmt::Debug {
+    /// Judges and claims one version.
+    fn claim(
+        &mut self,
+        record: &Record,
+        now: i64,
+    ) -> Result<(Verdict, Option<ArticleState>), StateError>;
+}
+
 /// The committer's view: the store plus the batch being assembled, so that two
 /// versions of one article in one batch are judged against each other.
 #[derive(Debug)]
 pub struct Dedupe {
     store: std::sync::Arc<Store>,
     pending: Changes,
+    ledger: Option<Box<dyn Ledger>>,
 }
 
 impl Dedupe {
@@ -445,7 +452,13 @@ impl Dedupe {
         Dedupe {
             store,
             pending: Changes::default(),
+            ledger: None,
         }
+    }
+
+    /// Judges against `ledger` instead of the local store from now on.
+    pub fn set_ledger(&mut self, ledger: Box<dyn Ledger>) {
+        self.ledger = Some(ledger);
     }
 
     /// The store.
@@ -465,8 +478,13 @@ impl Dedupe {
     /// `changes` (against the previous version's snapshot), and records it as the
     /// newest version in the pending batch.
     pub fn judge(&mut self, record: &mut Record, now: i64) -> Result<Verdict, StateError> {
-        let prev = self.current(&record.article_id)?;
-        let verdict = judge(prev.as_ref(), record.version_stamp());
+        let (verdict, _prev) = match self.ledger.as_mut() {
+            Some(ledger) => ledger.claim(record, now)?,
+            None => {
+                let prev = self.current(&record.article_id)?;
+                (judge(prev.as_ref(), record.version_stamp()), prev)
+            }
+        };
         if let Verdict::Emit {
             revision,
             supersedes,

@@ -33,6 +33,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod metrics;
+pub mod nats;
 pub mod parse;
 pub mod pipeline;
 pub mod record;

@@ -552,6 +552,11 @@ impl Committer {
         }
     }
 
+    /// Judges against a cluster-wide ledger instead of the local store.
+    pub fn set_ledger(&mut self, ledger: Box<dyn crate::dedupe::Ledger>) {
+        self.dedupe.set_ledger(ledger);
+    }
+
     /// True when this exact file version (path, size, mtime, content) was already
     /// handled, in this batch or a committed one.
     fn already_done(&self, key: &[u8], entry: &FileEntry) -> Result<bool, PipelineError> {
@@ -745,7 +750,12 @@ pub async fn run(
     let mut wopts = WatchOptions::from_config(&cfg.watch)?;
     let store = Arc::new(Store::open(&cfg.state.dir, 32 << 20)?);
     wopts.known = Some(store.clone());
-    let records: Box<dyn Sink> = if cfg.output.path == "-" {
+    let mut ledger = None;
+    let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
+        let (sink, l) = crate::nats::open(cfg).await?;
+        ledger = l;
+        sink
+    } else if cfg.output.path == "-" {
         Box::new(StdoutSink::default())
     } else {
         Box::new(
@@ -754,13 +764,16 @@ pub async fn run(
         )
     };
     let rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
-    let committer = Committer::start(
+    let mut committer = Committer::start(
         store.clone(),
         Outputs { records, rejects },
         shared.clone(),
         cfg.state.expire_days,
     )?;
     committer.refresh_state_metrics();
+    if let Some(l) = ledger {
+        committer.set_ledger(l);
+    }
     // Forget files that left the folder, so the state stays the size of the folder.
     let root = wopts.root.clone();
     let gone = store.retain_files(|k| {

@@ -84,6 +84,18 @@ pub struct TailArgs {
     /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Follow a NATS JetStream stream instead of a file (server URLs, comma-separated);
+    /// same view and filters. Follows until interrupted.
+    #[arg(long, value_name = "URL[,URL...]", conflicts_with = "file")]
+    pub nats: Option<String>,
+    /// With `--nats`: the subject to follow (wildcards allowed).
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        default_value = "articles.>",
+        requires = "nats"
+    )]
+    pub subject: String,
 }
 
 /// Why `wirewatch tail` stopped with an error.
@@ -1036,6 +1048,54 @@ pub fn command(args: TailArgs) -> ExitCode {
     }
 }
 
+/// `tail --nats`: the records of a JetStream stream, in stream order, through the same
+/// filters and printer as the file tail.
+fn follow_nats(urls: &str, subject: &str, filter: Filter, output: Output) -> Result<(), TailError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| TailError::Read {
+            path: PathBuf::from(urls),
+            source,
+        })?;
+    let stdout = io::stdout();
+    let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));
+    let mut broken = None;
+    let result = rt.block_on(crate::nats::tail::follow_stream(
+        urls,
+        None,
+        subject,
+        crate::nats::tail::Deliver::All,
+        |r| {
+            let line = r.record.to_string();
+            let done = printer
+                .line(&r.subject, r.seq, line.as_bytes())
+                .and_then(|()| printer.flush());
+            match done {
+                Err(e) => {
+                    broken = Some(e);
+                    std::ops::ControlFlow::Break(())
+                }
+                Ok(()) if sys::STOP.load(Ordering::Relaxed) => std::ops::ControlFlow::Break(()),
+                Ok(()) => std::ops::ControlFlow::Continue(()),
+            }
+        },
+    ));
+    if let Some(e) = broken {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(TailError::Read {
+                path: PathBuf::from("stdout"),
+                source: e,
+            });
+        }
+        return Ok(());
+    }
+    result.map_err(|e| TailError::Read {
+        path: PathBuf::from(urls),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
 /// Resolves the arguments and runs the read (and follow) loop to its end.
 pub fn run(args: &TailArgs) -> Result<(), TailError> {
     let (cfg, _) = Config::load(args.config.as_deref())?;
@@ -1067,6 +1127,9 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
         Output::Block(Style::for_stdout())
     };
     sys::stop_on_interrupt();
+    if let Some(urls) = &args.nats {
+        return follow_nats(urls, &args.subject, filter, output);
+    }
     let stdout = io::stdout();
     let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));
     let mut source = FileTail::new(path, args.follow);

@@ -1,0 +1,368 @@
+//! The JetStream sink: every record a message, `append` returns once all are acked.
+//!
+//! A batch is published pipelined: every message is sent, then every
+//! acknowledgement awaited; whatever failed (time-out, no leader during an election,
+//! connection lost) is sent again with backoff, until it is acknowledged or the
+//! attempt runs out of time (then `append` fails and the committer retries the whole
+//! batch: what was already stored comes back as a duplicate and is not stored
+//! twice). Two versions of one article in one batch are sent in two rounds, the older
+//! one acknowledged first, so a retry can never put an older version after a newer one.
+//!
+//! Each message carries:
+//!
+//! * `Nats-Msg-Id: <article_id>:<stamp>`: the stream drops a second message with
+//!   the same id within its duplicate window (a re-publish after a crash between
+//!   the acknowledgement and the local commit);
+//! * with the cluster-wide ledger only, `Nats-Expected-Last-Subject-Sequence: F`,
+//!   where the subject is per article and F is the sequence of a version known to be
+//!   older (0: the subject must be empty). The stream refuses the message when
+//!   anything else was stored on the subject since; the sink then reads the
+//!   subject's last message: its own id means already stored; a newer or equal stamp
+//!   means this version was overtaken (it is dropped: an older version never follows
+//!   a newer one); an older one becomes the new F and the message is sent again.
+//!   This fence holds even past the duplicate window and across daemons.
+//!
+//! Test-only fault hook: with `WIREWATCH_FAULT=kill_after_publish` in the
+//! environment when the sink is built, the process aborts right after the first
+//! batch is acknowledged, before the ledger marks and before the local commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::runtime::Handle;
+
+use crate::dedupe::Committed;
+use crate::record::Stamp;
+use crate::sink::{Sink, SinkError};
+
+use super::config::NatsConfig;
+use super::ledger::Shared;
+use super::{error, msg_id, stamp_of_msg_id, subject};
+
+/// The fields of a record line the sink needs.
+#[derive(Deserialize)]
+struct Head {
+    article_id: String,
+    #[serde(default)]
+    dateline: Option<String>,
+    #[serde(default)]
+    posted_at: Option<Stamp>,
+    #[serde(default)]
+    updated_at: Option<Stamp>,
+}
+
+/// One message of a batch.
+#[derive(Debug)]
+struct Out {
+    subject: String,
+    msg_id: String,
+    stamp: Option<Stamp>,
+    payload: Bytes,
+    /// 0 for the first version of its article in the batch, 1 for the second, …
+    round: usize,
+    /// Expected last sequence on the subject (ledger mode).
+    fence: Option<u64>,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pending,
+    /// In the stream at this sequence (`true`: it was already there).
+    Stored(u64, bool),
+    /// A newer version reached the stream first; not published.
+    Overtaken,
+}
+
+/// Publishes records to a JetStream stream. See the module docs.
+pub struct JetStreamSink {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    handle: Handle,
+    prefix: String,
+    target: String,
+    ledger: Option<Arc<Shared>>,
+    /// Highest stream sequence acknowledged so far: the "position".
+    last_seq: u64,
+    give_up: Duration,
+    kill_after_publish: bool,
+}
+
+impl std::fmt::Debug for JetStreamSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamSink")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl JetStreamSink {
+    /// Must be called inside the tokio runtime (its handle drives the publishes).
+    pub fn new(
+        js: jetstream::Context,
+        stream: stream::Stream,
+        cfg: &NatsConfig,
+        ledger: Option<Arc<Shared>>,
+    ) -> JetStreamSink {
+        let kill_after_publish =
+            std::env::var("WIREWATCH_FAULT").is_ok_and(|v| v == "kill_after_publish");
+        if kill_after_publish {
+            tracing::warn!("test fault hook armed: aborting after the first acknowledged publish");
+        }
+        JetStreamSink {
+            js,
+            stream,
+            handle: Handle::current(),
+            prefix: cfg.subject_prefix.clone(),
+            target: format!("nats stream {} ({})", cfg.stream, cfg.urls.join(",")),
+            ledger,
+            last_seq: 0,
+            give_up: Duration::from_millis(cfg.request_timeout_ms * 3).max(Duration::from_secs(10)),
+            kill_after_publish,
+        }
+    }
+
+    fn position(&self) -> Committed {
+        Committed {
+            offset: self.last_seq,
+            identity: None,
+        }
+    }
+
+    fn messages(&self, lines: &[u8]) -> Result<Vec<Out>, SinkError> {
+        let text = std::str::from_utf8(lines).map_err(|e| error(&self.target, e))?;
+        let mut rounds: HashMap<String, usize> = HashMap::new();
+        let mut outs = Vec::new();
+        let max_payload = self.js.client().server_info().max_payload;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let head: Head = serde_json::from_str(line)
+                .map_err(|e| error(&self.target, format!("not a record line: {e}")))?;
+            if max_payload > 0 && line.len() + 256 > max_payload {
+                // Retrying cannot help, and stalling every later file would be worse.
+                tracing::error!(
+                    article_id = %head.article_id,
+                    bytes = line.len(),
+                    max_payload,
+                    "record larger than the servers' max_payload: NOT published (raise max_payload on the servers or lower parse.max_bytes)"
+                );
+                continue;
+            }
+            let stamp = head.updated_at.or(head.posted_at);
+            let id = msg_id(&head.article_id, stamp.as_ref());
+            let round = rounds.entry(head.article_id.clone()).or_default();
+            let fence = self
+                .ledger
+                .as_ref()
+                .and_then(|l| l.claim_for(&id))
+                .map(|c| c.fence);
+            outs.push(Out {
+                subject: subject(&self.prefix, head.dateline.as_deref(), &head.article_id),
+                msg_id: id,
+                stamp,
+                payload: Bytes::copy_from_slice(line.as_bytes()),
+                round: *round,
+                fence,
+            });
+            *round += 1;
+        }
+        Ok(outs)
+    }
+
+    /// After a refused fence: decides from the subject's last message.
+    async fn resolve(&self, out: &mut Out) -> Result<Option<Fate>, String> {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&out.subject)
+            .await
+        {
+            Ok(m) => {
+                let theirs = m
+                    .headers
+                    .get(NATS_MESSAGE_ID)
+                    .map(|v| v.as_str().to_owned());
+                if theirs.as_deref() == Some(out.msg_id.as_str()) {
+                    return Ok(Some(Fate::Stored(m.sequence, true)));
+                }
+                match theirs.as_deref().and_then(stamp_of_msg_id) {
+                    Some(stamp) if stamp >= out.stamp => Ok(Some(Fate::Overtaken)),
+                    _ => {
+                        out.fence = Some(m.sequence);
+                        Ok(None)
+                    }
+                }
+            }
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                out.fence = Some(0);
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Publishes every message, round by round; returns their fates.
+    async fn publish_all(&self, outs: &mut [Out]) -> Result<Vec<Fate>, SinkError> {
+        let start = Instant::now();
+        let mut fates = vec![Fate::Pending; outs.len()];
+        let rounds = outs.iter().map(|o| o.round).max().map_or(0, |r| r + 1);
+        // Sequences stored by this batch, per subject: the fence of a later round.
+        let mut stored_on: HashMap<String, u64> = HashMap::new();
+        for round in 0..rounds {
+            let mut pending: Vec<usize> = (0..outs.len())
+                .filter(|&i| outs[i].round == round)
+                .collect();
+            if round > 0 {
+                for &i in &pending {
+                    if let (Some(_), Some(&seq)) = (outs[i].fence, stored_on.get(&outs[i].subject))
+                    {
+                        outs[i].fence = Some(seq);
+                    }
+                }
+            }
+            let mut backoff = Duration::from_millis(100);
+            while !pending.is_empty() {
+                let mut acks = Vec::with_capacity(pending.len());
+                let mut failed = Vec::new();
+                let mut last_error = String::new();
+                for &i in &pending {
+                    let o = &outs[i];
+                    let mut h = HeaderMap::new();
+                    h.insert(NATS_MESSAGE_ID, o.msg_id.as_str());
+                    if let Some(f) = o.fence {
+                        h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, f.to_string().as_str());
+                    }
+                    match self
+                        .js
+                        .publish_with_headers(o.subject.clone(), h, o.payload.clone())
+                        .await
+                    {
+                        Ok(ack) => acks.push((i, ack)),
+                        Err(e) => {
+                            last_error = e.to_string();
+                            failed.push(i);
+                        }
+                    }
+                }
+                let results = futures::future::join_all(
+                    acks.into_iter()
+                        .map(|(i, ack)| async move { (i, ack.await) }),
+                )
+                .await;
+                for (i, r) in results {
+                    match r {
+                        Ok(ack) => fates[i] = Fate::Stored(ack.sequence, ack.duplicate),
+                        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                            match self.resolve(&mut outs[i]).await {
+                                Ok(Some(f)) => fates[i] = f,
+                                // New fence: send again at once.
+                                Ok(None) => failed.push(i),
+                                Err(e) => {
+                                    last_error = e;
+                                    failed.push(i);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            last_error = e.to_string();
+                            failed.push(i);
+                        }
+                    }
+                }
+                for &i in &pending {
+                    if let Fate::Stored(seq, _) = fates[i] {
+                        stored_on.insert(outs[i].subject.clone(), seq);
+                    }
+                }
+                failed.sort_unstable();
+                let transient = !last_error.is_empty();
+                pending = failed;
+                if pending.is_empty() {
+                    break;
+                }
+                if transient {
+                    if start.elapsed() > self.give_up {
+                        return Err(error(
+                            &self.target,
+                            format!(
+                                "{} of {} records not acknowledged: {last_error}",
+                                pending.len(),
+                                outs.len()
+                            ),
+                        ));
+                    }
+                    tracing::warn!(records = pending.len(), error = %last_error, retry_in_ms = backoff.as_millis() as u64, "publish not acknowledged; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(fates)
+    }
+}
+
+impl Sink for JetStreamSink {
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    fn append(&mut self, lines: &[u8]) -> Result<Committed, SinkError> {
+        if lines.is_empty() {
+            return Ok(self.position());
+        }
+        let mut outs = self.messages(lines)?;
+        let handle = self.handle.clone();
+        let fates = handle.block_on(self.publish_all(&mut outs))?;
+        let mut done = Vec::with_capacity(outs.len());
+        let (mut dups, mut overtaken) = (0, 0);
+        for (o, f) in outs.iter().zip(&fates) {
+            match *f {
+                Fate::Stored(seq, dup) => {
+                    self.last_seq = self.last_seq.max(seq);
+                    if dup {
+                        dups += 1;
+                        tracing::info!(msg_id = %o.msg_id, seq, "already in the stream (re-publish dropped by the stream)");
+                    }
+                    done.push((o.msg_id.clone(), seq));
+                }
+                Fate::Overtaken => {
+                    overtaken += 1;
+                    tracing::info!(msg_id = %o.msg_id, "overtaken: a newer version of this article reached the stream first; not published");
+                    if let Some(l) = &self.ledger {
+                        l.abandon(&o.msg_id);
+                    }
+                }
+                Fate::Pending => {}
+            }
+        }
+        tracing::debug!(
+            records = outs.len(),
+            duplicates = dups,
+            overtaken,
+            last_seq = self.last_seq,
+            "batch acknowledged"
+        );
+        if self.kill_after_publish {
+            eprintln!("wirewatch: WIREWATCH_FAULT=kill_after_publish: aborting after the publish ack, before the commit");
+            std::process::abort();
+        }
+        if let Some(l) = &self.ledger {
+            handle.block_on(l.mark_published(&done));
+        }
+        Ok(self.position())
+    }
+
+    fn recover(&mut self, _committed: Committed) -> Result<Vec<String>, SinkError> {
+        // Nothing to adopt: a batch that was not committed is read again from its
+        // files and re-published; the stream's duplicate window (and, with the
+        // ledger, the subject fence) keeps one copy.
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,739 @@
+//! The NATS JetStream sink and the cluster-wide dedupe ledger against a real 3-node
+//! cluster on 127.0.0.1 (`scripts/nats-cluster.sh start`; `scripts/test.sh` starts
+//! it and exports `WIREWATCH_NATS_URLS`). Without that variable every test here
+//! prints `skipped: WIREWATCH_NATS_URLS not set` and passes.
+//!
+//! The tests take one lock, so they run one at a time: one of them kills a node.
+//! Every stream and bucket gets a unique name and is deleted at the end.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use common::Daemon;
+use serde_json::Value;
+use wirewatch::nats::config::NatsConfig;
+use wirewatch::nats::tail::{read_all, StreamRecord};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn nats_urls() -> Option<String> {
+    match std::env::var("WIREWATCH_NATS_URLS") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            println!("skipped: WIREWATCH_NATS_URLS not set");
+            None
+        }
+    }
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 100_000_000;
+    format!("{prefix}_{}_{t}", std::process::id())
+}
+
+fn nats_cfg(urls: &str) -> NatsConfig {
+    NatsConfig {
+        urls: urls.split(',').map(str::to_owned).collect(),
+        ..NatsConfig::default()
+    }
+}
+
+async fn js(urls: &str) -> jetstream::Context {
+    let cfg = nats_cfg(urls);
+    let client = wirewatch::nats::connect(&cfg, "test").await.unwrap();
+    wirewatch::nats::context(client, &cfg)
+}
+
+/// Reads the whole stream, retrying while the cluster elects a leader (≤ 60 s).
+fn read_stream(urls: &str, stream: &str) -> Vec<StreamRecord> {
+    rt().block_on(async {
+        let js = js(urls).await;
+        let start = Instant::now();
+        loop {
+            match read_all(&js, stream).await {
+                Ok(v) => return v,
+                Err(e) if start.elapsed() < Duration::from_secs(60) => {
+                    eprintln!("read_stream: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("cannot read stream {stream}: {e}"),
+            }
+        }
+    })
+}
+
+fn cleanup(urls: &str, stream: &str, bucket: Option<&str>) {
+    rt().block_on(async {
+        let js = js(urls).await;
+        let _ = js.delete_stream(stream).await;
+        if let Some(b) = bucket {
+            let _ = js.delete_key_value(b).await;
+        }
+    });
+}
+
+/// The subject prefix of a test stream (streams may not share subjects).
+fn prefix_of(stream: &str) -> String {
+    stream.to_ascii_lowercase()
+}
+
+/// A daemon whose records go to `stream` (on `<prefix_of(stream)>.>`); with
+/// `bucket`, dedupe is cluster-wide.
+fn nats_daemon(urls: &str, stream: &str, bucket: Option<&str>, extra: &str) -> Daemon {
+    let list: Vec<String> = urls.split(',').map(|u| format!("{u:?}")).collect();
+    let mut cfg = format!(
+        "[sink]\nkind = \"nats\"\n[nats]\nurls = [{}]\nstream = {stream:?}\nsubject_prefix = {:?}\nreplicas = 3\nrequest_timeout_ms = 2000\n",
+        list.join(", "),
+        prefix_of(stream)
+    );
+    if let Some(b) = bucket {
+        cfg.push_str(&format!(
+            "[dedupe]\nstore = \"nats\"\nkv_bucket = {b:?}\nkv_replicas = 3\n"
+        ));
+    }
+    cfg.push_str(extra);
+    Daemon::new(&cfg)
+}
+
+fn once_with_env(d: &Daemon, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut c = d.cmd();
+    c.args(["run", "--once", "--config"]).arg(d.config_path());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn seed_bytes() -> Vec<u8> {
+    std::fs::read(common::seed()).unwrap()
+}
+
+fn seed_mtime() -> std::time::SystemTime {
+    common::system_time("2022-10-03T02:55:00Z")
+}
+
+fn stamp_of(r: &Value) -> String {
+    r["updated_at"]
+        .as_str()
+        .or(r["posted_at"].as_str())
+        .unwrap_or("none")
+        .to_owned()
+}
+
+fn nats_dir() -> PathBuf {
+    std::env::var_os("WIREWATCH_NATS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/nats"))
+}
+
+fn cluster_script(args: &[&str]) {
+    let st =
+        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/nats-cluster.sh"))
+            .args(args)
+            .env("WIREWATCH_NATS_DIR", nats_dir())
+            .status()
+            .unwrap();
+    assert!(st.success(), "nats-cluster.sh {args:?} failed");
+}
+
+/// `run --once` with the NATS sink: the stream is created when missing with the
+/// configured replicas and duplicate window; every record is one message on
+/// `<prefix>.<dateline-slug>.<article_id>` with `Nats-Msg-Id` `<article_id>:<stamp>`;
+/// `wirewatch nats-tail --json` prints it back; a second pass publishes nothing.
+#[test]
+fn publish_read_back_and_subject_naming() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_PUB");
+    let d = nats_daemon(&urls, &stream, None, "[nats]\nduplicate_window_s = 300\n");
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    // A story with no dateline goes to articles.none.<id>.
+    let manifest = common::manifest();
+    let undated = manifest.iter().find(|e| e.dateline.is_none());
+    if let Some(e) = undated {
+        d.drop_fixture(e, "undated.txt");
+    }
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !d.path("out/articles.jsonl").exists(),
+        "records must not go to the file"
+    );
+    let msgs = read_stream(&urls, &stream);
+    assert_eq!(msgs.len(), 1 + usize::from(undated.is_some()), "{msgs:?}");
+    let seed = msgs
+        .iter()
+        .find(|m| m.record["dateline"] == "Washington")
+        .expect("seed record");
+    let prefix = prefix_of(&stream);
+    assert_eq!(
+        seed.subject,
+        format!("{prefix}.washington.1839577d31e01d1b")
+    );
+    assert_eq!(
+        seed.msg_id.as_deref(),
+        Some("1839577d31e01d1b:2022-10-02T22:53:00-04:00")
+    );
+    assert_eq!(seed.record["revision"], 1);
+    assert!(seed.record["source"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/inbox/seed.txt"));
+    if undated.is_some() {
+        let m = msgs
+            .iter()
+            .find(|m| m.record["dateline"].is_null())
+            .unwrap();
+        let id = m.record["article_id"].as_str().unwrap();
+        assert_eq!(m.subject, format!("{prefix}.none.{id}"));
+    }
+    // The stream was created with the configured settings.
+    let info = rt().block_on(async {
+        let js = js(&urls).await;
+        let mut s = js.get_stream(&stream).await.unwrap();
+        s.info().await.unwrap().clone()
+    });
+    assert_eq!(info.config.num_replicas, 3);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(300));
+    assert_eq!(info.config.subjects, vec![format!("{prefix}.>")]);
+    assert!(info.cluster.and_then(|c| c.leader).is_some());
+
+    // nats-tail prints the same records.
+    let out = Command::new(common::bin())
+        .args(["nats-tail", "--nats", &urls, "--json"])
+        .args(["--subject", &format!("{prefix}.>")])
+        .args(["--limit", &msgs.len().to_string(), "--idle-ms", "20000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), msgs.len());
+    assert_eq!(lines[0], msgs[0].record);
+
+    // Nothing new on a second pass.
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(read_stream(&urls, &stream).len(), msgs.len());
+
+    // A daemon whose subjects the existing stream does not hold stops at once.
+    let other = nats_daemon(
+        &urls,
+        &stream,
+        None,
+        &format!("[nats]\nsubject_prefix = \"{prefix}-other\"\n"),
+    );
+    other.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    let (code, err) = once_with_env(&other, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("records would go nowhere"), "{err}");
+    cleanup(&urls, &stream, None);
+}
+
+/// The fault hook aborts the daemon right after the publish is acknowledged and
+/// before its local commit; the restarted daemon processes the file again, and its
+/// re-publish is dropped by the stream's duplicate window: the stream holds the
+/// record once. `with_ledger`: the same with the cluster-wide ledger (the claim is
+/// there, not marked published; the fence also recognises the stored copy).
+fn kill_between_publish_and_commit(with_ledger: bool) {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_KILL");
+    let bucket = with_ledger.then(|| unique("wwtest-kill"));
+    let d = nats_daemon(&urls, &stream, bucket.as_deref(), "");
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    let (code, err) = once_with_env(&d, &[("WIREWATCH_FAULT", "kill_after_publish")]);
+    assert_eq!(code, None, "must die by a signal: {err}");
+    assert!(err.contains("kill_after_publish"), "{err}");
+    assert_eq!(read_stream(&urls, &stream).len(), 1);
+
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("already in the stream"),
+        "the re-publish must be dropped by the stream: {err}"
+    );
+    let msgs = read_stream(&urls, &stream);
+    assert_eq!(msgs.len(), 1, "the stream holds the record once: {msgs:?}");
+    // Now committed: a third pass does nothing.
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("1 unchanged"), "{err}");
+    assert_eq!(read_stream(&urls, &stream).len(), 1);
+    cleanup(&urls, &stream, bucket.as_deref());
+}
+
+#[test]
+fn kill_between_publish_and_commit_local_dedupe() {
+    kill_between_publish_and_commit(false);
+}
+
+#[test]
+fn kill_between_publish_and_commit_cluster_dedupe() {
+    kill_between_publish_and_commit(true);
+}
+
+/// Two ledgers (two connections, as two hosts) claim every version of the same
+/// stories at the same moment, in opposite orders. Compare-and-set lets exactly one
+/// write each version; no claim ever goes back to an older stamp; the bucket ends
+/// with every story's newest version.
+#[test]
+fn ledger_cas_race_two_ledgers() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let bucket = unique("wwtest-race");
+    let manifest = common::manifest();
+    // Parse every version of the multi-version groups.
+    let opts = wirewatch::parse::ParseOptions::new("America/Toronto").unwrap();
+    let mut groups: BTreeMap<String, Vec<wirewatch::record::Record>> = BTreeMap::new();
+    for e in &manifest {
+        let f = wirewatch::parse::read_file(
+            &common::fixtures().join("dev").join(&e.file),
+            &opts.limits,
+        )
+        .unwrap();
+        let reference: jiff::Timestamp = e.reference_time.parse().unwrap();
+        if let Ok(r) = wirewatch::parse::parse(&f, Some(reference), &opts) {
+            groups.entry(e.group.clone()).or_default().push(r);
+        }
+    }
+    groups.retain(|_, v| v.len() > 1);
+    let records: Vec<wirewatch::record::Record> = groups.into_values().flatten().take(60).collect();
+    assert!(records.len() >= 20, "corpus has multi-version stories");
+    let rt = rt();
+    let (a, b) = rt.block_on(async {
+        let ctx = js(&urls).await;
+        let cfg = wirewatch::nats::DedupeConfig {
+            kv_bucket: bucket.clone(),
+            ..Default::default()
+        };
+        let kv_a = wirewatch::nats::ledger::ensure_bucket(&ctx, &cfg, 1)
+            .await
+            .unwrap();
+        let ctx_b = js(&urls).await;
+        let kv_b = ctx_b.get_key_value(&bucket).await.unwrap();
+        (
+            Arc::new(wirewatch::nats::ledger::Shared::new(kv_a)),
+            Arc::new(wirewatch::nats::ledger::Shared::new(kv_b)),
+        )
+    });
+    let run = |shared: Arc<wirewatch::nats::ledger::Shared>,
+               order: Vec<wirewatch::record::Record>| async move {
+        let mut got = Vec::new();
+        for r in order {
+            let (v, _) = shared.claim(&r, 1).await;
+            let mid = wirewatch::nats::msg_id(&r.article_id, r.version_stamp());
+            got.push((
+                r.article_id.clone(),
+                r.version_stamp().cloned(),
+                v,
+                shared.claim_for(&mid),
+            ));
+        }
+        got
+    };
+    let mut rev = records.clone();
+    rev.reverse();
+    let (ga, gb) = rt.block_on(async {
+        let ta = tokio::spawn(run(a.clone(), records.clone()));
+        let tb = tokio::spawn(run(b.clone(), rev));
+        (ta.await.unwrap(), tb.await.unwrap())
+    });
+    // Each (article, stamp) is written by at most one ledger: a write creates a
+    // claim whose bucket revision is new; the other side sees it as claimed.
+    let mut writes: HashMap<(String, String), Vec<u64>> = HashMap::new();
+    for (id, stamp, v, claim) in ga.iter().chain(gb.iter()) {
+        if let (wirewatch::dedupe::Verdict::Emit { .. }, Some(c)) = (v, claim) {
+            writes
+                .entry((
+                    id.clone(),
+                    stamp.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ))
+                .or_default()
+                .push(c.kv_revision);
+        }
+    }
+    for (k, revs) in &writes {
+        let distinct: HashSet<&u64> = revs.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{k:?} claimed at two bucket revisions: {revs:?}"
+        );
+    }
+    // Per ledger, the stamps it was told to emit for one article never go back.
+    for got in [&ga, &gb] {
+        let mut newest: HashMap<&str, &Option<wirewatch::record::Stamp>> = HashMap::new();
+        for (id, stamp, v, _) in got {
+            if matches!(v, wirewatch::dedupe::Verdict::Emit { .. }) {
+                if let Some(prev) = newest.get(id.as_str()) {
+                    assert!(stamp >= *prev, "{id}: emitted {stamp:?} after {prev:?}");
+                }
+                newest.insert(id, stamp);
+            }
+        }
+    }
+    // The bucket holds the newest version of every story.
+    rt.block_on(async {
+        let mut newest: HashMap<&str, Option<wirewatch::record::Stamp>> = HashMap::new();
+        for r in &records {
+            let e = newest.entry(&r.article_id).or_insert(None);
+            if r.version_stamp().cloned() > *e {
+                *e = r.version_stamp().cloned();
+            }
+        }
+        for (id, stamp) in newest {
+            let v = a.store().get(id).await.unwrap().expect("entry");
+            let e: wirewatch::nats::ledger::LedgerEntry = serde_json::from_slice(&v).unwrap();
+            assert_eq!(e.state.stamp, stamp, "{id}");
+        }
+    });
+    rt.block_on(async {
+        let _ = js(&urls).await.delete_key_value(&bucket).await;
+    });
+}
+
+/// The stream leader's node, from the stream info.
+fn stream_leader(urls: &str, stream: &str) -> String {
+    rt().block_on(async {
+        let js = js(urls).await;
+        let start = Instant::now();
+        loop {
+            if let Ok(mut s) = js.get_stream(stream).await {
+                if let Ok(info) = s.info().await {
+                    if let Some(l) = info.cluster.as_ref().and_then(|c| c.leader.clone()) {
+                        return l;
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no stream leader"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// The done-when test: two daemons on two watch folders, the same stories dropped
+/// into both at the same time, the stream leader's node killed mid-run (SIGKILL by
+/// the PID in its pid file) and restarted afterwards. The stream then holds every
+/// story's newest version exactly once, never an older version after a newer one,
+/// and no version twice.
+#[test]
+fn two_daemons_same_stories_leader_killed() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_TWO");
+    let bucket = unique("wwtest-two");
+    let manifest = common::manifest();
+    // Small batches and quick settles: many commits, so the kill lands mid-stream.
+    let extra = "[output]\nbatch_records = 8\nbatch_ms = 2\n[watch]\nsettle_ms = 50\n";
+    let mut a = nats_daemon(&urls, &stream, Some(&bucket), extra);
+    let mut b = nats_daemon(&urls, &stream, Some(&bucket), extra);
+    a.start();
+    b.start();
+    // The stream exists once a daemon is connected.
+    let leader = stream_leader(&urls, &stream);
+    // Both folders get the stories in the same order at the same time: folder A each
+    // story's versions in manifest order (first, update, duplicate, stale, …),
+    // folder B the same versions in reverse. The same story reaches both daemons at
+    // the same moment, with the newest version first on one of them.
+    let n = manifest.len();
+    let mut order_b: Vec<(usize, &common::Entry)> = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let j = (i..n)
+            .find(|&j| manifest[j].group != manifest[i].group)
+            .unwrap_or(n);
+        order_b.extend((i..j).rev().map(|k| (k, &manifest[k])));
+        i = j;
+    }
+    let killed = Mutex::new(None::<String>);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (i, e) in manifest.iter().enumerate() {
+                a.drop_fixture(e, &format!("{i:04}-{}", e.file));
+                if i == n / 3 {
+                    // Kill the stream leader's node.
+                    let node = leader.trim_start_matches('n').to_owned();
+                    let pid_file = nats_dir().join(format!("n{node}.pid"));
+                    let pid: i32 = std::fs::read_to_string(&pid_file)
+                        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    eprintln!("killed stream leader {leader} (pid {pid}) after {i} files");
+                    *killed.lock().unwrap() = Some(node);
+                }
+                if i % 16 == 0 {
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+        });
+        s.spawn(|| {
+            for (step, (i, e)) in order_b.iter().enumerate() {
+                b.drop_fixture(e, &format!("{i:04}-{}", e.file));
+                if step % 16 == 0 {
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+        });
+    });
+    let node = killed.lock().unwrap().clone().expect("leader killed");
+    // Newest stamp of every group, and which article_ids belong to which group.
+    let mut newest: BTreeMap<&str, String> = BTreeMap::new();
+    for e in &manifest {
+        let s = e.updated.clone().or(e.posted.clone()).unwrap_or_default();
+        let cur = newest.entry(&e.group).or_default();
+        if s > *cur {
+            *cur = s;
+        }
+    }
+    let group_of = |r: &Value| -> Option<String> {
+        let f = r["source"]["path"].as_str()?.rsplit('/').next()?.to_owned();
+        manifest
+            .iter()
+            .find(|m| f.ends_with(m.file.as_str()))
+            .map(|m| m.group.clone())
+    };
+    let complete = |msgs: &[StreamRecord]| {
+        newest.iter().all(|(g, stamp)| {
+            msgs.iter()
+                .any(|m| group_of(&m.record).as_deref() == Some(g) && stamp_of(&m.record) == *stamp)
+        })
+    };
+    // Wait (≤ 120 s) until every story's newest version is in the stream and both
+    // daemons have processed every file; restart the node meanwhile.
+    let start = Instant::now();
+    let mut restarted = false;
+    loop {
+        if !restarted && start.elapsed() > Duration::from_secs(3) {
+            cluster_script(&["start-node", &node]);
+            restarted = true;
+        }
+        let msgs = read_stream(&urls, &stream);
+        if restarted && complete(&msgs) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "stream incomplete after 120 s: {} messages\nA log tail: {}\nB log tail: {}",
+            msgs.len(),
+            tail(&a.log()),
+            tail(&b.log())
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Let the daemons finish what they hold, then stop them cleanly.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.stop(), 0, "{}", tail(&a.log()));
+    assert_eq!(b.stop(), 0, "{}", tail(&b.log()));
+
+    let msgs = read_stream(&urls, &stream);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut last: HashMap<String, String> = HashMap::new();
+    for m in &msgs {
+        let id = m.record["article_id"].as_str().unwrap().to_owned();
+        let stamp = stamp_of(&m.record);
+        assert!(
+            seen.insert(format!("{id}:{stamp}")),
+            "version {id} {stamp} is twice in the stream"
+        );
+        assert_eq!(m.msg_id.as_deref(), Some(format!("{id}:{stamp}").as_str()));
+        if let Some(prev) = last.get(&id) {
+            assert!(
+                wirewatch::record::Stamp::parse(&stamp) > wirewatch::record::Stamp::parse(prev),
+                "{id}: {stamp} after {prev} (seq {})",
+                m.seq
+            );
+        }
+        last.insert(id, stamp);
+    }
+    for (g, stamp) in &newest {
+        let n = msgs
+            .iter()
+            .filter(|m| group_of(&m.record).as_deref() == Some(g) && stamp_of(&m.record) == *stamp)
+            .count();
+        assert_eq!(
+            n, 1,
+            "group {g}: newest version {stamp} in the stream {n} times"
+        );
+    }
+    let log = format!("{}{}", a.log(), b.log());
+    eprintln!(
+        "two daemons: {} messages for {} stories; leader n{node} killed and restarted; \
+         publish retries {}, re-publishes dropped {}, overtaken {}, lost races {}",
+        msgs.len(),
+        newest.len(),
+        log.matches("publish not acknowledged").count(),
+        log.matches("already in the stream").count(),
+        log.matches("overtaken").count(),
+        log.matches("claimed earlier").count(),
+    );
+    cleanup(&urls, &stream, Some(&bucket));
+}
+
+fn tail(log: &str) -> &str {
+    let mut i = log.len().saturating_sub(3000);
+    while !log.is_char_boundary(i) {
+        i += 1;
+    }
+    &log[i..]
+}
+
+/// The subject fence the ledger mode relies on: `Nats-Expected-Last-Subject-Sequence: 0`
+/// accepts a message only on an empty subject, and `N` only while N is the
+/// subject's last message.
+#[test]
+fn subject_fence_zero_means_empty_subject() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_FENCE");
+    let mut cfg = nats_cfg(&urls);
+    cfg.stream = stream.clone();
+    cfg.subject_prefix = prefix_of(&stream);
+    rt().block_on(async {
+        use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+        let js = js(&urls).await;
+        wirewatch::nats::until_ok("stream", || wirewatch::nats::ensure_stream(&js, &cfg))
+            .await
+            .unwrap();
+        let subject = format!("{}.x.0001", cfg.subject_prefix);
+        let publish = |fence: u64, id: &str| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                fence.to_string().as_str(),
+            );
+            h.insert(NATS_MESSAGE_ID, id);
+            let js = js.clone();
+            let subject = subject.clone();
+            async move {
+                js.publish_with_headers(subject, h, "{}".into())
+                    .await
+                    .unwrap()
+                    .await
+            }
+        };
+        let first = publish(0, "a:1")
+            .await
+            .expect("empty subject accepts fence 0");
+        let e = publish(0, "a:2")
+            .await
+            .expect_err("fence 0 on a used subject");
+        assert_eq!(
+            e.kind(),
+            jetstream::context::PublishErrorKind::WrongLastSequence
+        );
+        publish(first.sequence, "a:2")
+            .await
+            .expect("fence = last sequence");
+        let e = publish(first.sequence, "a:3")
+            .await
+            .expect_err("stale fence");
+        assert_eq!(
+            e.kind(),
+            jetstream::context::PublishErrorKind::WrongLastSequence
+        );
+        let _ = js.delete_stream(&stream).await;
+    });
+}
+
+/// The whole cluster goes away while the daemon runs: it stays up, stops taking
+/// files (the committer retries, the channels fill), loses nothing, and once the
+/// cluster is back publishes what waited, each record once.
+#[test]
+fn cluster_away_then_back_loses_nothing() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_AWAY");
+    let bucket = unique("wwtest-away");
+    let manifest = common::manifest();
+    let mut d = nats_daemon(&urls, &stream, Some(&bucket), "[watch]\nsettle_ms = 50\n");
+    d.start();
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    let start = Instant::now();
+    while read_stream(&urls, &stream).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "seed not published"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster_script(&["stop"]);
+    let mut groups = HashSet::new();
+    let firsts: Vec<&common::Entry> = manifest
+        .iter()
+        .filter(|e| e.role == "first" && groups.insert(e.group.clone()))
+        .skip(40)
+        .take(6)
+        .collect();
+    for (i, e) in firsts.iter().enumerate() {
+        d.drop_fixture(e, &format!("away-{i}.txt"));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let alive = d.child.as_mut().unwrap().try_wait().unwrap().is_none();
+    let restart = std::panic::catch_unwind(|| cluster_script(&["start"]));
+    assert!(
+        alive,
+        "daemon died while the cluster was away: {}",
+        tail(&d.log())
+    );
+    assert!(restart.is_ok(), "cluster did not come back");
+    let log = d.log();
+    assert!(
+        log.contains("not taking new files") || log.contains("publish not acknowledged"),
+        "{}",
+        tail(&log)
+    );
+    let start = Instant::now();
+    loop {
+        let n = read_stream(&urls, &stream).len();
+        if n > firsts.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{n} messages after the cluster came back\n{}",
+            tail(&d.log())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
+    let msgs = read_stream(&urls, &stream);
+    let ids: HashSet<_> = msgs.iter().map(|m| m.msg_id.clone()).collect();
+    assert_eq!(msgs.len(), 1 + firsts.len(), "{msgs:?}");
+    assert_eq!(ids.len(), msgs.len(), "a record published twice");
+    cleanup(&urls, &stream, Some(&bucket));
+}
