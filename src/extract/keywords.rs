@@ -34,8 +34,12 @@ struct Term {
     tf: f64,
     upper: f64,
     acronym: f64,
-    /// Sentence indexes, ascending, each once.
-    sentences: Vec<u32>,
+    /// Sentences the term appears in.
+    sentences: u32,
+    /// Last sentence counted in `sentences`.
+    last_sentence: u32,
+    /// Median sentence index of its occurrences (filled after counting).
+    median: f64,
     /// Distinct left and right neighbours.
     left: f64,
     right: f64,
@@ -65,7 +69,8 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
         return Vec::new();
     }
     // Term ids by folded form.
-    let mut ids: Map<&str, u32> = Map::default();
+    let mut ids: Map<&str, u32> =
+        Map::with_capacity_and_hasher(doc.tokens.len(), foldhash::fast::FixedState::default());
     let mut tid = vec![u32::MAX; doc.tokens.len()];
     for (i, t) in doc.tokens.iter().enumerate() {
         if t.kind == Kind::Word {
@@ -73,8 +78,16 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             tid[i] = *ids.entry(doc.fold(i)).or_insert(next);
         }
     }
-    let mut terms: Vec<Term> = vec![Term::default(); ids.len()];
+    let mut terms: Vec<Term> = vec![
+        Term {
+            last_sentence: u32::MAX,
+            ..Term::default()
+        };
+        ids.len()
+    ];
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(doc.tokens.len());
+    // (term, sentence) of every occurrence, for the median position.
+    let mut occ: Vec<(u32, u32)> = Vec::with_capacity(doc.tokens.len());
     for (si, range) in doc.sentences.iter().enumerate() {
         for i in range.clone() {
             let t = &doc.tokens[i];
@@ -89,9 +102,11 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             } else if t.is(shape::CAP) && !t.is(shape::SENT_START) {
                 term.upper += 1.0;
             }
-            if term.sentences.last() != Some(&(si as u32)) {
-                term.sentences.push(si as u32);
+            if term.last_sentence != si as u32 {
+                term.last_sentence = si as u32;
+                term.sentences += 1;
             }
+            occ.push((id, si as u32));
             // Neighbours: adjacent words of the same sentence (punctuation breaks).
             if i + 1 < range.end && doc.tokens[i + 1].kind == Kind::Word {
                 let next = tid[i + 1];
@@ -103,6 +118,22 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     }
     pairs.sort_unstable();
     pairs.dedup();
+    // Occurrences are already in sentence order within each term once sorted by term
+    // (a stable sort keeps that order): the middle one of each run is the median.
+    occ.sort_by_key(|&(t, _)| t);
+    let mut start = 0;
+    while start < occ.len() {
+        let t = occ[start].0;
+        let end = start + occ[start..].iter().take_while(|o| o.0 == t).count();
+        let run = &occ[start..end];
+        let l = run.len();
+        terms[t as usize].median = if l % 2 == 1 {
+            f64::from(run[l / 2].1)
+        } else {
+            f64::from(run[l / 2 - 1].1 + run[l / 2].1) / 2.0
+        };
+        start = end;
+    }
     for &(a, b) in &pairs {
         terms[a as usize].right += 1.0;
         terms[b as usize].left += 1.0;
@@ -131,13 +162,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
         .iter()
         .map(|t| {
             let casing = t.upper.max(t.acronym) / (1.0 + t.tf.ln());
-            let s = &t.sentences;
-            let median = match s.len() {
-                0 => 0.0,
-                l if l % 2 == 1 => f64::from(s[l / 2]),
-                l => f64::from(s[l / 2 - 1] + s[l / 2]) / 2.0,
-            };
-            let position = (3.0 + median).ln().ln();
+            let position = (3.0 + t.median).ln().ln();
             let freq = t.tf / (mean + std).max(f64::EPSILON);
             let dl = if t.left_n > 0.0 {
                 t.left / t.left_n
@@ -150,12 +175,13 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
                 0.0
             };
             let rel = 1.0 + (dl + dr) * (t.tf / max_tf);
-            let spread = s.len() as f64 / n_sent;
+            let spread = f64::from(t.sentences) / n_sent;
             rel * position / (casing + freq / rel + spread / rel)
         })
         .collect();
     // Candidate phrases: key → (count, first token range).
-    let mut cands: Map<Key, (f64, u32, u32)> = Map::default();
+    let mut cands: Map<Key, (f64, u32, u32)> =
+        Map::with_capacity_and_hasher(doc.tokens.len() * 2, foldhash::fast::FixedState::default());
     for range in &doc.sentences {
         for a in range.clone() {
             if tid[a] == u32::MAX || stop[tid[a] as usize] || doc.tokens[a].is(shape::DIGIT) {
