@@ -64,9 +64,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("article/parse+extract+diff+serialize", |b| {
         b.iter(|| {
+            // As the committer does: one snapshot of the new version, kept for the next
+            // revision and used for this one's diff.
             let mut r = record(black_box(&update), &opts);
-            let _snap = Snapshot::of(&r);
-            r.changes = Some(Some(diff::changes(&prev_snapshot, &r)));
+            let snap = Snapshot::of(&r);
+            r.changes = Some(Some(diff::changes_with(&prev_snapshot, &snap, &r)));
             serde_json::to_vec(&r).expect("serializes")
         })
     });

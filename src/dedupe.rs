@@ -492,14 +492,15 @@ impl Dedupe {
         {
             record.revision = Some(*revision);
             record.supersedes = Some(supersedes.clone());
+            let snap = Snapshot::of(record);
             let changes = if *revision > 1 {
                 self.snapshot(&record.article_id)?
-                    .map(|snap| crate::diff::changes(&snap, record))
+                    .map(|prev| crate::diff::changes_with(&prev, &snap, record))
             } else {
                 None
             };
             record.changes = Some(changes);
-            self.remember(record, *revision, now);
+            self.remember_with(record, snap, *revision, now);
         }
         Ok(verdict)
     }
@@ -512,10 +513,12 @@ impl Dedupe {
     }
 
     fn remember(&mut self, record: &Record, revision: u32, now: i64) {
+        self.remember_with(record, Snapshot::of(record), revision, now);
+    }
+
+    fn remember_with(&mut self, record: &Record, snap: Snapshot, revision: u32, now: i64) {
         let id = record.article_id.clone();
-        self.pending
-            .snapshots
-            .insert(id.clone(), Snapshot::of(record));
+        self.pending.snapshots.insert(id.clone(), snap);
         self.pending
             .articles
             .insert(id, ArticleState::of(record, revision, now));

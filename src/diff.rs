@@ -246,7 +246,12 @@ pub fn paragraphs(old: &[String], new: &[String]) -> ParagraphChanges {
 
 /// The `changes` of `new` against the previous version's snapshot.
 pub fn changes(prev: &Snapshot, new: &Record) -> Changes {
-    let cur = Snapshot::of(new);
+    changes_with(prev, &Snapshot::of(new), new)
+}
+
+/// [`changes`] when the new version's snapshot is already built (the daemon keeps it
+/// as the next revision's `prev`, so it is built once).
+pub fn changes_with(prev: &Snapshot, cur: &Snapshot, new: &Record) -> Changes {
     let lede_changed = prev.lede != cur.lede;
     let quote_hashes: HashSet<u64> = prev.quotes.iter().copied().collect();
     Changes {
