@@ -215,7 +215,7 @@ async fn signal_loop(
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let mut count = 0;
+    let mut first: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = int.recv() => {}
@@ -225,16 +225,22 @@ async fn signal_loop(
                 continue;
             }
         }
-        count += 1;
-        if count == 1 {
-            tracing::info!(
-                "stopping: finishing the files in flight (signal again to stop at once)"
-            );
-            let _ = stop_tx.send(true);
-        } else {
-            now.store(true, Ordering::Relaxed);
-            tracing::warn!("stopping at once; uncommitted work is recovered at the next start");
-            std::process::exit(130);
+        match first {
+            None => {
+                first = Some(std::time::Instant::now());
+                tracing::info!(
+                    "stopping: finishing the files in flight (signal again to stop at once)"
+                );
+                let _ = stop_tx.send(true);
+            }
+            // One request delivered twice at once (to the process and to its group,
+            // as `timeout` does) is not a second request.
+            Some(t) if t.elapsed() < Duration::from_millis(500) => {}
+            Some(_) => {
+                now.store(true, Ordering::Relaxed);
+                tracing::warn!("stopping at once; uncommitted work is recovered at the next start");
+                std::process::exit(130);
+            }
         }
     }
 }
