@@ -188,7 +188,14 @@ fn no_read_permission() {
         chown(d.dir.path());
         chown(&d.path("inbox"));
         chown(&d.config_path());
-        let mut cmd = d.cmd();
+        // The unprivileged user may not reach the build folder (a clone in a 0700
+        // folder): run a copy of the binary from the test's own folder.
+        let exe = d.path("wirewatch");
+        std::fs::copy(common::bin(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.current_dir(d.dir.path()).env("RUST_LOG", "info");
         use std::os::unix::process::CommandExt;
         cmd.uid(nobody).gid(nobody);
         let child = cmd
