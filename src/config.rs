@@ -196,6 +196,16 @@ impl Default for StateConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Parse + extract workers: `workers`, or one per core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {

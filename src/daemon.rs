@@ -66,11 +66,7 @@ pub fn run(
     log_format: LogFormat,
 ) -> ExitCode {
     let log_handle = init_logging(log_format, &cfg.log.level);
-    let workers = if cfg.pipeline.workers == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        cfg.pipeline.workers
-    };
+    let workers = cfg.pipeline.worker_count();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(workers + 2)

@@ -108,6 +108,12 @@ pub struct FileEntry {
     pub sha256: Option<String>,
 }
 
+/// A file's modification time in nanoseconds since the epoch, as [`FileEntry`] keeps it.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
 /// The dedupe verdict on one version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

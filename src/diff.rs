@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::parse::id::fnv1a;
 use crate::record::Record;
 
 /// Token Jaccard similarity at or above which two paragraphs are one edited paragraph.
@@ -58,7 +59,7 @@ impl Snapshot {
             people: r.people.iter().map(|p| p.name.clone()).collect(),
             places: r.places.iter().map(|p| p.name.clone()).collect(),
             organizations: r.organizations.iter().map(|o| o.name.clone()).collect(),
-            quotes: r.quotes.iter().map(|q| fnv(&q.text)).collect(),
+            quotes: r.quotes.iter().map(|q| fnv1a(&q.text)).collect(),
             word_count: r.word_count,
         }
     }
@@ -124,12 +125,6 @@ pub struct Delta {
 pub struct QuoteChanges {
     /// Texts of quotes not in the previous version.
     pub added: Vec<String>,
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn tokens(s: &str) -> HashSet<String> {
@@ -266,7 +261,7 @@ pub fn changes_with(prev: &Snapshot, cur: &Snapshot, new: &Record) -> Changes {
             added: new
                 .quotes
                 .iter()
-                .filter(|q| !quote_hashes.contains(&fnv(&q.text)))
+                .filter(|q| !quote_hashes.contains(&fnv1a(&q.text)))
                 .map(|q| q.text.clone())
                 .collect(),
         },

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::dedupe::{Dedupe, FileEntry, StateError, Store, Verdict};
+use crate::dedupe::{mtime_ns, Dedupe, FileEntry, StateError, Store, Verdict};
 use crate::error::{Reject, RejectKind};
 use crate::metrics::Metrics;
 use crate::parse::{self, ParseOptions};
@@ -150,11 +150,6 @@ fn path_from(path: &str, hex_path: Option<&str>) -> PathBuf {
         Some(b) => PathBuf::from(std::ffi::OsString::from_vec(b)),
         None => PathBuf::from(path),
     }
-}
-
-fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
-    use std::os::unix::fs::MetadataExt;
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
 fn ts_ns(t: Option<&str>) -> i128 {
@@ -785,11 +780,7 @@ pub async fn run(
         tracing::debug!(files = gone, "forgot files no longer in the watched folder");
     }
 
-    let workers = if cfg.pipeline.workers == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        cfg.pipeline.workers
-    };
+    let workers = cfg.pipeline.worker_count();
     let cap = cfg.pipeline.channel_capacity;
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
     let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);

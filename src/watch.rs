@@ -225,7 +225,7 @@ impl State {
                 .is_some_and(|age| age < self.opts.settle);
             if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
                 use std::os::unix::ffi::OsStrExt;
-                let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                let mtime_ns = crate::dedupe::mtime_ns(m);
                 let same = store
                     .file(path.as_os_str().as_bytes())
                     .ok()
@@ -521,12 +521,7 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
                 continue;
             };
             let sig = std::fs::symlink_metadata(&p)
-                .map(|m| {
-                    (
-                        m.size(),
-                        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-                    )
-                })
+                .map(|m| (m.size(), crate::dedupe::mtime_ns(&m)))
                 .unwrap_or_default();
             present.insert(p.clone());
             if sent.get(&p) != Some(&sig) {

@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use super::lexicon::{self, flag};
 use super::tokens::fold_str;
+use crate::parse::id::fnv1a;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -113,16 +114,6 @@ impl std::error::Error for GazetteerError {}
 
 /// Number of hash bits that pick a lexicon bucket (see `scripts/build_gazetteer.py`).
 pub const WORD_BUCKET_BITS: u32 = 18;
-
-/// 64-bit FNV-1a of a string's bytes.
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01B3);
-    }
-    h
-}
 
 #[cfg(test)]
 fn bucket(s: &str) -> usize {

@@ -38,9 +38,10 @@ pub fn fold(word: &str) -> String {
 }
 
 /// FNV-1a, 64-bit: stable across builds, hosts and versions (unlike `std`'s hasher),
-/// which the id needs, and cheap for short words.
-fn word_hash(w: &str) -> u64 {
-    w.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+/// which ids, stored hashes and the generated gazetteer's buckets need; cheap for
+/// short strings.
+pub fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
@@ -52,7 +53,7 @@ pub fn lede_sketch(lede: &str, k: usize) -> Vec<String> {
         .filter(|w| w.chars().count() >= 4)
         .map(fold)
         .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| (word_hash(&w), w))
+        .map(|w| (fnv1a(&w), w))
         .collect();
     words.sort();
     words.dedup();
