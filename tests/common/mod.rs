@@ -120,6 +120,7 @@ impl Daemon {
             .arg(self.config_path())
             .output()
             .unwrap();
+        self.assert_whole_lines();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -182,7 +183,21 @@ impl Daemon {
     pub fn stop(&mut self) -> i32 {
         let mut child = self.child.take().expect("running");
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().unwrap().code().unwrap_or(-1)
+        let code = child.wait().unwrap().code().unwrap_or(-1);
+        self.assert_whole_lines();
+        code
+    }
+
+    /// After a clean exit nothing is half-written: `records()` leaving out an
+    /// unterminated last line must never hide one.
+    fn assert_whole_lines(&self) {
+        for out in ["out/articles.jsonl", "out/rejected.jsonl"] {
+            let bytes = std::fs::read(self.path(out)).unwrap_or_default();
+            assert!(
+                bytes.is_empty() || bytes.ends_with(b"\n"),
+                "{out} ends in a partial line after a clean exit"
+            );
+        }
     }
 
     pub fn kill9(&mut self) {
@@ -256,9 +271,18 @@ fn merge_tables(cfg: &str) -> String {
         .collect()
 }
 
+/// Complete lines of a JSON-lines file, parsed. Like any tailing reader, it
+/// leaves out a last line that has no newline yet: the daemon may be in the
+/// middle of appending it, and a concurrent `read` can see part of a `write`.
+/// Every complete line must parse.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
         .collect()
