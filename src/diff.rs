@@ -127,20 +127,62 @@ pub struct QuoteChanges {
     pub added: Vec<String>,
 }
 
-fn tokens(s: &str) -> HashSet<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+/// The set of lowercased alphanumeric words of `s`, as sorted, distinct 64-bit
+/// FNV-1a hashes (no allocation per word; a collision between two different words
+/// of two paragraphs is a 2^-64 event per pair).
+pub fn tokens(s: &str) -> Vec<u64> {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut out = Vec::with_capacity(s.len() / 5);
+    let mut h = OFFSET;
+    let mut in_word = false;
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            in_word = true;
+            if c.is_ascii() {
+                h = (h ^ u64::from(c.to_ascii_lowercase() as u8)).wrapping_mul(PRIME);
+            } else {
+                for l in c.to_lowercase() {
+                    for &b in l.encode_utf8(&mut buf).as_bytes() {
+                        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+                    }
+                }
+            }
+        } else if in_word {
+            out.push(h);
+            h = OFFSET;
+            in_word = false;
+        }
+    }
+    if in_word {
+        out.push(h);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
-/// Token Jaccard similarity of two texts (1.0 for two texts without words).
-pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
-    let union = a.union(b).count();
+/// Token Jaccard similarity of two word sets from [`tokens`] (1.0 for two texts
+/// without words).
+pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    let (mut i, mut j, mut both) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - both;
     if union == 0 {
         return 1.0;
     }
-    a.intersection(b).count() as f64 / union as f64
+    both as f64 / union as f64
 }
 
 /// Items of `new` not in `old` and of `old` not in `new`, as multisets, in order.
@@ -172,26 +214,24 @@ fn delta(old: &[String], new: &[String]) -> Delta {
 
 /// Paragraph changes from `old` to `new`.
 pub fn paragraphs(old: &[String], new: &[String]) -> ParagraphChanges {
-    // 1. Exact matches, anywhere (moves are not changes).
-    let mut old_left: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, p) in old.iter().enumerate() {
-        old_left.entry(p).or_default().push(i);
+    if old == new {
+        return ParagraphChanges::default();
     }
+    // 1. Exact matches, anywhere (moves are not changes): each new paragraph takes
+    //    the first unused equal paragraph of the previous version. A few dozen
+    //    paragraphs a side: comparing lengths first beats hashing every text.
     let mut old_used = vec![false; old.len()];
     let mut new_unmatched = Vec::new();
     for (j, p) in new.iter().enumerate() {
-        match old_left
-            .get_mut(p.as_str())
-            .and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
-        {
+        match (0..old.len()).find(|&i| !old_used[i] && old[i].len() == p.len() && old[i] == *p) {
             Some(i) => old_used[i] = true,
             None => new_unmatched.push(j),
         }
     }
     let old_unmatched: Vec<usize> = (0..old.len()).filter(|&i| !old_used[i]).collect();
     // 2. Similar pairs, best first.
-    let old_tok: Vec<HashSet<String>> = old_unmatched.iter().map(|&i| tokens(&old[i])).collect();
-    let new_tok: Vec<HashSet<String>> = new_unmatched.iter().map(|&j| tokens(&new[j])).collect();
+    let old_tok: Vec<Vec<u64>> = old_unmatched.iter().map(|&i| tokens(&old[i])).collect();
+    let new_tok: Vec<Vec<u64>> = new_unmatched.iter().map(|&j| tokens(&new[j])).collect();
     let mut pairs = Vec::new();
     for (a, ot) in old_tok.iter().enumerate() {
         for (b, nt) in new_tok.iter().enumerate() {
@@ -311,6 +351,13 @@ mod tests {
         let a = tokens("one two three four");
         let b = tokens("one two three five");
         assert!((jaccard(&a, &b) - 0.6).abs() < 1e-9);
+        // Case and punctuation do not count; repeated words count once.
+        assert_eq!(tokens("Été, été! ÉTÉ"), tokens("été"));
+        assert_eq!(
+            jaccard(&tokens("The the THE cat."), &tokens("the cat")),
+            1.0
+        );
+        assert_eq!(jaccard(&tokens("..."), &tokens("")), 1.0);
         assert!(jaccard(&tokens("x y"), &tokens("z w")) < EDIT_SIMILARITY);
     }
 }

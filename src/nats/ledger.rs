@@ -190,6 +190,7 @@ impl Shared {
                 }
             };
             let (verdict, decision) = decide(prev.as_ref(), record, now, &self.by);
+            tracing::debug!(id, stamp = ?record.version_stamp(), kv_revision = rev, prev = ?prev, ?verdict, "judged against the bucket");
             let key = msg_id(id, record.version_stamp());
             match decision {
                 Decision::Drop => return (verdict, prev.map(|p| p.state)),

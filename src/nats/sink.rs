@@ -20,7 +20,10 @@
 //!   subject's last message: its own id means already stored; a newer or equal stamp
 //!   means this version was overtaken (it is dropped: an older version never follows
 //!   a newer one); an older one becomes the new F and the message is sent again.
-//!   This fence holds even past the duplicate window and across daemons.
+//!   This fence holds even past the duplicate window and across daemons. After the
+//!   acknowledgement, [`keep_in_order`] checks that nothing at least as new was
+//!   stored on the subject between the fence and the message (a leader change can
+//!   commit a message past its fence) and deletes the message if so.
 //!
 //! Test-only fault hook: with `WIREWATCH_FAULT=kill_after_publish` in the
 //! environment when the sink is built, the process aborts right after the first
@@ -208,6 +211,27 @@ impl JetStreamSink {
         }
     }
 
+    /// Ledger mode: [`keep_in_order`] for a stored message.
+    async fn verify(&self, out: &Out, seq: u64) -> Result<Fate, String> {
+        let Some(fence) = out.fence else {
+            return Ok(Fate::Stored(seq, false));
+        };
+        let kept = keep_in_order(
+            &self.stream,
+            &out.subject,
+            &out.msg_id,
+            out.stamp.as_ref(),
+            fence,
+            seq,
+        )
+        .await?;
+        Ok(if kept {
+            Fate::Stored(seq, false)
+        } else {
+            Fate::Overtaken
+        })
+    }
+
     /// Publishes every message, round by round; returns their fates.
     async fn publish_all(&self, outs: &mut [Out]) -> Result<Vec<Fate>, SinkError> {
         let start = Instant::now();
@@ -258,9 +282,15 @@ impl JetStreamSink {
                 .await;
                 for (i, r) in results {
                     match r {
-                        Ok(ack) => fates[i] = Fate::Stored(ack.sequence, ack.duplicate),
+                        Ok(ack) => {
+                            tracing::debug!(msg_id = %outs[i].msg_id, subject = %outs[i].subject, fence = ?outs[i].fence, seq = ack.sequence, duplicate = ack.duplicate, "stored");
+                            fates[i] = Fate::Stored(ack.sequence, ack.duplicate)
+                        }
                         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                            match self.resolve(&mut outs[i]).await {
+                            let fence = outs[i].fence;
+                            let resolved = self.resolve(&mut outs[i]).await;
+                            tracing::debug!(msg_id = %outs[i].msg_id, ?fence, ?resolved, new_fence = ?outs[i].fence, "fence refused");
+                            match resolved {
                                 Ok(Some(f)) => fates[i] = f,
                                 // New fence: send again at once.
                                 Ok(None) => failed.push(i),
@@ -273,6 +303,34 @@ impl JetStreamSink {
                         Err(e) => {
                             last_error = e.to_string();
                             failed.push(i);
+                        }
+                    }
+                }
+                if self.ledger.is_some() {
+                    let stored: Vec<(usize, u64, bool)> = pending
+                        .iter()
+                        .filter_map(|&i| match fates[i] {
+                            Fate::Stored(seq, dup) => Some((i, seq, dup)),
+                            _ => None,
+                        })
+                        .collect();
+                    let outs_ref: &[Out] = outs;
+                    let checks =
+                        futures::future::join_all(stored.iter().map(|&(i, seq, _)| async move {
+                            (i, self.verify(&outs_ref[i], seq).await)
+                        }))
+                        .await;
+                    for ((i, r), &(_, seq, dup)) in checks.into_iter().zip(&stored) {
+                        match r {
+                            Ok(Fate::Stored(..)) => fates[i] = Fate::Stored(seq, dup),
+                            Ok(f) => fates[i] = f,
+                            Err(e) => {
+                                // Not known to be in order yet: send again (the stream
+                                // answers "duplicate") and check again.
+                                last_error = e;
+                                fates[i] = Fate::Pending;
+                                failed.push(i);
+                            }
                         }
                     }
                 }
@@ -365,4 +423,69 @@ impl Sink for JetStreamSink {
         // ledger, the subject fence) keeps one copy.
         Ok(Vec::new())
     }
+}
+
+/// After the stream stored version `msg_id` (stamp `stamp`) of an article at `seq` on
+/// `subject`, published behind fence `fence` (`Nats-Expected-Last-Subject-Sequence`):
+/// checks that no version at least as new was stored on the subject between the
+/// fence and `seq`, and if one was, deletes `seq` from the stream. Returns whether
+/// the message was kept.
+///
+/// The stream checks the fence when it accepts a message, but a message accepted by
+/// a stream leader that died before replying can still be committed by the next
+/// leader, after a fenced message that leader accepted before applying it (seen in
+/// the test that kills the stream leader). When that put an older version behind a
+/// newer one, the older one is removed here, one round trip after its
+/// acknowledgement: readers from then on never see it; a reader following the
+/// stream live may have seen it in between (README, "Scaling out").
+pub async fn keep_in_order(
+    stream: &stream::Stream,
+    subject: &str,
+    msg_id: &str,
+    stamp: Option<&Stamp>,
+    fence: u64,
+    seq: u64,
+) -> Result<bool, String> {
+    use async_nats::jetstream::stream::{DeleteMessageErrorKind, LastRawMessageErrorKind};
+    let mut from = fence + 1;
+    while from < seq {
+        let m = match stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject.to_owned())
+            .send()
+            .await
+        {
+            Ok(m) if m.sequence < seq => m,
+            Ok(_) => break,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let theirs = m
+            .headers
+            .get(NATS_MESSAGE_ID)
+            .and_then(|v| stamp_of_msg_id(v.as_str()));
+        match theirs {
+            Some(t) if t.as_ref() >= stamp => {
+                tracing::warn!(msg_id, seq, newer_seq = m.sequence, "the stream stored this version after one at least as new (a leader change let it past its fence): deleting it from the stream");
+                return match stream.delete_message(seq).await {
+                    Ok(_) => Ok(false),
+                    Err(e) => match e.kind() {
+                        // Already deleted (a re-publish after an earlier repair).
+                        DeleteMessageErrorKind::JetStream(j)
+                            if j.error_code()
+                                == async_nats::jetstream::ErrorCode::NO_MESSAGE_FOUND
+                                || j.error_code()
+                                    == async_nats::jetstream::ErrorCode::SEQUENCE_NOT_FOUND =>
+                        {
+                            Ok(false)
+                        }
+                        _ => Err(e.to_string()),
+                    },
+                };
+            }
+            _ => from = m.sequence + 1,
+        }
+    }
+    Ok(true)
 }
