@@ -112,23 +112,95 @@ impl fmt::Display for GazetteerError {
 
 impl std::error::Error for GazetteerError {}
 
-/// Number of hash bits that pick a lexicon bucket (see `scripts/build_gazetteer.py`).
-pub const WORD_BUCKET_BITS: u32 = 18;
+/// Bits of a [`WordTable`] slot that hold the word's lexicon flags
+/// ([`super::lexicon::flag`] uses bits 0..=26).
+const FLAG_BITS: u32 = 27;
+const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 
-#[cfg(test)]
-fn bucket(s: &str) -> usize {
-    (fnv1a(s) >> (64 - WORD_BUCKET_BITS)) as usize
+/// The word lexicon as one open-addressing hash table of `u64` slots:
+/// `tag << FLAG_BITS | flags`, where the tag is the top 37 bits of the word's
+/// 64-bit hash (its lowest bit forced to 1, so 0 is an empty slot) and the slot
+/// position comes from the low bits, linear probing.
+///
+/// Why not a `HashMap<&str, u32>` or buckets of `(word, flags)`: every token of
+/// every article is looked up, the table (150,000 words) is far larger than the
+/// CPU caches, and a daemon sees different articles one after the other, so each
+/// look-up is a cache miss per memory access. Here a look-up touches one slot
+/// (one cache line, rarely two) and never the word's bytes. The price: two words
+/// whose hashes agree on 55 bits (position and tag) share flags; among 150,000
+/// words, with about one look-up per token, that is not expected to happen.
+#[derive(Debug, Default)]
+struct WordTable {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+/// 64-bit FNV-1a with the MurmurHash3 finalizer, so low and high bits both mix.
+fn word_hash(w: &str) -> u64 {
+    let mut h = fnv1a(w);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+impl WordTable {
+    /// The table of `words` (a word listed twice gets both flag sets), sized for a
+    /// load of at most 0.65.
+    fn build(words: &[(&str, u32)]) -> WordTable {
+        let size = ((words.len().max(8) * 100) / 65).next_power_of_two();
+        let mut t = WordTable {
+            slots: vec![0; size],
+            len: 0,
+        };
+        for &(w, bits) in words {
+            let h = word_hash(w);
+            let i = t.find(h);
+            if t.slots[i] == 0 {
+                t.len += 1;
+                t.slots[i] = Self::tag(h) << FLAG_BITS;
+            }
+            t.slots[i] |= u64::from(bits) & FLAG_MASK;
+        }
+        t
+    }
+
+    fn tag(h: u64) -> u64 {
+        (h >> FLAG_BITS) | 1
+    }
+
+    /// The slot holding the word of hash `h`, or the empty slot where it would go.
+    fn find(&self, h: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let tag = Self::tag(h);
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 || s >> FLAG_BITS == tag {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Flags of `w`, if it is in the table.
+    fn get(&self, w: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let s = self.slots[self.find(word_hash(w))];
+        (s != 0).then_some((s & FLAG_MASK) as u32)
+    }
 }
 
 /// Places, demonyms, curated phrases and the word lexicon.
 #[derive(Debug, Default)]
 pub struct Gazetteer {
-    /// Lexicon entries from the data file, ordered by hash bucket: (word, flags, low 32
-    /// bits of its hash, compared before the bytes).
-    lexicon: Vec<(&'static str, u32, u32)>,
-    /// Start of each bucket in `lexicon` (one more entry than buckets).
-    bucket_starts: Vec<u32>,
-    /// Curated words (and demonyms): a small table.
+    /// Every word with lexicon flags: the data file's words and the curated ones.
+    lexicon: WordTable,
+    /// Curated words (and demonyms), gathered while loading, then merged into
+    /// `lexicon`.
     words: Map<&'static str, u32>,
     places: Map<&'static str, (u32, u8)>,
     entries: Vec<PlaceEntry>,
@@ -163,9 +235,7 @@ impl Gazetteer {
     /// Parses a data file in the format `scripts/build_gazetteer.py` writes.
     pub fn parse(data: &'static str) -> Result<Gazetteer, GazetteerError> {
         let mut g = Gazetteer::default();
-        let buckets = 1usize << WORD_BUCKET_BITS;
-        g.bucket_starts = Vec::with_capacity(buckets + 1);
-        g.lexicon.reserve(data.len() / 12);
+        let mut lexicon_words: Vec<(&'static str, u32)> = Vec::with_capacity(data.len() / 14);
         g.places.reserve(40_000);
         g.entries.reserve(40_000);
         for (n, line) in data.lines().enumerate() {
@@ -189,15 +259,7 @@ impl Gazetteer {
                             _ => return Err(bad("unknown word flag")),
                         };
                     }
-                    let h = fnv1a(w);
-                    let b = (h >> (64 - WORD_BUCKET_BITS)) as usize;
-                    if b + 1 < g.bucket_starts.len() {
-                        return Err(bad("W lines are not ordered by hash bucket"));
-                    }
-                    while g.bucket_starts.len() <= b {
-                        g.bucket_starts.push(g.lexicon.len() as u32);
-                    }
-                    g.lexicon.push((w, bits, h as u32));
+                    lexicon_words.push((w, bits));
                 }
                 Some("D") => {
                     let d = f.next().ok_or_else(|| bad("D line without a demonym"))?;
@@ -248,9 +310,6 @@ impl Gazetteer {
                 _ => return Err(bad("unknown record type")),
             }
         }
-        while g.bucket_starts.len() <= buckets {
-            g.bucket_starts.push(g.lexicon.len() as u32);
-        }
         for (words, bits) in lexicon::WORDS {
             for w in *words {
                 *g.words.entry(w).or_insert(0) |= bits;
@@ -259,15 +318,9 @@ impl Gazetteer {
         for w in lexicon::GEO_WORDS {
             *g.words.entry(w).or_insert(0) |= flag::GEO;
         }
-        // Fold the curated bits into the lexicon entries, so that a word of the data
-        // file needs one look-up; only curated words absent from it stay in `words`.
-        let curated: Vec<(&'static str, u32)> = g.words.iter().map(|(w, b)| (*w, *b)).collect();
-        for (w, bits) in curated {
-            if let Some(e) = g.lexicon_entry(w) {
-                g.lexicon[e].1 |= bits;
-                g.words.remove(w);
-            }
-        }
+        // Curated bits join the data file's words: one look-up per token.
+        lexicon_words.extend(std::mem::take(&mut g.words));
+        g.lexicon = WordTable::build(&lexicon_words);
         for t in lexicon::TITLE_PHRASES {
             g.add_phrase(t, Phrase::Title);
         }
@@ -288,24 +341,9 @@ impl Gazetteer {
         self.phrases.insert(folded.to_owned(), p);
     }
 
-    fn lexicon_entry(&self, folded: &str) -> Option<usize> {
-        let h = fnv1a(folded);
-        let b = (h >> (64 - WORD_BUCKET_BITS)) as usize;
-        let fp = h as u32;
-        let (&s, &e) = (self.bucket_starts.get(b)?, self.bucket_starts.get(b + 1)?);
-        let entries = self.lexicon.get(s as usize..e as usize)?;
-        entries
-            .iter()
-            .position(|&(w, _, f)| f == fp && w == folded)
-            .map(|p| s as usize + p)
-    }
-
     /// Lexicon bits of a folded word (0 when unknown).
     pub fn word_flags(&self, folded: &str) -> u32 {
-        match self.lexicon_entry(folded) {
-            Some(e) => self.lexicon[e].1,
-            None => self.words.get(folded).copied().unwrap_or(0),
-        }
+        self.lexicon.get(folded).unwrap_or(0)
     }
 
     /// Candidate readings of a folded place key, best first.
@@ -342,7 +380,7 @@ impl Gazetteer {
 
     /// Number of place keys and lexicon words (for diagnostics).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.places.len(), self.lexicon.len() + self.words.len())
+        (self.places.len(), self.lexicon.len)
     }
 }
 
@@ -375,20 +413,35 @@ mod tests {
         ));
         assert!(Gazetteer::parse("P\tfoo\t\tz\t\t\t").is_err());
         assert!(Gazetteer::parse("W\tfoo\tq").is_err());
-        // Lexicon lines out of bucket order are refused.
-        let (a, b) = ("alpha", "beta");
-        let (first, second) = if bucket(a) > bucket(b) {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let data: &'static str = Box::leak(format!("W\t{first}\nW\t{second}\n").into_boxed_str());
-        if bucket(a) != bucket(b) {
-            assert!(Gazetteer::parse(data).is_err());
-        }
         let g = Gazetteer::parse("W\tfoo\tf").unwrap();
         assert_eq!(g.word_flags("foo"), flag::FIRST);
         assert_eq!(g.word_flags("zzyzx"), 0);
         assert!(Gazetteer::parse("# only a comment\n").is_ok());
+    }
+
+    #[test]
+    fn word_table_finds_every_word_and_only_those() {
+        let words: Vec<String> = (0..5_000).map(|i| format!("w{i}")).collect();
+        let mut items: Vec<(&str, u32)> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.as_str(), (i as u32) & 0xff))
+            .collect();
+        items.push(("w1", 1 << 20));
+        let t = WordTable::build(&items);
+        assert_eq!(t.len, words.len());
+        assert!(t.len * 100 <= t.slots.len() * 65);
+        // A word listed twice has both flag sets.
+        assert_eq!(t.get("w1"), Some(1 | 1 << 20));
+        for (i, w) in words.iter().enumerate().skip(2) {
+            assert_eq!(t.get(w), Some((i as u32) & 0xff), "{w}");
+        }
+        assert_eq!(t.get("absent"), None);
+        assert_eq!(t.get(""), None);
+        let full = get().expect("embedded gazetteer");
+        for w in DATA.lines().filter_map(|l| l.strip_prefix("W\t")).step_by(97) {
+            let w = w.split('\t').next().unwrap_or(w);
+            assert!(full.word_flags(w) != 0, "{w}");
+        }
     }
 }

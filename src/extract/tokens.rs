@@ -121,9 +121,22 @@ impl<'a> Doc<'a> {
         };
         for (pi, text) in paras.iter().enumerate() {
             let first = doc.tokens.len();
-            doc.scan(text, pi as u32, gaz);
+            doc.scan(text, pi as u32);
             doc.para_tokens.push(first..doc.tokens.len());
             doc.split_sentences(first);
+        }
+        // Lexicon flags in a pass of their own: the look-ups are independent of each
+        // other, so the CPU overlaps their cache misses (the table is larger than the
+        // caches), which it cannot do when each sits between two tokenising steps.
+        if let Some(g) = gaz {
+            for t in doc.tokens.iter_mut().filter(|t| t.kind == Kind::Word) {
+                let key = doc
+                    .folded
+                    .get(t.fold.0 as usize..t.fold.1 as usize)
+                    .unwrap_or("")
+                    .trim_end_matches('.');
+                t.lex = g.word_flags(key);
+            }
         }
         doc.paras = paras;
         doc
@@ -170,7 +183,7 @@ impl<'a> Doc<'a> {
         self.tokens.get(i).is_some_and(|t| t.kind == Kind::Word) && self.fold(i) == w
     }
 
-    fn scan(&mut self, text: &str, para: u32, gaz: Option<&Gazetteer>) {
+    fn scan(&mut self, text: &str, para: u32) {
         let bytes = text.as_bytes();
         let mut chars = text.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
@@ -254,7 +267,7 @@ impl<'a> Doc<'a> {
                 } else {
                     Kind::Word
                 };
-                self.push_word(text, i, word_end, kind, sh, para, gaz);
+                self.push_word(text, i, word_end, kind, sh, para);
                 continue;
             }
             let kind = match c {
@@ -287,7 +300,6 @@ impl<'a> Doc<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push_word(
         &mut self,
         text: &str,
@@ -296,7 +308,6 @@ impl<'a> Doc<'a> {
         kind: Kind,
         mut sh: u16,
         para: u32,
-        gaz: Option<&Gazetteer>,
     ) {
         let word = &text[start..end];
         let fold_start = self.folded.len();
@@ -318,18 +329,13 @@ impl<'a> Doc<'a> {
             sh |= shape::ALLCAPS;
         }
         let fold_end = self.folded.len();
-        let key = self.folded[fold_start..fold_end].trim_end_matches('.');
-        let lex = match (gaz, kind) {
-            (Some(g), Kind::Word) => g.word_flags(key),
-            _ => 0,
-        };
         self.tokens.push(Token {
             start: start as u32,
             end: end as u32,
             fold: (fold_start as u32, fold_end as u32),
             kind,
             shape: sh,
-            lex,
+            lex: 0,
             para,
             sent: 0,
         });
