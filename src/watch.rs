@@ -1,6 +1,7 @@
 //! The watch stage: which files in the watched folder are ready to be read.
 //!
-//! At start the folder is scanned (recursively, in name order); then file-system
+//! At start the folder is scanned (recursively, in name order within batches of
+//! 8,192 entries, so memory stays flat however large the folder); then file-system
 //! events (`notify`, inotify on Linux) are followed, or in `poll` mode the folder is
 //! rescanned every interval. A file that lands by rename is taken at once; a file
 //! written in place is taken once it has been quiet for the settle time, so it is
@@ -170,6 +171,70 @@ struct State {
     metrics: std::sync::Arc<Metrics>,
 }
 
+/// Entries read from the folder tree per batch: the most the start-up scan holds
+/// in memory at once, whatever the size of the folder.
+const WALK_BATCH: usize = 8192;
+
+/// A depth-first walk of a folder tree that reads `WALK_BATCH` entries at a time.
+/// Within a batch the entries are in name order, so a folder of up to
+/// `WALK_BATCH` entries is read in name order; a larger one in batches of its
+/// on-disk order, each sorted.
+struct Walker {
+    /// Open folders, innermost last.
+    stack: Vec<std::fs::ReadDir>,
+    /// Entries per batch.
+    batch: usize,
+}
+
+impl Walker {
+    fn new(dir: &Path) -> Walker {
+        Walker::with_batch(dir, WALK_BATCH)
+    }
+
+    fn with_batch(dir: &Path, batch: usize) -> Walker {
+        let mut w = Walker {
+            stack: Vec::new(),
+            batch: batch.max(1),
+        };
+        w.descend(dir);
+        w
+    }
+
+    /// Queues a folder (unreadable ones are skipped, as they were by `read_dir`).
+    fn descend(&mut self, dir: &Path) {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => self.stack.push(rd),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot read folder; skipped")
+            }
+        }
+    }
+
+    /// Up to `batch` entries of the innermost open folder, sorted by name (None:
+    /// the walk is over).
+    fn next_batch(&mut self) -> Option<Vec<std::fs::DirEntry>> {
+        loop {
+            let rd = self.stack.last_mut()?;
+            let mut batch: Vec<std::fs::DirEntry> = Vec::new();
+            for e in rd.by_ref() {
+                if let Ok(e) = e {
+                    batch.push(e);
+                }
+                if batch.len() == self.batch {
+                    break;
+                }
+            }
+            if batch.len() < self.batch {
+                self.stack.pop();
+            }
+            if !batch.is_empty() {
+                batch.sort_by_key(|e| e.file_name());
+                return Some(batch);
+            }
+        }
+    }
+}
+
 enum Found {
     Ready(PathBuf),
     Young(PathBuf),
@@ -194,79 +259,98 @@ impl State {
             .is_ok()
     }
 
-    /// Walks `dir` in name order, classifying what it finds.
-    fn walk(&self, dir: &Path, out: &mut Vec<Found>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.file_name());
-        let now = SystemTime::now();
-        for e in entries {
-            let path = e.path();
-            let Some(rel) = self.rel(&path) else { continue };
-            if !self.opts.filter.accepts(rel) {
-                continue;
+    /// Classifies one directory entry the walk found (None: skipped; a folder to
+    /// descend into is pushed on `walker`).
+    fn classify(
+        &self,
+        e: &std::fs::DirEntry,
+        now: SystemTime,
+        walker: &mut Walker,
+    ) -> Option<Found> {
+        let path = e.path();
+        let rel = self.rel(&path)?;
+        if !self.opts.filter.accepts(rel) {
+            return None;
+        }
+        let ft = e.file_type().ok()?;
+        if ft.is_dir() && !article_named(&path) {
+            if self.opts.recursive {
+                walker.descend(&path);
             }
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() && !article_named(&path) {
-                if self.opts.recursive {
-                    self.walk(&path, out);
-                }
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&path)
+            return None;
+        }
+        let meta = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.is_file());
+        let young = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age < self.opts.settle);
+        if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
+            use std::os::unix::ffi::OsStrExt;
+            let mtime_ns = crate::dedupe::mtime_ns(m);
+            let same = store
+                .file(path.as_os_str().as_bytes())
                 .ok()
-                .filter(|m| m.is_file());
-            let young = meta
-                .as_ref()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age < self.opts.settle);
-            if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
-                use std::os::unix::ffi::OsStrExt;
-                let mtime_ns = crate::dedupe::mtime_ns(m);
-                let same = store
-                    .file(path.as_os_str().as_bytes())
-                    .ok()
-                    .flatten()
-                    .is_some_and(|k| k.size == m.len() && k.mtime_ns == mtime_ns);
-                if same {
-                    out.push(Found::Known);
-                    continue;
-                }
+                .flatten()
+                .is_some_and(|k| k.size == m.len() && k.mtime_ns == mtime_ns);
+            if same {
+                return Some(Found::Known);
             }
-            out.push(if young {
-                Found::Young(path)
-            } else {
-                Found::Ready(path)
-            });
+        }
+        Some(if young {
+            Found::Young(path)
+        } else {
+            Found::Ready(path)
+        })
+    }
+
+    /// The next batch of the walk, classified (empty: the walk is over).
+    fn walk_batch(&self, walker: &mut Walker) -> Vec<Found> {
+        let now = SystemTime::now();
+        loop {
+            let Some(entries) = walker.next_batch() else {
+                return Vec::new();
+            };
+            let found: Vec<Found> = entries
+                .iter()
+                .filter_map(|e| self.classify(e, now, walker))
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
         }
     }
 
     /// Scans the folder: settled files are sent, young ones wait to settle.
     async fn scan(&mut self, dir: PathBuf) -> bool {
-        let mut found = Vec::new();
-        // Blocking file-system work: let the runtime move other tasks off this thread.
-        tokio::task::block_in_place(|| self.walk(&dir, &mut found));
-        for f in found {
-            match f {
-                Found::Known => {
-                    self.metrics.files_seen.inc();
-                    self.metrics.unchanged.inc();
-                }
-                Found::Ready(p) => {
-                    self.pending.remove(&p);
-                    if !self.send(p).await {
-                        return false;
+        let mut walker = Walker::new(&dir);
+        loop {
+            // Blocking file-system work: let the runtime move other tasks off this
+            // thread. One batch at a time, so memory stays flat at any folder size.
+            let found = tokio::task::block_in_place(|| self.walk_batch(&mut walker));
+            if found.is_empty() {
+                return true;
+            }
+            for f in found {
+                match f {
+                    Found::Known => {
+                        self.metrics.files_seen.inc();
+                        self.metrics.unchanged.inc();
                     }
-                }
-                Found::Young(p) => {
-                    self.pending.insert(p, Instant::now());
+                    Found::Ready(p) => {
+                        self.pending.remove(&p);
+                        if !self.send(p).await {
+                            return false;
+                        }
+                    }
+                    Found::Young(p) => {
+                        self.pending.insert(p, Instant::now());
+                    }
                 }
             }
         }
-        true
     }
 
     /// Sends the pending files that have been quiet for the settle time.
@@ -512,9 +596,15 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
             _ = stop.changed() => return Ok(()),
             _ = ticker.tick() => {}
         }
+        let mut walker = Walker::new(&st.opts.root);
         let mut found = Vec::new();
-        let root = st.opts.root.clone();
-        st.walk(&root, &mut found);
+        loop {
+            let batch = st.walk_batch(&mut walker);
+            if batch.is_empty() {
+                break;
+            }
+            found.extend(batch);
+        }
         let mut present = std::collections::HashSet::new();
         for f in found {
             let Found::Ready(p) = f else {
@@ -538,6 +628,37 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn walker_reads_every_entry_once_in_sorted_batches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for i in 0..7 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"x").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        for i in 0..2 {
+            std::fs::write(dir.path().join(format!("sub/g{i}")), b"x").expect("write");
+        }
+        let mut w = Walker::with_batch(dir.path(), 3);
+        let mut seen = Vec::new();
+        while let Some(batch) = w.next_batch() {
+            assert!(batch.len() <= 3);
+            let names: Vec<_> = batch.iter().map(|e| e.file_name()).collect();
+            assert!(names.windows(2).all(|p| p[0] <= p[1]), "{names:?}");
+            for e in batch {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    w.descend(&e.path());
+                } else {
+                    seen.push(e.path());
+                }
+            }
+        }
+        seen.sort();
+        let mut want: Vec<PathBuf> = (0..7).map(|i| dir.path().join(format!("f{i}"))).collect();
+        want.extend((0..2).map(|i| dir.path().join(format!("sub/g{i}"))));
+        want.sort();
+        assert_eq!(seen, want);
+    }
 
     #[test]
     fn filter_rules() {

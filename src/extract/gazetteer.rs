@@ -439,7 +439,11 @@ mod tests {
         assert_eq!(t.get("absent"), None);
         assert_eq!(t.get(""), None);
         let full = get().expect("embedded gazetteer");
-        for w in DATA.lines().filter_map(|l| l.strip_prefix("W\t")).step_by(97) {
+        for w in DATA
+            .lines()
+            .filter_map(|l| l.strip_prefix("W\t"))
+            .step_by(97)
+        {
             let w = w.split('\t').next().unwrap_or(w);
             assert!(full.word_flags(w) != 0, "{w}");
         }
