@@ -1,7 +1,7 @@
 //! The watch stage: which files in the watched folder are ready to be read.
 //!
 //! At start the folder is scanned (recursively, in name order within batches of
-//! 8,192 entries, so memory stays flat however large the folder); then file-system
+//! 65,536 entries, so memory stays flat however large the folder); then file-system
 //! events (`notify`, inotify on Linux) are followed, or in `poll` mode the folder is
 //! rescanned every interval. A file that lands by rename is taken at once; a file
 //! written in place is taken once it has been quiet for the settle time, so it is
@@ -173,7 +173,7 @@ struct State {
 
 /// Entries read from the folder tree per batch: the most the start-up scan holds
 /// in memory at once, whatever the size of the folder.
-const WALK_BATCH: usize = 8192;
+const WALK_BATCH: usize = 65_536;
 
 /// A depth-first walk of a folder tree that reads `WALK_BATCH` entries at a time.
 /// Within a batch the entries are in name order, so a folder of up to
