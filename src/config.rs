@@ -136,6 +136,9 @@ pub struct StateConfig {
     pub dir: PathBuf,
     /// Forget articles whose newest version is older than this many days.
     pub expire_days: u32,
+    /// Memory for the state database's page cache, in MiB: the one part of the
+    /// daemon's memory that grows with the number of articles, up to this bound.
+    pub cache_mib: usize,
 }
 
 /// `[pipeline]`
@@ -192,6 +195,7 @@ impl Default for StateConfig {
         StateConfig {
             dir: "state".into(),
             expire_days: 30,
+            cache_mib: 16,
         }
     }
 }

@@ -743,7 +743,10 @@ pub async fn run(
     let metrics = shared.metrics.clone();
     let opts = cfg.parse_options(None)?;
     let mut wopts = WatchOptions::from_config(&cfg.watch)?;
-    let store = Arc::new(Store::open(&cfg.state.dir, 32 << 20)?);
+    let store = Arc::new(Store::open(
+        &cfg.state.dir,
+        cfg.state.cache_mib.max(1) << 20,
+    )?);
     wopts.known = Some(store.clone());
     let mut ledger = None;
     let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
