@@ -435,12 +435,15 @@ impl Store {
 /// emitted anywhere and, on `Emit`, claims it there. Returns the verdict and the
 /// state it was judged against.
 pub trait Ledger: Send + std::fmt::Debug {
-    /// Judges and claims one version.
+    /// Judges and claims one version. On `Emit`, also returns the [`Snapshot`] of
+    /// the version it supersedes when the ledger keeps one (another host may have
+    /// emitted that version), for the `changes` diff; `None` falls back to the
+    /// local state.
     fn claim(
         &mut self,
         record: &Record,
         now: i64,
-    ) -> Result<(Verdict, Option<ArticleState>), StateError>;
+    ) -> Result<(Verdict, Option<Snapshot>), StateError>;
 }
 
 /// The committer's view: the store plus the batch being assembled, so that two
@@ -484,11 +487,11 @@ impl Dedupe {
     /// `changes` (against the previous version's snapshot), and records it as the
     /// newest version in the pending batch.
     pub fn judge(&mut self, record: &mut Record, now: i64) -> Result<Verdict, StateError> {
-        let (verdict, _prev) = match self.ledger.as_mut() {
+        let (verdict, ledger_prev) = match self.ledger.as_mut() {
             Some(ledger) => ledger.claim(record, now)?,
             None => {
                 let prev = self.current(&record.article_id)?;
-                (judge(prev.as_ref(), record.version_stamp()), prev)
+                (judge(prev.as_ref(), record.version_stamp()), None)
             }
         };
         if let Verdict::Emit {
@@ -500,8 +503,11 @@ impl Dedupe {
             record.supersedes = Some(supersedes.clone());
             let snap = Snapshot::of(record);
             let changes = if *revision > 1 {
-                self.snapshot(&record.article_id)?
-                    .map(|prev| crate::diff::changes_with(&prev, &snap, record))
+                let prev = match ledger_prev {
+                    Some(p) => Some(p),
+                    None => self.snapshot(&record.article_id)?,
+                };
+                prev.map(|prev| crate::diff::changes_with(&prev, &snap, record))
             } else {
                 None
             };

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Daemon;
 use serde_json::{json, Value};
 
@@ -15,20 +13,6 @@ fn dev(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-fn check_against(old: &str, new: &str) -> Value {
-    let out = Command::new(common::bin())
-        .args(["check", "--against", old, new])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn body_paragraphs(r: &Value) -> Vec<String> {
@@ -50,7 +34,7 @@ fn body_paragraphs(r: &Value) -> Vec<String> {
 /// paragraph at the end.
 #[test]
 fn lede_word_inserted_heading_changed_paragraph_added_at_end() {
-    let r = check_against(
+    let r = common::check_against(
         &dev("007_12a23dc6f6c396f7.txt"),
         &dev("008_fccd1593fe3b7f7e.txt"),
     );
@@ -80,7 +64,7 @@ fn lede_word_inserted_heading_changed_paragraph_added_at_end() {
 /// ca07-44: the update has one more heading (and its paragraph).
 #[test]
 fn heading_added() {
-    let r = check_against(
+    let r = common::check_against(
         &dev("058_da68e0778dc0574a.txt"),
         &dev("059_85126708286d006f.txt"),
     );
@@ -119,7 +103,7 @@ fn moved_deleted_edited_and_a_person_newly_named() {
          Finance Minister Chrystia Freeland defended the plan in the House of Commons.\n",
     )
     .unwrap();
-    let r = check_against(old.to_str().unwrap(), new.to_str().unwrap());
+    let r = common::check_against(old.to_str().unwrap(), new.to_str().unwrap());
     let c = &r["changes"]["paragraphs"];
     assert_eq!(
         c["added"],
@@ -175,6 +159,6 @@ fn daemon_revision_two_matches_check_against() {
     let recs = d.wait_records(2);
     assert_eq!(d.stop(), 0);
     assert_eq!(recs[1]["revision"], 2);
-    let expected = check_against(&dev(&first.file), &dev(&update.file));
+    let expected = common::check_against(&dev(&first.file), &dev(&update.file));
     assert_eq!(recs[1]["changes"], expected["changes"]);
 }

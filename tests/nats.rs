@@ -682,6 +682,52 @@ fn subject_fence_zero_means_empty_subject() {
     });
 }
 
+/// `changes` across hosts: daemon A emits an article's first version, daemon B (its
+/// own folder and state, the same bucket) its update. B never saw the first version,
+/// yet its revision 2 says what changed, from the snapshot kept in the bucket entry:
+/// the same `changes` as `check --against FIRST UPDATE`.
+#[test]
+fn changes_across_daemons_come_from_the_bucket() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_CHG");
+    let bucket = unique("wwtest-chg");
+    let manifest = common::manifest();
+    let entry = |f: &str| manifest.iter().find(|e| e.file == f).unwrap().clone();
+    let (first, update) = (
+        entry("007_12a23dc6f6c396f7.txt"),
+        entry("008_fccd1593fe3b7f7e.txt"),
+    );
+    let mut a = nats_daemon(&urls, &stream, Some(&bucket), "");
+    let mut b = nats_daemon(&urls, &stream, Some(&bucket), "");
+    a.start();
+    b.start();
+    a.drop_fixture(&first, "first.txt");
+    common::wait_for(Duration::from_secs(30), || {
+        read_stream(&urls, &stream).len() == 1
+    });
+    b.drop_fixture(&update, "update.txt");
+    common::wait_for(Duration::from_secs(30), || {
+        read_stream(&urls, &stream).len() == 2
+    });
+    assert_eq!(a.stop(), 0);
+    assert_eq!(b.stop(), 0);
+    let msgs = read_stream(&urls, &stream);
+    assert_eq!(msgs[0].record["revision"], 1);
+    assert_eq!(msgs[1].record["revision"], 2);
+    let dev = |f: &str| {
+        common::fixtures()
+            .join("dev")
+            .join(f)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let expected = common::check_against(&dev(&first.file), &dev(&update.file));
+    assert!(expected["changes"].is_object());
+    assert_eq!(msgs[1].record["changes"], expected["changes"]);
+    cleanup(&urls, &stream, Some(&bucket));
+}
+
 /// The repair behind the ordering guarantee: when the stream holds a version stored
 /// after one at least as new (what a leader change can let past the fence), the
 /// sink's check deletes the late one; a version stored after an older one stays.

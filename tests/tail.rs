@@ -311,12 +311,7 @@ fn shows_what_the_daemon_wrote() {
         .arg(d.config_path())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "2022-10-02 22:53 -04:00  Washington  rev 1");

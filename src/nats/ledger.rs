@@ -3,8 +3,10 @@
 //!
 //! Key: `article_id`. Value: a JSON [`LedgerEntry`] — the [`ArticleState`] of the
 //! newest claimed version (stamp, revision, content hash, …), the stamp it
-//! superseded, whether it is known to be in the stream (`published`) and the stream
-//! sequence of the newest version known to be there (`seq`).
+//! superseded, whether it is known to be in the stream (`published`), the stream
+//! sequence of the newest version known to be there (`seq`), and its
+//! [`Snapshot`], so that whichever host emits the next version computes its
+//! `changes` even when another host emitted this one.
 //!
 //! A claim ([`Shared::claim`]) reads the entry and judges the version against it
 //! exactly like the local store ([`crate::dedupe::judge`]):
@@ -35,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use crate::dedupe::{judge, ArticleState, Ledger, StateError, Verdict};
+use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
 use super::config::DedupeConfig;
@@ -58,6 +61,10 @@ pub struct LedgerEntry {
     /// Who claimed it (host and process), for people reading the bucket.
     #[serde(default)]
     pub by: String,
+    /// What the `changes` diff of the next version needs of this one, so that a
+    /// host that did not emit it still reports what changed (a few KB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
 }
 
 /// A claim this process made and has not yet seen published.
@@ -89,7 +96,7 @@ impl std::fmt::Debug for Shared {
 /// What a judgement asks the bucket to do.
 enum Decision {
     /// Claim: write this entry.
-    Write(LedgerEntry),
+    Write(Box<LedgerEntry>),
     /// Emit again the claimed, unpublished version (no write).
     Republish,
     /// Drop (duplicate or stale).
@@ -107,8 +114,9 @@ fn decide(prev: Option<&LedgerEntry>, record: &Record, now: i64, by: &str) -> (V
                 published: false,
                 seq: p.map_or(0, |p| p.seq),
                 by: by.to_owned(),
+                snapshot: Some(Snapshot::of(record)),
             };
-            (verdict, Decision::Write(entry))
+            (verdict, Decision::Write(Box::new(entry)))
         }
         (Verdict::Duplicate, Some(p))
             if !p.published && p.state.content_hash == record.content_hash =>
@@ -169,9 +177,9 @@ impl Shared {
     }
 
     /// Judges `record` against the bucket and claims it on `Emit` (see the module
-    /// docs). Returns the verdict and the state it was judged against. Retries
-    /// cluster errors for ever.
-    pub async fn claim(&self, record: &Record, now: i64) -> (Verdict, Option<ArticleState>) {
+    /// docs). Returns the verdict and, on a new claim, the entry it superseded.
+    /// Retries cluster errors for ever.
+    pub async fn claim(&self, record: &Record, now: i64) -> (Verdict, Option<LedgerEntry>) {
         let id = record.article_id.as_str();
         let mut backoff = Duration::from_millis(50);
         let mut wait = |e: &dyn std::fmt::Display, what: &str| {
@@ -193,7 +201,7 @@ impl Shared {
             tracing::debug!(id, stamp = ?record.version_stamp(), kv_revision = rev, prev = ?prev, ?verdict, "judged against the bucket");
             let key = msg_id(id, record.version_stamp());
             match decision {
-                Decision::Drop => return (verdict, prev.map(|p| p.state)),
+                Decision::Drop => return (verdict, None),
                 Decision::Republish => {
                     let p = prev.expect("republish has an entry");
                     tracing::info!(id, "claimed earlier but not known to be published: publishing again (the stream keeps one copy)");
@@ -205,7 +213,8 @@ impl Shared {
                             fence: p.seq,
                         },
                     );
-                    return (verdict, Some(p.state));
+                    // The entry is this very version: the one before it is not kept.
+                    return (verdict, None);
                 }
                 Decision::Write(entry) => {
                     let bytes = match serde_json::to_vec(&entry) {
@@ -213,7 +222,7 @@ impl Shared {
                         Err(e) => {
                             // Cannot happen for these types; do not spin on it.
                             tracing::error!(id, error = %e, "cannot encode a dedupe entry");
-                            return (Verdict::Duplicate, prev.map(|p| p.state));
+                            return (Verdict::Duplicate, None);
                         }
                     };
                     let written = if rev == 0 {
@@ -234,11 +243,11 @@ impl Shared {
                                 key,
                                 Claim {
                                     kv_revision,
-                                    entry,
+                                    entry: *entry,
                                     fence,
                                 },
                             );
-                            return (verdict, prev.map(|p| p.state));
+                            return (verdict, prev);
                         }
                         Err((true, _)) => {
                             tracing::debug!(
@@ -367,8 +376,9 @@ impl Ledger for KvLedger {
         &mut self,
         record: &Record,
         now: i64,
-    ) -> Result<(Verdict, Option<ArticleState>), StateError> {
-        Ok(self.handle.block_on(self.shared.claim(record, now)))
+    ) -> Result<(Verdict, Option<Snapshot>), StateError> {
+        let (verdict, prev) = self.handle.block_on(self.shared.claim(record, now));
+        Ok((verdict, prev.and_then(|p| p.snapshot)))
     }
 }
 
@@ -389,6 +399,7 @@ mod tests {
             published: true,
             seq: 42,
             by: "h:1".into(),
+            snapshot: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["stamp"], "2022-10-02T22:53:00-04:00");

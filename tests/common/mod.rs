@@ -356,3 +356,25 @@ pub fn check_corpus_output(manifest: &[Entry], recs: &[Value]) {
         assert_eq!(n, 1, "group {group}: newest version emitted {n} times");
     }
 }
+
+/// `wirewatch check --against OLD NEW`: the NEW record with `changes` against OLD.
+#[allow(dead_code)]
+pub fn check_against(old: &str, new: &str) -> Value {
+    let out = std::process::Command::new(bin())
+        .args(["check", "--against", old, new])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts that a command exited 0, showing its stderr otherwise.
+#[allow(dead_code)]
+pub fn assert_success(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
