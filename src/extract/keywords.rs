@@ -72,10 +72,16 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     let mut ids: Map<&str, u32> =
         Map::with_capacity_and_hasher(doc.tokens.len(), foldhash::fast::FixedState::default());
     let mut tid = vec![u32::MAX; doc.tokens.len()];
+    // Stop words, judged once per term (every occurrence has the same folded form).
+    let mut stop: Vec<bool> = Vec::with_capacity(doc.tokens.len() / 2);
     for (i, t) in doc.tokens.iter().enumerate() {
         if t.kind == Kind::Word {
             let next = ids.len() as u32;
-            tid[i] = *ids.entry(doc.fold(i)).or_insert(next);
+            let id = *ids.entry(doc.fold(i)).or_insert(next);
+            if id == next {
+                stop.push(is_stop(doc, i));
+            }
+            tid[i] = id;
         }
     }
     let mut terms: Vec<Term> = vec![
@@ -116,35 +122,59 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             }
         }
     }
-    pairs.sort_unstable();
-    pairs.dedup();
-    // Occurrences are already in sentence order within each term once sorted by term
-    // (a stable sort keeps that order): the middle one of each run is the median.
-    occ.sort_by_key(|&(t, _)| t);
-    let mut start = 0;
-    while start < occ.len() {
-        let t = occ[start].0;
-        let end = start + occ[start..].iter().take_while(|o| o.0 == t).count();
-        let run = &occ[start..end];
+    // Median sentence of each term: a counting sort of the occurrences by term keeps
+    // each term's occurrences in sentence order; the middle one of each run is the
+    // median.
+    let mut offset: Vec<usize> = Vec::with_capacity(terms.len() + 1);
+    let mut total = 0usize;
+    for t in &terms {
+        offset.push(total);
+        total += t.tf as usize;
+    }
+    offset.push(total);
+    let mut by_term = vec![0u32; total];
+    let mut fill = offset.clone();
+    for &(id, si) in &occ {
+        by_term[fill[id as usize]] = si;
+        fill[id as usize] += 1;
+    }
+    for (t, term) in terms.iter_mut().enumerate() {
+        let run = &by_term[offset[t]..offset[t + 1]];
         let l = run.len();
-        terms[t as usize].median = if l % 2 == 1 {
-            f64::from(run[l / 2].1)
-        } else {
-            f64::from(run[l / 2 - 1].1 + run[l / 2].1) / 2.0
-        };
-        start = end;
-    }
-    for &(a, b) in &pairs {
-        terms[a as usize].right += 1.0;
-        terms[b as usize].left += 1.0;
-    }
-    // Word scores, from the statistics of the non-stop words.
-    let mut stop = vec![false; terms.len()];
-    for (i, &id) in tid.iter().enumerate() {
-        if id != u32::MAX {
-            stop[id as usize] = is_stop(doc, i);
+        if l > 0 {
+            term.median = if l % 2 == 1 {
+                f64::from(run[l / 2])
+            } else {
+                f64::from(run[l / 2 - 1] + run[l / 2]) / 2.0
+            };
         }
     }
+    // Distinct neighbours: pairs grouped by left term (counting sort), and a mark
+    // per right term saying which left term last counted it.
+    let mut pair_offset: Vec<usize> = Vec::with_capacity(terms.len() + 1);
+    let mut total = 0usize;
+    for t in &terms {
+        pair_offset.push(total);
+        total += t.right_n as usize;
+    }
+    pair_offset.push(total);
+    let mut rights = vec![0u32; total];
+    let mut fill = pair_offset.clone();
+    for &(a, b) in &pairs {
+        rights[fill[a as usize]] = b;
+        fill[a as usize] += 1;
+    }
+    let mut seen_from = vec![u32::MAX; terms.len()];
+    for a in 0..terms.len() {
+        for &b in &rights[pair_offset[a]..pair_offset[a + 1]] {
+            if seen_from[b as usize] != a as u32 {
+                seen_from[b as usize] = a as u32;
+                terms[a].right += 1.0;
+                terms[b as usize].left += 1.0;
+            }
+        }
+    }
+    // Word scores, from the statistics of the non-stop words.
     let (mut count, mut sum, mut sum2, mut max_tf) = (0.0f64, 0.0f64, 0.0f64, 1.0f64);
     for (t, _) in terms.iter().zip(&stop).filter(|(_, s)| !**s) {
         count += 1.0;
@@ -158,11 +188,24 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     let mean = sum / count;
     let std = (sum2 / count - mean * mean).max(0.0).sqrt();
     let n_sent = doc.sentences.len().max(1) as f64;
+    // Counts and medians are small integers (medians may end in .5): logarithms come
+    // from tables filled on first use, not computed once per term.
+    let most = terms.iter().map(|t| t.tf as usize).max().unwrap_or(0);
+    let mut ln_tf = vec![f64::NAN; most + 1];
+    let mut ln_ln_pos = vec![f64::NAN; 2 * doc.sentences.len() + 2];
     let h: Vec<f64> = terms
         .iter()
         .map(|t| {
-            let casing = t.upper.max(t.acronym) / (1.0 + t.tf.ln());
-            let position = (3.0 + t.median).ln().ln();
+            let lt = &mut ln_tf[t.tf as usize];
+            if lt.is_nan() {
+                *lt = t.tf.ln();
+            }
+            let casing = t.upper.max(t.acronym) / (1.0 + *lt);
+            let lp = &mut ln_ln_pos[(t.median * 2.0) as usize];
+            if lp.is_nan() {
+                *lp = (3.0 + t.median).ln().ln();
+            }
+            let position = *lp;
             let freq = t.tf / (mean + std).max(f64::EPSILON);
             let dl = if t.left_n > 0.0 {
                 t.left / t.left_n
