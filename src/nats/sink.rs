@@ -432,9 +432,11 @@ impl Sink for JetStreamSink {
 /// the message was kept.
 ///
 /// The stream checks the fence when it accepts a message, but a message accepted by
-/// a stream leader that died before replying can still be committed by the next
-/// leader, after a fenced message that leader accepted before applying it (seen in
-/// the test that kills the stream leader). When that put an older version behind a
+/// a stream leader that died before replying can, it seems, still be committed by
+/// the next leader after a fenced message that leader accepted before applying it
+/// (the likely cause of an older version stored after a newer one, seen once in the
+/// test that kills the stream leader). This check does not depend on the cause: it
+/// looks at what the stream holds. When that put an older version behind a
 /// newer one, the older one is removed here, one round trip after its
 /// acknowledgement: readers from then on never see it; a reader following the
 /// stream live may have seen it in between (README, "Scaling out").
