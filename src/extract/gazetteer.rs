@@ -199,9 +199,6 @@ impl WordTable {
 pub struct Gazetteer {
     /// Every word with lexicon flags: the data file's words and the curated ones.
     lexicon: WordTable,
-    /// Curated words (and demonyms), gathered while loading, then merged into
-    /// `lexicon`.
-    words: Map<&'static str, u32>,
     places: Map<&'static str, (u32, u8)>,
     entries: Vec<PlaceEntry>,
     /// First word of a multi-word key -> most words in a key starting with it.
@@ -267,7 +264,7 @@ impl Gazetteer {
                     if d.contains(' ') {
                         g.add_phrase(d, Phrase::Demonym(key));
                     } else {
-                        *g.words.entry(d).or_insert(0) |= flag::DEMONYM;
+                        lexicon_words.push((d, flag::DEMONYM));
                     }
                     g.demonyms.insert(d, key);
                 }
@@ -310,16 +307,16 @@ impl Gazetteer {
                 _ => return Err(bad("unknown record type")),
             }
         }
+        // Curated words join the data file's (a word listed twice gets both flag
+        // sets): one look-up per token.
         for (words, bits) in lexicon::WORDS {
             for w in *words {
-                *g.words.entry(w).or_insert(0) |= bits;
+                lexicon_words.push((w, *bits));
             }
         }
         for w in lexicon::GEO_WORDS {
-            *g.words.entry(w).or_insert(0) |= flag::GEO;
+            lexicon_words.push((w, flag::GEO));
         }
-        // Curated bits join the data file's words: one look-up per token.
-        lexicon_words.extend(std::mem::take(&mut g.words));
         g.lexicon = WordTable::build(&lexicon_words);
         for t in lexicon::TITLE_PHRASES {
             g.add_phrase(t, Phrase::Title);

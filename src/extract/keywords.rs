@@ -63,6 +63,26 @@ fn contains(long: &Key, short: &Key) -> bool {
     s.len() <= l.len() && l.windows(s.len()).any(|w| w == s)
 }
 
+/// Groups `(key, value)` pairs by key with a counting sort, keeping their order
+/// within a key: the values of key `k` are `values[offsets[k]..offsets[k + 1]]`.
+/// `counts` gives how many pairs each key has.
+fn group_by_first(
+    pairs: &[(u32, u32)],
+    counts: impl Iterator<Item = usize>,
+) -> (Vec<usize>, Vec<u32>) {
+    let mut offsets = vec![0usize];
+    for c in counts {
+        offsets.push(offsets[offsets.len() - 1] + c);
+    }
+    let mut values = vec![0u32; offsets[offsets.len() - 1]];
+    let mut fill = offsets.clone();
+    for &(k, v) in pairs {
+        values[fill[k as usize]] = v;
+        fill[k as usize] += 1;
+    }
+    (offsets, values)
+}
+
 /// Up to `n` key phrases of the document, best first, as written in the text.
 pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     if doc.tokens.is_empty() || n == 0 {
@@ -122,22 +142,9 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             }
         }
     }
-    // Median sentence of each term: a counting sort of the occurrences by term keeps
-    // each term's occurrences in sentence order; the middle one of each run is the
-    // median.
-    let mut offset: Vec<usize> = Vec::with_capacity(terms.len() + 1);
-    let mut total = 0usize;
-    for t in &terms {
-        offset.push(total);
-        total += t.tf as usize;
-    }
-    offset.push(total);
-    let mut by_term = vec![0u32; total];
-    let mut fill = offset.clone();
-    for &(id, si) in &occ {
-        by_term[fill[id as usize]] = si;
-        fill[id as usize] += 1;
-    }
+    // Median sentence of each term: grouping the occurrences by term keeps each
+    // term's occurrences in sentence order; the middle one of each run is the median.
+    let (offset, by_term) = group_by_first(&occ, terms.iter().map(|t| t.tf as usize));
     for (t, term) in terms.iter_mut().enumerate() {
         let run = &by_term[offset[t]..offset[t + 1]];
         let l = run.len();
@@ -149,21 +156,9 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             };
         }
     }
-    // Distinct neighbours: pairs grouped by left term (counting sort), and a mark
-    // per right term saying which left term last counted it.
-    let mut pair_offset: Vec<usize> = Vec::with_capacity(terms.len() + 1);
-    let mut total = 0usize;
-    for t in &terms {
-        pair_offset.push(total);
-        total += t.right_n as usize;
-    }
-    pair_offset.push(total);
-    let mut rights = vec![0u32; total];
-    let mut fill = pair_offset.clone();
-    for &(a, b) in &pairs {
-        rights[fill[a as usize]] = b;
-        fill[a as usize] += 1;
-    }
+    // Distinct neighbours: pairs grouped by left term, and a mark per right term
+    // saying which left term last counted it.
+    let (pair_offset, rights) = group_by_first(&pairs, terms.iter().map(|t| t.right_n as usize));
     let mut seen_from = vec![u32::MAX; terms.len()];
     for a in 0..terms.len() {
         for &b in &rights[pair_offset[a]..pair_offset[a + 1]] {
