@@ -147,21 +147,8 @@ impl FileSink {
     }
 
     fn prune(&self) {
-        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return;
-        };
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let prefix = format!("{}.", name.to_string_lossy());
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut rotated: Vec<PathBuf> = rd
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        let mut rotated: Vec<PathBuf> = rotated_siblings(&self.path)
+            .into_iter()
             .map(|e| e.path())
             .collect();
         rotated.sort();
@@ -269,6 +256,26 @@ impl Sink for FileSink {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// Entries of the folder of `path` named `<name>.<suffix>`: the rotated outputs of
+/// the file at `path` (empty when the folder cannot be read).
+pub fn rotated_siblings(path: &Path) -> Vec<std::fs::DirEntry> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect()
 }
 
 /// Writes to standard output; flushes every batch. Nothing to recover: after a crash

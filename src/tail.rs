@@ -845,26 +845,14 @@ impl Opened {
 /// modification time: the files a poll missed when the output rotated more than once
 /// between two polls. Empty when `old` is not among the siblings (rotated elsewhere).
 fn skipped_rotations(path: &Path, old: (u64, u64), new: (u64, u64)) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Vec::new();
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!("{}.", name.to_string_lossy());
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut siblings: Vec<(std::time::SystemTime, PathBuf, (u64, u64))> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            Some((m.modified().ok()?, e.path(), (m.dev(), m.ino())))
-        })
-        .collect();
+    let mut siblings: Vec<(std::time::SystemTime, PathBuf, (u64, u64))> =
+        crate::sink::rotated_siblings(path)
+            .into_iter()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, e.path(), (m.dev(), m.ino())))
+            })
+            .collect();
     siblings.sort();
     let Some(at) = siblings.iter().position(|s| s.2 == old) else {
         return Vec::new();

@@ -87,11 +87,7 @@ fn once_over_dev_corpus() {
 #[test]
 fn restart_then_one_update_emits_exactly_it() {
     let manifest = common::manifest();
-    let update = manifest.iter().find(|e| e.role == "update").unwrap();
-    let first = manifest
-        .iter()
-        .find(|e| e.group == update.group && e.role == "first")
-        .unwrap();
+    let (first, update) = common::first_and_update(&manifest);
     let mut d = Daemon::new("");
     d.drop_fixture(first, "first.txt");
     let (code, _) = d.once();
@@ -119,11 +115,7 @@ fn restart_then_one_update_emits_exactly_it() {
 #[test]
 fn versions_out_of_order_newest_wins() {
     let manifest = common::manifest();
-    let update = manifest.iter().find(|e| e.role == "update").unwrap();
-    let first = manifest
-        .iter()
-        .find(|e| e.group == update.group && e.role == "first")
-        .unwrap();
+    let (first, update) = common::first_and_update(&manifest);
     let mut d = Daemon::new("");
     d.start();
     d.drop_fixture(update, "b-update.txt");
@@ -163,11 +155,7 @@ fn slow_in_place_write_is_read_whole() {
 #[test]
 fn overwritten_in_place_with_new_content_is_a_new_input() {
     let manifest = common::manifest();
-    let update = manifest.iter().find(|e| e.role == "update").unwrap();
-    let first = manifest
-        .iter()
-        .find(|e| e.group == update.group && e.role == "first")
-        .unwrap();
+    let (first, update) = common::first_and_update(&manifest);
     let mut d = Daemon::new("");
     d.start();
     let p = d.drop_fixture(first, "story.txt");

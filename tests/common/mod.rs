@@ -378,3 +378,14 @@ pub fn assert_success(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The manifest's first `update` file and the `first` version of its story.
+#[allow(dead_code)]
+pub fn first_and_update(manifest: &[Entry]) -> (&Entry, &Entry) {
+    let update = manifest.iter().find(|e| e.role == "update").unwrap();
+    let first = manifest
+        .iter()
+        .find(|e| e.group == update.group && e.role == "first")
+        .unwrap();
+    (first, update)
+}
