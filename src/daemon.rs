@@ -67,17 +67,9 @@ pub fn run(
 ) -> ExitCode {
     let log_handle = init_logging(log_format, &cfg.log.level);
     let workers = cfg.pipeline.worker_count();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(workers + 2)
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(2, workers + 2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wirewatch: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let (shared, reload_tx) = Shared::new(&cfg);
@@ -298,4 +290,19 @@ fn reload(
     tracing::info!("SIGHUP: configuration reloaded ([parse], [output] batch_*, [log] level)");
     *current = next.clone();
     let _ = reload_tx.send(Arc::new(next));
+}
+
+/// A multi-thread tokio runtime with `workers` async threads and at most
+/// `blocking` blocking ones. On failure the reason is printed and the exit code
+/// to return is given.
+pub fn runtime(workers: usize, blocking: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(blocking)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("wirewatch: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
 }

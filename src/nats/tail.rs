@@ -197,16 +197,10 @@ pub fn cli(
     limit: Option<u64>,
     idle: Option<Duration>,
 ) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    // 512 blocking threads: tokio's default.
+    let rt = match crate::daemon::runtime(1, 512) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wirewatch: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         use std::io::Write;
