@@ -49,9 +49,44 @@ use jiff::{Timestamp, Zoned};
 use wirewatch::parse::{self, ParseOptions, SourceFile};
 use wirewatch::record::Stamp;
 
-const USAGE: &str =
-    "usage: gen_corpus --out DIR [--n N] [--seed S] [--updates FRAC] [--size BYTES] \
-[--window W] [--fixtures DIR] [--timezone TZ] [--live-out DIR --live-n M] [--skip K]";
+/// Command line (`--help` lists it).
+#[derive(clap::Parser)]
+#[command(about = "Writes a deterministic corpus of article files for the benchmarks")]
+struct Args {
+    /// Folder for the corpus.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 50_000)]
+    n: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Share of files that are updates of earlier stories.
+    #[arg(long, default_value_t = 0.2)]
+    updates: f64,
+    /// Target size of a file, bytes.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// How many recent stories an update may come from.
+    #[arg(long, default_value_t = 2000)]
+    window: usize,
+    /// Folder of fixture files and their manifest.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dev"))]
+    fixtures: PathBuf,
+    /// Time zone of the stamps.
+    #[arg(long, default_value = "America/Toronto")]
+    timezone: String,
+    /// Folder for extra files to drop live (with --live-n).
+    #[arg(long)]
+    live_out: Option<PathBuf>,
+    /// Number of live files.
+    #[arg(long, default_value_t = 0)]
+    live_n: usize,
+    /// Generate the first K files without writing them (extends a corpus of K files).
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
+}
 
 /// splitmix64: tiny, deterministic across platforms and crate versions.
 struct Rng(u64);
@@ -783,59 +818,22 @@ fn write_file(dir: &Path, index: usize, m: &Made) -> std::io::Result<()> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut out: Option<PathBuf> = None;
-    let mut live_out: Option<PathBuf> = None;
-    let mut n: usize = 50_000;
-    let mut live_n: usize = 0;
-    let mut skip: usize = 0;
-    let mut seed: u64 = 42;
-    let mut updates = 0.2;
-    let mut size = 4096;
-    let mut window = 2000;
-    let mut tz_name = "America/Toronto".to_owned();
-    let mut fixtures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dev"));
-    while let Some(a) = args.next() {
-        let mut val = || {
-            args.next().unwrap_or_else(|| {
-                eprintln!("{a} needs a value\n{USAGE}");
-                std::process::exit(2)
-            })
-        };
-        let num = |s: String| -> usize {
-            s.replace('_', "").parse().unwrap_or_else(|_| {
-                eprintln!("not a number: {s}\n{USAGE}");
-                std::process::exit(2)
-            })
-        };
-        match a.as_str() {
-            "--out" => out = Some(val().into()),
-            "--live-out" => live_out = Some(val().into()),
-            "--n" => n = num(val()),
-            "--live-n" => live_n = num(val()),
-            "--skip" => skip = num(val()),
-            "--seed" => seed = num(val()) as u64,
-            "--updates" => updates = val().parse().expect("--updates FRAC"),
-            "--size" => size = num(val()),
-            "--window" => window = num(val()).max(1),
-            "--timezone" => tz_name = val(),
-            "--fixtures" => fixtures = val().into(),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return;
-            }
-            other => {
-                eprintln!("unknown argument {other}\n{USAGE}");
-                std::process::exit(2);
-            }
-        }
-    }
-    let Some(out) = out else {
-        eprintln!("{USAGE}");
-        std::process::exit(2);
-    };
+    let Args {
+        out,
+        n,
+        seed,
+        updates,
+        size,
+        window,
+        fixtures,
+        timezone: tz_name,
+        live_out,
+        live_n,
+        skip,
+    } = clap::Parser::parse();
+    let window = window.max(1);
     if live_n > 0 && live_out.is_none() {
-        eprintln!("--live-n needs --live-out\n{USAGE}");
+        eprintln!("gen_corpus: --live-n needs --live-out");
         std::process::exit(2);
     }
     for d in std::iter::once(&out).chain(live_out.as_ref()) {

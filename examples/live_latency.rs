@@ -31,8 +31,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: live_latency --from DIR --inbox DIR --output FILE [--rate N] \
-[--duration SECS] [--pid PID] [--wait-idle] [--timeout SECS]";
+/// Command line (`--help` lists it).
+#[derive(clap::Parser)]
+#[command(about = "Drops files by rename at a fixed rate and times rename → readable line")]
+struct Args {
+    /// Folder of files to drop.
+    #[arg(long)]
+    from: PathBuf,
+    /// The daemon's watched folder.
+    #[arg(long)]
+    inbox: PathBuf,
+    /// The daemon's output file.
+    #[arg(long)]
+    output: PathBuf,
+    /// Drops per second.
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Seconds of dropping.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds to wait for the last lines.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// The daemon's PID, for its CPU use.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Wait until the daemon is idle before dropping.
+    #[arg(long = "wait-idle")]
+    idle: bool,
+}
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -173,50 +200,16 @@ fn tail(path: &Path, start: u64, shared: &Shared, stop: &AtomicBool) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut from, mut inbox, mut output): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) =
-        (None, None, None);
-    let mut rate: f64 = 500.0;
-    let mut duration: f64 = 20.0;
-    let mut timeout: f64 = 10.0;
-    let mut pid: Option<u32> = None;
-    let mut idle = false;
-    while let Some(a) = args.next() {
-        let mut val = || {
-            args.next().unwrap_or_else(|| {
-                eprintln!("{a} needs a value\n{USAGE}");
-                std::process::exit(2)
-            })
-        };
-        let num = |s: String| -> f64 {
-            s.parse().unwrap_or_else(|_| {
-                eprintln!("not a number: {s}\n{USAGE}");
-                std::process::exit(2)
-            })
-        };
-        match a.as_str() {
-            "--from" => from = Some(val().into()),
-            "--inbox" => inbox = Some(val().into()),
-            "--output" => output = Some(val().into()),
-            "--rate" => rate = num(val()),
-            "--duration" => duration = num(val()),
-            "--timeout" => timeout = num(val()),
-            "--pid" => pid = Some(num(val()) as u32),
-            "--wait-idle" => idle = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return;
-            }
-            other => {
-                eprintln!("unknown argument {other}\n{USAGE}");
-                std::process::exit(2);
-            }
-        }
-    }
-    let (Some(from), Some(inbox), Some(output)) = (from, inbox, output) else {
-        eprintln!("{USAGE}");
-        std::process::exit(2);
-    };
+    let Args {
+        from,
+        inbox,
+        output,
+        rate,
+        duration,
+        timeout,
+        pid,
+        idle,
+    } = clap::Parser::parse();
     if rate <= 0.0 || duration <= 0.0 {
         eprintln!("--rate and --duration must be positive");
         std::process::exit(2);
