@@ -101,6 +101,42 @@ fn prefix_of(stream: &str) -> String {
 
 /// A daemon whose records go to `stream` (on `<prefix_of(stream)>.>`); with
 /// `bucket`, dedupe is cluster-wide.
+/// A fresh stream named `name` (created as the daemon would) and a subject in it:
+/// (context, stream, subject).
+async fn test_stream(
+    urls: &str,
+    name: &str,
+) -> (jetstream::Context, jetstream::stream::Stream, String) {
+    let mut cfg = nats_cfg(urls);
+    cfg.stream = name.to_owned();
+    cfg.subject_prefix = prefix_of(name);
+    let js = js(urls).await;
+    let stream = wirewatch::nats::until_ok("stream", || wirewatch::nats::ensure_stream(&js, &cfg))
+        .await
+        .unwrap();
+    let subject = format!("{}.x.0001", cfg.subject_prefix);
+    (js, stream, subject)
+}
+
+/// Publishes `{}` with `Nats-Msg-Id: id` and, when given, a subject fence.
+async fn publish_raw(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    fence: Option<u64>,
+) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+    use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(NATS_MESSAGE_ID, id);
+    if let Some(f) = fence {
+        h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, f.to_string().as_str());
+    }
+    js.publish_with_headers(subject.to_owned(), h, "{}".into())
+        .await
+        .unwrap()
+        .await
+}
+
 fn nats_daemon(urls: &str, stream: &str, bucket: Option<&str>, extra: &str) -> Daemon {
     let list: Vec<String> = urls.split(',').map(|u| format!("{u:?}")).collect();
     let mut cfg = format!(
@@ -632,32 +668,9 @@ fn subject_fence_zero_means_empty_subject() {
     let Some(urls) = nats_urls() else { return };
     let _g = serial();
     let stream = unique("WWTEST_FENCE");
-    let mut cfg = nats_cfg(&urls);
-    cfg.stream = stream.clone();
-    cfg.subject_prefix = prefix_of(&stream);
     rt().block_on(async {
-        use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
-        let js = js(&urls).await;
-        wirewatch::nats::until_ok("stream", || wirewatch::nats::ensure_stream(&js, &cfg))
-            .await
-            .unwrap();
-        let subject = format!("{}.x.0001", cfg.subject_prefix);
-        let publish = |fence: u64, id: &str| {
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(
-                NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                fence.to_string().as_str(),
-            );
-            h.insert(NATS_MESSAGE_ID, id);
-            let js = js.clone();
-            let subject = subject.clone();
-            async move {
-                js.publish_with_headers(subject, h, "{}".into())
-                    .await
-                    .unwrap()
-                    .await
-            }
-        };
+        let (js, _, subject) = test_stream(&urls, &stream).await;
+        let publish = |fence: u64, id: &'static str| publish_raw(&js, &subject, id, Some(fence));
         let first = publish(0, "a:1")
             .await
             .expect("empty subject accepts fence 0");
@@ -736,31 +749,28 @@ fn version_stored_after_a_newer_one_is_deleted() {
     let Some(urls) = nats_urls() else { return };
     let _g = serial();
     let stream_name = unique("WWTEST_ORDER");
-    let mut cfg = nats_cfg(&urls);
-    cfg.stream = stream_name.clone();
-    cfg.subject_prefix = prefix_of(&stream_name);
     rt().block_on(async {
-        use async_nats::header::NATS_MESSAGE_ID;
         use wirewatch::record::Stamp;
-        let js = js(&urls).await;
-        let stream =
-            wirewatch::nats::until_ok("stream", || wirewatch::nats::ensure_stream(&js, &cfg))
-                .await
-                .unwrap();
-        let subject = format!("{}.x.0002", cfg.subject_prefix);
+        let (js, stream, subject) = test_stream(&urls, &stream_name).await;
         // Unfenced publishes stand in for what the server let through.
         let publish = |id: String| {
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(NATS_MESSAGE_ID, id.as_str());
-            let js = js.clone();
-            let subject = subject.clone();
+            let (js, subject) = (&js, &subject);
+            async move { publish_raw(js, subject, &id, None).await.unwrap().sequence }
+        };
+        // The sink's check for version `stamp` stored at `seq` behind fence 0.
+        let check = |stamp: &'static str, seq: u64| {
+            let (stream, subject) = (&stream, &subject);
             async move {
-                js.publish_with_headers(subject, h, "{}".into())
-                    .await
-                    .unwrap()
-                    .await
-                    .unwrap()
-                    .sequence
+                wirewatch::nats::sink::keep_in_order(
+                    stream,
+                    subject,
+                    &format!("a:{stamp}"),
+                    Stamp::parse(stamp).as_ref(),
+                    0,
+                    seq,
+                )
+                .await
+                .unwrap()
             }
         };
         let old = "2022-08-10T13:41:00-04:00";
@@ -768,56 +778,20 @@ fn version_stored_after_a_newer_one_is_deleted() {
         let newest = "2022-08-10T18:00:00-04:00";
         let s_new = publish(format!("a:{new}")).await;
         let s_old = publish(format!("a:{old}")).await;
-        let kept = wirewatch::nats::sink::keep_in_order(
-            &stream,
-            &subject,
-            &format!("a:{old}"),
-            Stamp::parse(old).as_ref(),
-            0,
-            s_old,
-        )
-        .await
-        .unwrap();
+        let kept = check(old, s_old).await;
         assert!(!kept, "an older version after a newer one is removed");
         assert!(
             stream.get_raw_message(s_old).await.is_err(),
             "seq {s_old} deleted"
         );
         // Checking it again (a re-publish answered "duplicate") is harmless.
-        let again = wirewatch::nats::sink::keep_in_order(
-            &stream,
-            &subject,
-            &format!("a:{old}"),
-            Stamp::parse(old).as_ref(),
-            0,
-            s_old,
-        )
-        .await
-        .unwrap();
+        let again = check(old, s_old).await;
         assert!(!again);
         // The newer one, with only older or no versions before it, stays.
-        let kept = wirewatch::nats::sink::keep_in_order(
-            &stream,
-            &subject,
-            &format!("a:{new}"),
-            Stamp::parse(new).as_ref(),
-            0,
-            s_new,
-        )
-        .await
-        .unwrap();
+        let kept = check(new, s_new).await;
         assert!(kept);
         let s_newest = publish(format!("a:{newest}")).await;
-        let kept = wirewatch::nats::sink::keep_in_order(
-            &stream,
-            &subject,
-            &format!("a:{newest}"),
-            Stamp::parse(newest).as_ref(),
-            0,
-            s_newest,
-        )
-        .await
-        .unwrap();
+        let kept = check(newest, s_newest).await;
         assert!(kept, "a newer version after older ones stays");
         assert!(stream.get_raw_message(s_new).await.is_ok());
         assert!(stream.get_raw_message(s_newest).await.is_ok());
