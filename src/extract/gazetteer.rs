@@ -135,8 +135,10 @@ struct WordTable {
     len: usize,
 }
 
-/// 64-bit FNV-1a with the MurmurHash3 finalizer, so low and high bits both mix.
-fn word_hash(w: &str) -> u64 {
+/// 64-bit FNV-1a with the MurmurHash3 finalizer, so low and high bits both mix. The
+/// tokeniser computes it once per word ([`super::tokens::Doc::hashes`]); the lexicon
+/// probe and the key-phrase pass both use that one value.
+pub(crate) fn word_hash(w: &str) -> u64 {
     let mut h = fnv1a(w);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -184,12 +186,12 @@ impl WordTable {
         }
     }
 
-    /// Flags of `w`, if it is in the table.
-    fn get(&self, w: &str) -> Option<u32> {
+    /// Flags of the word whose [`word_hash`] is `h`, if it is in the table.
+    fn get(&self, h: u64) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
-        let s = self.slots[self.find(word_hash(w))];
+        let s = self.slots[self.find(h)];
         (s != 0).then_some((s & FLAG_MASK) as u32)
     }
 }
@@ -340,7 +342,12 @@ impl Gazetteer {
 
     /// Lexicon bits of a folded word (0 when unknown).
     pub fn word_flags(&self, folded: &str) -> u32 {
-        self.lexicon.get(folded).unwrap_or(0)
+        self.word_flags_by_hash(word_hash(folded))
+    }
+
+    /// Lexicon bits of the folded word whose [`word_hash`] is `h` (0 when unknown).
+    pub(crate) fn word_flags_by_hash(&self, h: u64) -> u32 {
+        self.lexicon.get(h).unwrap_or(0)
     }
 
     /// Candidate readings of a folded place key, best first.
@@ -429,12 +436,12 @@ mod tests {
         assert_eq!(t.len, words.len());
         assert!(t.len * 100 <= t.slots.len() * 65);
         // A word listed twice has both flag sets.
-        assert_eq!(t.get("w1"), Some(1 | 1 << 20));
+        assert_eq!(t.get(word_hash("w1")), Some(1 | 1 << 20));
         for (i, w) in words.iter().enumerate().skip(2) {
-            assert_eq!(t.get(w), Some((i as u32) & 0xff), "{w}");
+            assert_eq!(t.get(word_hash(w)), Some((i as u32) & 0xff), "{w}");
         }
-        assert_eq!(t.get("absent"), None);
-        assert_eq!(t.get(""), None);
+        assert_eq!(t.get(word_hash("absent")), None);
+        assert_eq!(t.get(word_hash("")), None);
         let full = get().expect("embedded gazetteer");
         for w in DATA
             .lines()

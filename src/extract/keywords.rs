@@ -19,15 +19,14 @@
 //! word, score `Π H / (TF_phrase · (1 + Σ H))`. Lower is better; phrases contained in
 //! a better one are dropped.
 
-use std::collections::HashMap;
-
 use super::lexicon::flag;
 use super::tokens::{shape, Doc, Kind};
 
-type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
-
 /// Longest candidate phrase, in words.
 const MAX_NGRAM: usize = 3;
+
+/// Term ids below this fit in 21 bits as `id + 1`, three to a `u64` key.
+const ID_LIMIT: u32 = (1 << 21) - 1;
 
 #[derive(Default, Clone)]
 struct Term {
@@ -63,6 +62,46 @@ fn contains(long: &Key, short: &Key) -> bool {
     s.len() <= l.len() && l.windows(s.len()).any(|w| w == s)
 }
 
+/// An open-addressing table from non-zero `u64` keys (already well mixed: word hashes,
+/// packed term ids after a multiplication) to `u32` values, sized for a load of at most
+/// one half. Smaller and flatter than a `HashMap` of string or array keys, which
+/// matters because the key-phrase pass probes it once or more per word.
+struct IdTable {
+    slots: Vec<(u64, u32)>,
+    mask: usize,
+}
+
+impl IdTable {
+    fn with_room(n: usize) -> IdTable {
+        let size = (2 * n.max(4)).next_power_of_two();
+        IdTable {
+            slots: vec![(0, 0); size],
+            mask: size - 1,
+        }
+    }
+
+    /// The value of `key` (non-zero), inserting `value` when the key is new.
+    fn get_or_insert(&mut self, key: u64, value: u32) -> u32 {
+        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask;
+        loop {
+            let s = &mut self.slots[i];
+            if s.0 == key {
+                return s.1;
+            }
+            if s.0 == 0 {
+                *s = (key, value);
+                return value;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Every `(key, value)` in the table.
+    fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.slots.iter().copied().filter(|s| s.0 != 0)
+    }
+}
+
 /// Groups `(key, value)` pairs by key with a counting sort, keeping their order
 /// within a key: the values of key `k` are `values[offsets[k]..offsets[k + 1]]`.
 /// `counts` gives how many pairs each key has.
@@ -88,16 +127,18 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     if doc.tokens.is_empty() || n == 0 {
         return Vec::new();
     }
-    // Term ids by folded form.
-    let mut ids: Map<&str, u32> =
-        Map::with_capacity_and_hasher(doc.tokens.len(), foldhash::fast::FixedState::default());
+    // Term ids by folded form, keyed by the tokeniser's 64-bit word hash (two words
+    // whose hashes agree are one term; among a document's few thousand words that is
+    // not expected to happen).
+    let words = doc.tokens.iter().filter(|t| t.kind == Kind::Word).count();
+    let mut ids = IdTable::with_room(words);
     let mut tid = vec![u32::MAX; doc.tokens.len()];
     // Stop words, judged once per term (every occurrence has the same folded form).
-    let mut stop: Vec<bool> = Vec::with_capacity(doc.tokens.len() / 2);
+    let mut stop: Vec<bool> = Vec::with_capacity(words / 2);
     for (i, t) in doc.tokens.iter().enumerate() {
         if t.kind == Kind::Word {
-            let next = ids.len() as u32;
-            let id = *ids.entry(doc.fold(i)).or_insert(next);
+            let next = stop.len() as u32;
+            let id = ids.get_or_insert(doc.hashes[i] | 1, next);
             if id == next {
                 stop.push(is_stop(doc, i));
             }
@@ -109,7 +150,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             last_sentence: u32::MAX,
             ..Term::default()
         };
-        ids.len()
+        stop.len()
     ];
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(doc.tokens.len());
     // (term, sentence) of every occurrence, for the median position.
@@ -217,49 +258,81 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             rel * position / (casing + freq / rel + spread / rel)
         })
         .collect();
-    // Candidate phrases: key → (count, first token range).
-    let mut cands: Map<Key, (f64, u32, u32)> =
-        Map::with_capacity_and_hasher(doc.tokens.len() * 2, foldhash::fast::FixedState::default());
+    // Candidate phrases. One word: counted per term. Two or three words: in a table
+    // keyed by their term ids packed in a `u64` (21 bits each, id + 1 so that 0 is
+    // empty); a term past the 2,097,150th distinct word of a document (which the size
+    // limit keeps out of reach) only forms one-word candidates.
+    let mut single: Vec<(u32, u32)> = vec![(0, u32::MAX); stop.len()];
+    let mut multi = IdTable::with_room(2 * words);
+    let mut multi_at: Vec<(u32, u32)> = Vec::with_capacity(2 * words);
     for range in &doc.sentences {
         for a in range.clone() {
-            if tid[a] == u32::MAX || stop[tid[a] as usize] || doc.tokens[a].is(shape::DIGIT) {
+            let first = tid[a];
+            if first == u32::MAX || stop[first as usize] {
                 continue;
             }
-            let mut key: Key = ([u32::MAX; MAX_NGRAM], 0);
-            for len in 1..=MAX_NGRAM {
+            let e = &mut single[first as usize];
+            e.0 += 1;
+            if e.1 == u32::MAX {
+                e.1 = a as u32;
+            }
+            let mut packed = u64::from(first) + 1;
+            for len in 2..=MAX_NGRAM {
                 let last = a + len - 1;
                 if last >= range.end || doc.tokens[last].kind != Kind::Word {
                     break;
                 }
-                key.0[len - 1] = tid[last];
-                key.1 = len as u8;
-                if stop[tid[last] as usize] {
+                let w = tid[last];
+                if first >= ID_LIMIT || w >= ID_LIMIT {
+                    break;
+                }
+                packed |= (u64::from(w) + 1) << (21 * (len - 1));
+                if stop[w as usize] {
                     continue;
                 }
-                let e = cands
-                    .entry(key)
-                    .or_insert((0.0, a as u32, (last + 1) as u32));
-                e.0 += 1.0;
+                let next = multi_at.len() as u32;
+                let slot = multi.get_or_insert(packed, next);
+                if slot == next {
+                    multi_at.push((0, a as u32));
+                }
+                multi_at[slot as usize].0 += 1;
             }
         }
     }
-    let mut scored: Vec<(f64, Key, u32, u32)> = cands
-        .into_iter()
-        .map(|(key, (tf, a, b))| {
-            let (mut prod, mut sum) = (1.0, 0.0);
-            for &w in &key.0[..key.1 as usize] {
-                if !stop[w as usize] {
-                    prod *= h[w as usize];
-                    sum += h[w as usize];
-                }
+    let score = |key: &Key, tf: u32| {
+        let (mut prod, mut sum) = (1.0, 0.0);
+        for &w in &key.0[..key.1 as usize] {
+            if !stop[w as usize] {
+                prod *= h[w as usize];
+                sum += h[w as usize];
             }
-            (prod / (tf * (1.0 + sum)), key, a, b)
-        })
-        .collect();
+        }
+        prod / (f64::from(tf) * (1.0 + sum))
+    };
+    let mut scored: Vec<(f64, Key, u32, u32)> = Vec::with_capacity(single.len() + multi_at.len());
+    for (w, &(tf, a)) in single.iter().enumerate() {
+        if tf > 0 {
+            let key = ([w as u32, u32::MAX, u32::MAX], 1);
+            scored.push((score(&key, tf), key, a, a + 1));
+        }
+    }
+    for (packed, slot) in multi.entries() {
+        let (tf, a) = multi_at[slot as usize];
+        let mut key: Key = ([u32::MAX; MAX_NGRAM], 0);
+        let mut rest = packed;
+        while rest != 0 {
+            key.0[key.1 as usize] = (rest & ((1 << 21) - 1)) as u32 - 1;
+            key.1 += 1;
+            rest >>= 21;
+        }
+        scored.push((score(&key, tf), key, a, a + u32::from(key.1)));
+    }
     // Only the best few can be chosen (plus those dropped as contained in a better
     // one): select them in linear time, then sort just those.
     let order = |x: &(f64, Key, u32, u32), y: &(f64, Key, u32, u32)| {
-        x.0.total_cmp(&y.0).then_with(|| x.2.cmp(&y.2))
+        x.0.total_cmp(&y.0)
+            .then_with(|| x.2.cmp(&y.2))
+            .then_with(|| x.1 .1.cmp(&y.1 .1))
     };
     let keep = (n * 8).min(scored.len());
     if keep > 0 && keep < scored.len() {

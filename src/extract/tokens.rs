@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::gazetteer::Gazetteer;
+use super::gazetteer::{word_hash, Gazetteer};
 
 /// Shape bits of a token.
 pub(crate) mod shape {
@@ -94,6 +94,10 @@ pub(crate) struct Doc<'a> {
     pub sentences: Vec<Range<usize>>,
     /// Folded forms of the words, back to back.
     pub folded: String,
+    /// [`word_hash`] of each token's folded form (0 for punctuation), parallel to
+    /// `tokens`: computed once, used by the lexicon probe and as the key-phrase
+    /// pass's term identity.
+    pub hashes: Vec<u64>,
 }
 
 /// Abbreviations that keep their period (folded, without the period).
@@ -118,6 +122,7 @@ impl<'a> Doc<'a> {
             tokens: Vec::with_capacity(total / 4),
             sentences: Vec::with_capacity(total / 80 + 1),
             folded: String::with_capacity(total),
+            hashes: Vec::new(),
         };
         for (pi, text) in paras.iter().enumerate() {
             let first = doc.tokens.len();
@@ -125,17 +130,37 @@ impl<'a> Doc<'a> {
             doc.para_tokens.push(first..doc.tokens.len());
             doc.split_sentences(first);
         }
-        // Lexicon flags in a pass of their own: the look-ups are independent of each
-        // other, so the CPU overlaps their cache misses (the table is larger than the
-        // caches), which it cannot do when each sits between two tokenising steps.
+        // Word hashes, then lexicon flags in a pass of their own: the look-ups are
+        // independent of each other, so the CPU overlaps their cache misses (the table
+        // is larger than the caches), which it cannot do when each sits between two
+        // tokenising steps. The lexicon key drops an abbreviation's period.
+        doc.hashes = doc
+            .tokens
+            .iter()
+            .map(|t| match t.kind {
+                Kind::Word => word_hash(
+                    doc.folded
+                        .get(t.fold.0 as usize..t.fold.1 as usize)
+                        .unwrap_or(""),
+                ),
+                _ => 0,
+            })
+            .collect();
         if let Some(g) = gaz {
-            for t in doc.tokens.iter_mut().filter(|t| t.kind == Kind::Word) {
-                let key = doc
-                    .folded
-                    .get(t.fold.0 as usize..t.fold.1 as usize)
-                    .unwrap_or("")
-                    .trim_end_matches('.');
-                t.lex = g.word_flags(key);
+            for (t, &h) in doc.tokens.iter_mut().zip(&doc.hashes) {
+                if t.kind != Kind::Word {
+                    continue;
+                }
+                t.lex = if t.is(shape::ABBR) {
+                    let key = doc
+                        .folded
+                        .get(t.fold.0 as usize..t.fold.1 as usize)
+                        .unwrap_or("")
+                        .trim_end_matches('.');
+                    g.word_flags(key)
+                } else {
+                    g.word_flags_by_hash(h)
+                };
             }
         }
         doc.paras = paras;
@@ -185,21 +210,25 @@ impl<'a> Doc<'a> {
 
     fn scan(&mut self, text: &str, para: u32) {
         let bytes = text.as_bytes();
-        let mut chars = text.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
+        // A byte cursor rather than `char_indices().peekable()`: wire copy is almost
+        // all ASCII, and an ASCII byte is its own character, so only the rare other
+        // bytes are decoded.
+        let mut pos = 0;
+        while let Some((c, clen)) = char_at(text, pos) {
+            let i = pos;
+            pos += clen;
             if c.is_whitespace() {
                 continue;
             }
             if c.is_alphanumeric() {
                 // Scan a word: alphanumerics joined by - ' ’ . & when a letter follows.
-                let mut end = i + c.len_utf8();
+                let mut end = pos;
                 let mut seg_len = 1usize;
                 let mut has_dot = false;
                 let mut has_hyphen = false;
-                while let Some(&(j, d)) = chars.peek() {
+                while let Some((d, dlen)) = char_at(text, end) {
                     if d.is_alphanumeric() {
-                        chars.next();
-                        end = j + d.len_utf8();
+                        end += dlen;
                         seg_len += 1;
                         continue;
                     }
@@ -207,7 +236,7 @@ impl<'a> Doc<'a> {
                     if !joiner {
                         break;
                     }
-                    let after = text[j + d.len_utf8()..].chars().next();
+                    let after = char_at(text, end + dlen).map(|(a, _)| a);
                     let ok = match d {
                         '.' => seg_len <= 2 && after.is_some_and(char::is_alphabetic),
                         '&' => seg_len <= 2 && after.is_some_and(char::is_uppercase),
@@ -216,7 +245,6 @@ impl<'a> Doc<'a> {
                     if !ok {
                         break;
                     }
-                    chars.next();
                     if d == '.' {
                         has_dot = true;
                     }
@@ -224,8 +252,9 @@ impl<'a> Doc<'a> {
                         has_hyphen = true;
                     }
                     seg_len = 0;
-                    end = j + d.len_utf8();
+                    end += dlen;
                 }
+                pos = end;
                 let mut word_end = end;
                 let mut sh = 0u16;
                 // Possessive: `’s` / `'s` inside the word, or `s’` at its end.
@@ -234,23 +263,23 @@ impl<'a> Doc<'a> {
                     word_end = end - if w.ends_with("’s") { 4 } else { 2 };
                     sh |= shape::POSS;
                 } else if w.ends_with('s') {
-                    if let Some(&(j, d)) = chars.peek() {
-                        let next = text[j + d.len_utf8()..].chars().next();
+                    if let Some((d, dlen)) = char_at(text, pos) {
+                        let next = char_at(text, pos + dlen).map(|(n, _)| n);
                         if matches!(d, '’' | '\'') && !next.is_some_and(char::is_alphanumeric) {
-                            chars.next();
-                            end = j + d.len_utf8();
+                            pos += dlen;
                             sh |= shape::POSS;
                         }
                     }
                 }
-                let _ = end;
                 // Abbreviation period.
                 if bytes.get(word_end) == Some(&b'.') && sh & shape::POSS == 0 {
                     let core = &text[i..word_end];
-                    let single_cap = core.chars().count() == 1 && c.is_uppercase();
-                    let lower = core.to_ascii_lowercase();
-                    if has_dot || single_cap || ABBREVIATIONS.contains(&lower.as_str()) {
-                        chars.next();
+                    let single_cap = core.len() == c.len_utf8() && c.is_uppercase();
+                    if has_dot
+                        || single_cap
+                        || ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(core))
+                    {
+                        pos += 1;
                         word_end += 1;
                         sh |= shape::ABBR;
                         if single_cap {
@@ -275,7 +304,7 @@ impl<'a> Doc<'a> {
                 '”' | '»' => Kind::Close,
                 '"' => {
                     let prev = text[..i].chars().next_back();
-                    let next = text[i + 1..].chars().next();
+                    let next = char_at(text, i + 1).map(|(n, _)| n);
                     let opens = prev.is_none_or(|p| p.is_whitespace() || "([{—–-".contains(p))
                         && next.is_some_and(|n| !n.is_whitespace());
                     if opens {
@@ -289,7 +318,7 @@ impl<'a> Doc<'a> {
             let at = self.folded.len() as u32;
             self.tokens.push(Token {
                 start: i as u32,
-                end: (i + c.len_utf8()) as u32,
+                end: (i + clen) as u32,
                 fold: (at, at),
                 kind,
                 shape: 0,
@@ -313,14 +342,25 @@ impl<'a> Doc<'a> {
         let fold_start = self.folded.len();
         let mut letters = 0usize;
         let mut upper = 0usize;
-        for ch in word.chars() {
-            if ch.is_alphabetic() {
-                letters += 1;
-                if ch.is_uppercase() {
-                    upper += 1;
+        if word.is_ascii() {
+            for &b in word.as_bytes() {
+                if b.is_ascii_alphabetic() {
+                    letters += 1;
+                    upper += usize::from(b.is_ascii_uppercase());
                 }
             }
-            push_folded(&mut self.folded, ch);
+            self.folded.push_str(word);
+            self.folded[fold_start..].make_ascii_lowercase();
+        } else {
+            for ch in word.chars() {
+                if ch.is_alphabetic() {
+                    letters += 1;
+                    if ch.is_uppercase() {
+                        upper += 1;
+                    }
+                }
+                push_folded(&mut self.folded, ch);
+            }
         }
         if word.chars().next().is_some_and(char::is_uppercase) {
             sh |= shape::CAP;
@@ -384,6 +424,18 @@ impl<'a> Doc<'a> {
         }
         self.sentences.push(a..b);
     }
+}
+
+/// The character at byte `pos` of `text` and its length in bytes (`None` at the end
+/// or off a character boundary).
+#[inline]
+fn char_at(text: &str, pos: usize) -> Option<(char, usize)> {
+    let b = *text.as_bytes().get(pos)?;
+    if b.is_ascii() {
+        return Some((char::from(b), 1));
+    }
+    let c = text.get(pos..)?.chars().next()?;
+    Some((c, c.len_utf8()))
 }
 
 /// Appends the accent-folded lower-case form of `ch`.
