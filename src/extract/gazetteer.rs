@@ -13,7 +13,6 @@ use std::sync::LazyLock;
 
 use super::lexicon::{self, flag};
 use super::tokens::fold_str;
-use crate::parse::id::fnv1a;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -135,11 +134,20 @@ struct WordTable {
     len: usize,
 }
 
-/// 64-bit FNV-1a with the MurmurHash3 finalizer, so low and high bits both mix. The
-/// tokeniser computes it once per word ([`super::tokens::Doc::hashes`]); the lexicon
-/// probe and the key-phrase pass both use that one value.
+/// A 64-bit hash of a word, eight bytes at a time (most words are one step), ending
+/// with the MurmurHash3 finalizer so that low and high bits both mix. The tokeniser
+/// computes it once per word ([`super::tokens::Doc::hashes`]); the lexicon probe and
+/// the key-phrase pass both use that one value. (Byte-at-a-time FNV-1a, used before,
+/// is a chain of one multiplication per byte: three times slower on a typical word.)
 pub(crate) fn word_hash(w: &str) -> u64 {
-    let mut h = fnv1a(w);
+    let bytes = w.as_bytes();
+    let mut h = 0x9e37_79b9_7f4a_7c15 ^ (bytes.len() as u64);
+    for chunk in bytes.chunks(8) {
+        let mut buf = [0u8; 8];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(0x8c6d_2a37_1f3b_c4d1);
+        h ^= h >> 29;
+    }
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -451,5 +459,29 @@ mod tests {
             let w = w.split('\t').next().unwrap_or(w);
             assert!(full.word_flags(w) != 0, "{w}");
         }
+    }
+
+    /// No two words of the real lexicon share a slot (which would merge their flags).
+    #[test]
+    fn real_lexicon_words_never_share_a_slot() {
+        let full = get().expect("embedded gazetteer");
+        let mut words: Vec<&str> = DATA
+            .lines()
+            .filter_map(|l| l.strip_prefix("W\t"))
+            .map(|w| w.split('\t').next().unwrap_or(w))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        let mut tags: Vec<u64> = words
+            .iter()
+            .map(|w| {
+                let h = word_hash(w);
+                (WordTable::tag(h) << 20) ^ (h & 0xf_ffff)
+            })
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), words.len());
+        assert!(full.lexicon.len >= words.len());
     }
 }

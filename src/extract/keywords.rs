@@ -62,43 +62,65 @@ fn contains(long: &Key, short: &Key) -> bool {
     s.len() <= l.len() && l.windows(s.len()).any(|w| w == s)
 }
 
-/// An open-addressing table from non-zero `u64` keys (already well mixed: word hashes,
-/// packed term ids after a multiplication) to `u32` values, sized for a load of at most
-/// one half. Smaller and flatter than a `HashMap` of string or array keys, which
-/// matters because the key-phrase pass probes it once or more per word.
+/// An open-addressing table from non-zero `u64` keys (word hashes, packed term ids) to
+/// `u32` values, kept at a load of at most one half by doubling. Smaller and flatter
+/// than a `HashMap` of string or array keys, which matters because the key-phrase pass
+/// probes it once or more per word; it starts small so that a short article does not
+/// pay for clearing a large table.
 struct IdTable {
-    slots: Vec<(u64, u32)>,
-    mask: usize,
+    keys: Vec<u64>,
+    values: Vec<u32>,
+    len: usize,
 }
 
 impl IdTable {
     fn with_room(n: usize) -> IdTable {
-        let size = (2 * n.max(4)).next_power_of_two();
+        let size = (2 * n.max(8)).next_power_of_two();
         IdTable {
-            slots: vec![(0, 0); size],
-            mask: size - 1,
+            keys: vec![0; size],
+            values: vec![0; size],
+            len: 0,
         }
+    }
+
+    fn slot(keys: &[u64], key: u64) -> usize {
+        let mask = keys.len() - 1;
+        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask;
+        while keys[i] != key && keys[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        i
     }
 
     /// The value of `key` (non-zero), inserting `value` when the key is new.
     fn get_or_insert(&mut self, key: u64, value: u32) -> u32 {
-        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask;
-        loop {
-            let s = &mut self.slots[i];
-            if s.0 == key {
-                return s.1;
-            }
-            if s.0 == 0 {
-                *s = (key, value);
-                return value;
-            }
-            i = (i + 1) & self.mask;
+        let i = Self::slot(&self.keys, key);
+        if self.keys[i] == key {
+            return self.values[i];
         }
+        self.keys[i] = key;
+        self.values[i] = value;
+        self.len += 1;
+        if 2 * self.len > self.keys.len() {
+            let mut grown = IdTable::with_room(self.keys.len());
+            for (k, v) in self.entries() {
+                let j = Self::slot(&grown.keys, k);
+                grown.keys[j] = k;
+                grown.values[j] = v;
+            }
+            grown.len = self.len;
+            *self = grown;
+        }
+        value
     }
 
     /// Every `(key, value)` in the table.
     fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.slots.iter().copied().filter(|s| s.0 != 0)
+        self.keys
+            .iter()
+            .zip(&self.values)
+            .filter(|(k, _)| **k != 0)
+            .map(|(&k, &v)| (k, v))
     }
 }
 
@@ -131,7 +153,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     // whose hashes agree are one term; among a document's few thousand words that is
     // not expected to happen).
     let words = doc.tokens.iter().filter(|t| t.kind == Kind::Word).count();
-    let mut ids = IdTable::with_room(words);
+    let mut ids = IdTable::with_room(words / 4);
     let mut tid = vec![u32::MAX; doc.tokens.len()];
     // Stop words, judged once per term (every occurrence has the same folded form).
     let mut stop: Vec<bool> = Vec::with_capacity(words / 2);
@@ -263,7 +285,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     // empty); a term past the 2,097,150th distinct word of a document (which the size
     // limit keeps out of reach) only forms one-word candidates.
     let mut single: Vec<(u32, u32)> = vec![(0, u32::MAX); stop.len()];
-    let mut multi = IdTable::with_room(2 * words);
+    let mut multi = IdTable::with_room(words / 2);
     let mut multi_at: Vec<(u32, u32)> = Vec::with_capacity(2 * words);
     for range in &doc.sentences {
         for a in range.clone() {

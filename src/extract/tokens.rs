@@ -122,7 +122,7 @@ impl<'a> Doc<'a> {
             tokens: Vec::with_capacity(total / 4),
             sentences: Vec::with_capacity(total / 80 + 1),
             folded: String::with_capacity(total),
-            hashes: Vec::new(),
+            hashes: Vec::with_capacity(total / 4),
         };
         for (pi, text) in paras.iter().enumerate() {
             let first = doc.tokens.len();
@@ -130,22 +130,10 @@ impl<'a> Doc<'a> {
             doc.para_tokens.push(first..doc.tokens.len());
             doc.split_sentences(first);
         }
-        // Word hashes, then lexicon flags in a pass of their own: the look-ups are
-        // independent of each other, so the CPU overlaps their cache misses (the table
-        // is larger than the caches), which it cannot do when each sits between two
-        // tokenising steps. The lexicon key drops an abbreviation's period.
-        doc.hashes = doc
-            .tokens
-            .iter()
-            .map(|t| match t.kind {
-                Kind::Word => word_hash(
-                    doc.folded
-                        .get(t.fold.0 as usize..t.fold.1 as usize)
-                        .unwrap_or(""),
-                ),
-                _ => 0,
-            })
-            .collect();
+        // Lexicon flags in a pass of their own: the look-ups are independent of each
+        // other, so the CPU overlaps their cache misses (the table is larger than the
+        // caches), which it cannot do when each sits between two tokenising steps.
+        // The lexicon key drops an abbreviation's period.
         if let Some(g) = gaz {
             for (t, &h) in doc.tokens.iter_mut().zip(&doc.hashes) {
                 if t.kind != Kind::Word {
@@ -316,6 +304,7 @@ impl<'a> Doc<'a> {
                 _ => Kind::Punct(c),
             };
             let at = self.folded.len() as u32;
+            self.hashes.push(0);
             self.tokens.push(Token {
                 start: i as u32,
                 end: (i + clen) as u32,
@@ -369,6 +358,8 @@ impl<'a> Doc<'a> {
             sh |= shape::ALLCAPS;
         }
         let fold_end = self.folded.len();
+        self.hashes
+            .push(word_hash(self.folded.get(fold_start..).unwrap_or("")));
         self.tokens.push(Token {
             start: start as u32,
             end: end as u32,
