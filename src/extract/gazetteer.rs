@@ -140,14 +140,37 @@ struct WordTable {
 /// the key-phrase pass both use that one value. (Byte-at-a-time FNV-1a, used before,
 /// is a chain of one multiplication per byte: three times slower on a typical word.)
 pub(crate) fn word_hash(w: &str) -> u64 {
-    let bytes = w.as_bytes();
-    let mut h = 0x9e37_79b9_7f4a_7c15 ^ (bytes.len() as u64);
-    for chunk in bytes.chunks(8) {
-        let mut buf = [0u8; 8];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(0x8c6d_2a37_1f3b_c4d1);
-        h ^= h >> 29;
+    fn mix(h: u64, v: u64) -> u64 {
+        let h = (h ^ v).wrapping_mul(0x8c6d_2a37_1f3b_c4d1);
+        h ^ (h >> 29)
     }
+    let mut rest = w.as_bytes();
+    // The length goes through a multiplication of its own, so that it cannot cancel
+    // against the bytes (`fe`/`gee` would otherwise meet).
+    let mut h = mix(0x9e37_79b9_7f4a_7c15, rest.len() as u64);
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        if tail.is_empty() {
+            break;
+        }
+        h = mix(h, u64::from_le_bytes(*chunk));
+        rest = tail;
+    }
+    // The last one to eight bytes, read without a copy: overlapping loads, which
+    // together with the length (mixed in above) still determine the bytes.
+    let n = rest.len();
+    let last = match rest {
+        [] => 0,
+        [a, .., z] if n < 4 => u64::from(*a) | u64::from(rest[n / 2]) << 8 | u64::from(*z) << 16,
+        [a] => u64::from(*a),
+        _ => {
+            let lo = rest
+                .first_chunk::<4>()
+                .map_or(0, |c| u32::from_le_bytes(*c));
+            let hi = rest.last_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
+            u64::from(lo) | u64::from(hi) << 32
+        }
+    };
+    h = mix(h, last);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -472,16 +495,13 @@ mod tests {
             .collect();
         words.sort_unstable();
         words.dedup();
-        let mut tags: Vec<u64> = words
+        let mut slots: Vec<usize> = words
             .iter()
-            .map(|w| {
-                let h = word_hash(w);
-                (WordTable::tag(h) << 20) ^ (h & 0xf_ffff)
-            })
+            .map(|w| full.lexicon.find(word_hash(w)))
             .collect();
-        tags.sort_unstable();
-        tags.dedup();
-        assert_eq!(tags.len(), words.len());
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), words.len());
         assert!(full.lexicon.len >= words.len());
     }
 }
