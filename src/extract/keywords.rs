@@ -153,7 +153,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     // whose hashes agree are one term; among a document's few thousand words that is
     // not expected to happen).
     let words = doc.tokens.iter().filter(|t| t.kind == Kind::Word).count();
-    let mut ids = IdTable::with_room(words / 4);
+    let mut ids = IdTable::with_room(words / 2);
     let mut tid = vec![u32::MAX; doc.tokens.len()];
     // Stop words, judged once per term (every occurrence has the same folded form).
     let mut stop: Vec<bool> = Vec::with_capacity(words / 2);
@@ -285,7 +285,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     // empty); a term past the 2,097,150th distinct word of a document (which the size
     // limit keeps out of reach) only forms one-word candidates.
     let mut single: Vec<(u32, u32)> = vec![(0, u32::MAX); stop.len()];
-    let mut multi = IdTable::with_room(words / 2);
+    let mut multi = IdTable::with_room(words);
     let mut multi_at: Vec<(u32, u32)> = Vec::with_capacity(2 * words);
     for range in &doc.sentences {
         for a in range.clone() {

@@ -1,5 +1,6 @@
 //! Bytes to text: size and content checks, BOM, UTF-8 or Windows-1252, line ends.
 
+use super::layout::swar;
 use crate::error::{Reject, RejectKind};
 use crate::record::Encoding;
 
@@ -37,28 +38,14 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(String, Encoding), Rejec
     if bytes.len() as u64 > limits.max_bytes {
         return Err(too_large(bytes.len() as u64, limits.max_bytes));
     }
-    // One pass over the bytes: NUL, C0 control bytes, and the longest line.
-    let (mut controls, mut line_len, mut longest) = (0usize, 0usize, 0usize);
-    for (pos, &b) in bytes.iter().enumerate() {
-        match b {
-            0 => {
-                return Err(Reject::new(
-                    RejectKind::NulBytes,
-                    format!("the file contains a NUL byte at offset {pos}: binary or corrupt, not an article"),
-                ))
-            }
-            b'\n' => {
-                longest = longest.max(line_len);
-                line_len = 0;
-                continue;
-            }
-            b'\r' | b'\t' | 0x0B | 0x0C => {}
-            0x01..=0x1F | 0x7F => controls += 1,
-            _ => {}
-        }
-        line_len += 1;
-    }
-    let longest = longest.max(line_len);
+    let (controls, longest) = scan(bytes).map_err(|pos| {
+        Reject::new(
+            RejectKind::NulBytes,
+            format!(
+                "the file contains a NUL byte at offset {pos}: binary or corrupt, not an article"
+            ),
+        )
+    })?;
     if longest > limits.max_line_bytes {
         return Err(Reject::new(
             RejectKind::LineTooLong,
@@ -102,6 +89,41 @@ pub fn too_large(size: u64, max: u64) -> Reject {
             "the file is {size} bytes, over the {max}-byte limit; raise parse.max_bytes if articles can be this long"
         ),
     )
+}
+
+/// One pass over the bytes: the number of C0 control bytes (other than white space)
+/// and DEL, and the longest line in bytes; or the offset of the first NUL byte.
+fn scan(bytes: &[u8]) -> Result<(usize, usize), usize> {
+    let (mut controls, mut line_len, mut longest) = (0usize, 0usize, 0usize);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // Eight bytes at a time while none is below 0x20 or 0x7F: most of a text.
+        if let Some(chunk) = bytes.get(pos..pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(word);
+            if !swar::any_below(x, 0x20) && swar::eq_mask(x, 0x7F) == 0 {
+                line_len += 8;
+                pos += 8;
+                continue;
+            }
+        }
+        match bytes[pos] {
+            0 => return Err(pos),
+            b'\n' => {
+                longest = longest.max(line_len);
+                line_len = 0;
+                pos += 1;
+                continue;
+            }
+            b'\r' | b'\t' | 0x0B | 0x0C => {}
+            0x01..=0x1F | 0x7F => controls += 1,
+            _ => {}
+        }
+        line_len += 1;
+        pos += 1;
+    }
+    Ok((controls, longest.max(line_len)))
 }
 
 fn normalize_line_ends(text: String) -> String {
@@ -156,5 +178,35 @@ mod tests {
         let (t, e) = decode(b"Qu\xe9bec \x93quoted\x94", &Limits::default()).unwrap();
         assert_eq!(t, "Québec “quoted”");
         assert_eq!(e, Encoding::Windows1252);
+    }
+
+    /// The byte-at-a-time reading of [`scan`], the reference for its fast path.
+    fn scan_slow(bytes: &[u8]) -> Result<(usize, usize), usize> {
+        if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+            return Err(pos);
+        }
+        let controls = bytes
+            .iter()
+            .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0E..=0x1F | 0x7F))
+            .count();
+        let longest = bytes
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
+        Ok((controls, longest))
+    }
+
+    proptest::proptest! {
+        /// The eight-byte fast path agrees with the byte-at-a-time reading.
+        #[test]
+        fn scan_matches_the_slow_reading(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'a', b'a', b' ', b'\n', 0u8, 1, 0x7F, b'\t', b'\r', 0xC3, 0xA9, 0x1F]),
+                0..80,
+            )
+        ) {
+            proptest::prop_assert_eq!(scan(&bytes), scan_slow(&bytes));
+        }
     }
 }

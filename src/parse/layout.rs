@@ -50,6 +50,22 @@ fn is_clean(b: &[u8]) -> bool {
     let mut prev_space = false;
     let mut i = 0;
     while i < b.len() {
+        // Eight bytes at a time while they are plain ASCII (no control byte, nothing
+        // multi-byte): most of a line of copy.
+        if let Some(chunk) = b.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(word);
+            if !swar::any_below(x, 0x20) && x & swar::HIGH == 0 {
+                let spaces = swar::eq_mask(x, b' ');
+                if spaces & (spaces << 8) != 0 || (prev_space && spaces & 0x80 != 0) {
+                    return false;
+                }
+                prev_space = spaces >> 63 != 0;
+                i += 8;
+                continue;
+            }
+        }
         let c = b[i];
         let dirty = match c {
             b' ' => prev_space,
@@ -75,6 +91,25 @@ fn is_clean(b: &[u8]) -> bool {
         i += 1;
     }
     true
+}
+
+/// Byte tests on eight bytes at once (SWAR: SIMD within a register).
+pub(crate) mod swar {
+    /// The high bit of every byte.
+    pub const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+
+    /// Whether some byte of `x` is below `n` (`n` at most 0x80; bytes of 0x80 and
+    /// above never count).
+    pub fn any_below(x: u64, n: u8) -> bool {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0
+    }
+
+    /// The high bit set in exactly the bytes of `x` equal to `b`.
+    pub fn eq_mask(x: u64, b: u8) -> u64 {
+        let t = x ^ (ONES * u64::from(b));
+        !(((t & !HIGH).wrapping_add(!HIGH)) | t) & HIGH
+    }
 }
 
 /// Splits a leading `(Dateline)` off a lede line.
@@ -257,6 +292,9 @@ mod tests {
     fn nbsp_and_spaces_collapse() {
         assert_eq!(clean_line("plain text"), "plain text");
         assert!(is_clean("“quoted” — dashes… fine".as_bytes()));
+        assert!(!is_clean(b"eight by  tes, two spaces in a chunk"));
+        assert!(!is_clean(b"eight by tes,  two spaces across chunks"));
+        assert!(!is_clean(b"exactly8 next chunk\tholds a tab"));
         assert!(!is_clean("no\u{a0}break".as_bytes()));
         assert!(!is_clean("narrow\u{202f}nbsp".as_bytes()));
         assert!(!is_clean("zero\u{200b}width".as_bytes()));
@@ -269,5 +307,51 @@ mod tests {
             clean_line("  Publié\u{a0}à 22\u{202f}h\u{a0}23  "),
             "Publié à 22 h 23"
         );
+    }
+
+    /// The byte-at-a-time reading of [`is_clean`], the reference for its fast path.
+    fn is_clean_slow(b: &[u8]) -> bool {
+        if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+            return false;
+        }
+        let text = String::from_utf8_lossy(b);
+        !text.contains("  ")
+            && !text.chars().any(|c| {
+                matches!(
+                    c,
+                    '\t' | '\r' | '\x0B' | '\x0C' | '\u{A0}' | '\u{1680}' | '\u{180E}' | '\u{2000}'
+                        ..='\u{200D}'
+                            | '\u{2028}'
+                            | '\u{2029}'
+                            | '\u{202F}'
+                            | '\u{205F}'
+                            | '\u{2060}'
+                            | '\u{3000}'
+                            | '\u{FEFF}'
+                )
+            })
+    }
+
+    proptest::proptest! {
+        /// The eight-byte fast path agrees with the byte-at-a-time reading.
+        #[test]
+        fn is_clean_matches_the_slow_reading(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "Z", " ", "  ", "\t", "\r", "é", "\u{a0}", "\u{2009}", "“", "—", "\u{feff}", "x.", "\u{7f}"]),
+                0..40,
+            )
+        ) {
+            let line: String = parts.concat();
+            proptest::prop_assert_eq!(is_clean(line.as_bytes()), is_clean_slow(line.as_bytes()), "{:?}", line);
+        }
+
+        /// The SWAR byte tests agree with byte-by-byte ones.
+        #[test]
+        fn swar_tests_match_bytes(x: u64, b: u8, n in 0u8..=0x80) {
+            let bytes = x.to_le_bytes();
+            let eq = bytes.iter().enumerate().fold(0u64, |m, (i, &v)| if v == b { m | 0x80 << (8 * i) } else { m });
+            proptest::prop_assert_eq!(swar::eq_mask(x, b), eq);
+            proptest::prop_assert_eq!(swar::any_below(x, n), bytes.iter().any(|&v| v < n));
+        }
     }
 }
