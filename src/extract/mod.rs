@@ -328,3 +328,56 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod timing_tmp {
+    #[test]
+    #[ignore]
+    fn timing() {
+        let text = include_str!("../../tests/fixtures/seed/000_fbc3d1cb8b5383ef.txt");
+        let file = crate::parse::SourceFile {
+            path: "seed.txt".into(),
+            bytes: text.as_bytes().to_vec(),
+            modified: None,
+        };
+        let opts = crate::parse::ParseOptions::new("America/Toronto").unwrap();
+        let r = crate::parse::parse(&file, "2022-10-03T02:55:00Z".parse().ok(), &opts).unwrap();
+        let gaz = super::gazetteer::get().unwrap();
+        let mut paras: Vec<&str> = vec![r.lede.as_str()];
+        paras.extend(r.paragraphs());
+        let n = 20000;
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(super::tokens::Doc::new(paras.clone(), Some(gaz)));
+            }
+            let doc_ns = t.elapsed().as_nanos() / n;
+            let doc = super::tokens::Doc::new(paras.clone(), Some(gaz));
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(super::keywords::keywords(&doc, 10));
+            }
+            let kw_ns = t.elapsed().as_nanos() / n;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(super::run(
+                    &r,
+                    gaz,
+                    &super::ExtractOptions {
+                        keywords: false,
+                        ..Default::default()
+                    },
+                ));
+            }
+            let run_ns = t.elapsed().as_nanos() / n;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(
+                    crate::parse::parse(&file, "2022-10-03T02:55:00Z".parse().ok(), &opts).unwrap(),
+                );
+            }
+            let parse_ns = t.elapsed().as_nanos() / n;
+            eprintln!("round {round}: doc {doc_ns} ns, keywords {kw_ns} ns, run-no-kw {run_ns} ns, parse {parse_ns} ns, tokens {}", doc.tokens.len());
+        }
+    }
+}

@@ -38,8 +38,9 @@ pub fn fold(word: &str) -> String {
 }
 
 /// FNV-1a, 64-bit: stable across builds, hosts and versions (unlike `std`'s hasher),
-/// which ids, stored hashes and the generated gazetteer's buckets need; cheap for
-/// short strings.
+/// which ids and stored hashes need (the lede sketch, `changes`' quote hashes); cheap
+/// for short strings. (`scripts/build_gazetteer.py` orders the data file's words by
+/// it too, which only makes the file diff well.)
 pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -162,11 +162,14 @@ struct QuoteState {
 
 impl QuoteState {
     fn feed(&mut self, line: &str) {
-        for c in line.chars() {
-            match c {
-                '“' | '«' => self.open = true,
-                '”' | '»' => self.open = false,
-                '"' => self.open = !self.open,
+        // On the UTF-8 bytes: `"` is 22, `“`/`”` are E2 80 9C/9D, `«`/`»` are C2 AB/BB
+        // (a continuation byte never starts a character, so no false match).
+        let b = line.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            match (c, b.get(i + 1), b.get(i + 2)) {
+                (b'"', _, _) => self.open = !self.open,
+                (0xE2, Some(0x80), Some(0x9C)) | (0xC2, Some(0xAB), _) => self.open = true,
+                (0xE2, Some(0x80), Some(0x9D)) | (0xC2, Some(0xBB), _) => self.open = false,
                 _ => {}
             }
         }
@@ -175,7 +178,7 @@ impl QuoteState {
 
 /// Reads the layout of decoded text. Returns `None` when there is no lede.
 pub fn split(text: &str) -> Option<Layout> {
-    let lines: Vec<String> = text
+    let mut lines: Vec<String> = text
         .split('\n')
         .map(clean_line)
         .filter(|l| !l.is_empty())
@@ -203,24 +206,27 @@ pub fn split(text: &str) -> Option<Layout> {
         }
         idx += 1;
     }
-    let body = &lines[idx..];
+    let lede = lede.to_owned();
+    let body = &mut lines[idx..];
     let mut sections = vec![Section {
         heading: None,
         paragraphs: Vec::new(),
     }];
     let mut quotes = QuoteState::default();
     let shapes: Vec<bool> = body.iter().map(|l| heading_shape(l)).collect();
-    for (i, line) in body.iter().enumerate() {
+    // Each line is moved into its section, not copied.
+    for (i, line) in body.iter_mut().enumerate() {
+        let line = std::mem::take(line);
         let followed_by_paragraph = shapes.get(i + 1).is_some_and(|next| !next);
         if !quotes.open && shapes[i] && followed_by_paragraph {
             sections.push(Section {
-                heading: Some(line.clone()),
+                heading: Some(line),
                 paragraphs: Vec::new(),
             });
         } else {
-            quotes.feed(line);
+            quotes.feed(&line);
             if let Some(s) = sections.last_mut() {
-                s.paragraphs.push(line.clone());
+                s.paragraphs.push(line);
             }
         }
     }
@@ -232,7 +238,7 @@ pub fn split(text: &str) -> Option<Layout> {
     }
     Some(Layout {
         dateline,
-        lede: lede.to_owned(),
+        lede,
         stamps,
         sections,
     })
