@@ -19,22 +19,25 @@ use super::lexicon::flag;
 use super::people::Span;
 use super::tokens::{fold_str, shape, Doc, Kind};
 
-struct Cand {
-    key: String,
-    surface: String,
+/// A place candidate: its gazetteer readings (looked up once) and how it is written.
+struct Cand<'a, 'g> {
+    entries: &'g [PlaceEntry],
+    surface: &'a str,
     at: usize,
 }
 
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Resolves the place mentions. `used` marks single words already taken by people.
-pub(crate) fn resolve(
-    doc: &Doc<'_>,
-    gaz: &Gazetteer,
+pub(crate) fn resolve<'a, 'g>(
+    doc: &Doc<'a>,
+    gaz: &'g Gazetteer,
     m: &Mentions,
     used: &[bool],
     persons: &[Span],
-    dateline: Option<&str>,
+    dateline: Option<&'a str>,
 ) -> Vec<Place> {
-    let mut cands: Vec<Cand> = Vec::new();
+    let mut cands: Vec<Cand<'a, 'g>> = Vec::with_capacity(m.places.len() + m.singles.len() + 2);
     if let Some(d) = dateline {
         for part in d
             .split([',', '/'])
@@ -42,11 +45,11 @@ pub(crate) fn resolve(
             .flat_map(|p| p.split(" et "))
         {
             let part = part.trim();
-            let key = fold_str(part);
-            if !part.is_empty() && !gaz.place(&key).is_empty() {
+            let entries = gaz.place(&fold_str(part));
+            if !part.is_empty() && !entries.is_empty() {
                 cands.push(Cand {
-                    key,
-                    surface: part.to_owned(),
+                    entries,
+                    surface: part,
                     at: 0,
                 });
             }
@@ -54,8 +57,8 @@ pub(crate) fn resolve(
     }
     for p in &m.places {
         cands.push(Cand {
-            key: p.key.clone(),
-            surface: doc.span(p.span.0, p.span.1).to_owned(),
+            entries: gaz.place(&p.key),
+            surface: doc.span(p.span.0, p.span.1),
             at: p.span.0,
         });
     }
@@ -63,15 +66,14 @@ pub(crate) fn resolve(
         if used[i] {
             continue;
         }
-        let key = doc.fold(i);
-        let entries = gaz.place(key);
+        let entries = gaz.place(doc.fold(i));
         let Some(best) = entries.first() else {
             continue;
         };
         if accept_single(doc, i, best, persons) {
             cands.push(Cand {
-                key: key.to_owned(),
-                surface: doc.text(i).to_owned(),
+                entries,
+                surface: doc.text(i),
                 at: i,
             });
         }
@@ -79,18 +81,18 @@ pub(crate) fn resolve(
     cands.sort_by_key(|c| c.at);
 
     // Country votes from names with a single reading.
-    let mut votes: HashMap<&str, u32> = HashMap::new();
+    let mut votes: Map<&str, u32> = Map::default();
     for c in &cands {
-        let e = gaz.place(&c.key);
-        if e.len() == 1 && !e[0].country.is_empty() {
-            *votes.entry(e[0].country).or_insert(0) += 1;
+        if let [e] = c.entries {
+            if !e.country.is_empty() {
+                *votes.entry(e.country).or_insert(0) += 1;
+            }
         }
     }
     let mut out: Vec<Place> = Vec::new();
-    let mut index: HashMap<(String, &'static str, &'static str), usize> = HashMap::new();
+    let mut index: Map<(String, &'static str, &'static str), usize> = Map::default();
     for c in &cands {
-        let entries = gaz.place(&c.key);
-        let Some(e) = choose(entries, &votes) else {
+        let Some(e) = choose(c.entries, &votes) else {
             continue;
         };
         let name = if e.canonical.is_empty() {
@@ -115,7 +117,7 @@ pub(crate) fn resolve(
     out
 }
 
-fn choose<'g>(entries: &'g [PlaceEntry], votes: &HashMap<&str, u32>) -> Option<&'g PlaceEntry> {
+fn choose<'g>(entries: &'g [PlaceEntry], votes: &Map<&str, u32>) -> Option<&'g PlaceEntry> {
     let first = entries.first()?;
     if entries.len() == 1 {
         return Some(first);
