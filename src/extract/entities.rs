@@ -387,6 +387,9 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     /// Longest curated phrase starting at `i`, within `limit`.
     fn phrase_at(&mut self, i: usize, limit: usize) -> Option<(usize, Phrase)> {
+        if !self.tok(i).has(flag::PHRASE_START) {
+            return None;
+        }
         let max = self.gaz.phrase_span(self.doc.fold(i));
         let max = max.min(limit - i);
         for n in (1..=max).rev() {
@@ -454,10 +457,13 @@ impl<'d, 'a> Scanner<'d, 'a> {
             k += 1;
         }
         // Title phrase, longest first.
-        let max = self
-            .gaz
-            .phrase_span(self.doc.fold(k))
-            .min(limit.saturating_sub(k));
+        let max = if k < limit && self.tok(k).has(flag::PHRASE_START) {
+            self.gaz
+                .phrase_span(self.doc.fold(k))
+                .min(limit.saturating_sub(k))
+        } else {
+            0
+        };
         for n in (2..=max).rev() {
             self.key.clear();
             join_folded(self.doc, k, k + n, &mut self.key);
@@ -504,6 +510,8 @@ impl<'d, 'a> Scanner<'d, 'a> {
             let start = a - n;
             let ok = if n == 1 {
                 self.is_title_word(start) && !self.tok(start).has(flag::STOP)
+            } else if !self.tok(start).has(flag::PHRASE_START) {
+                false
             } else {
                 self.key.clear();
                 join_folded(self.doc, start, a, &mut self.key);
@@ -591,6 +599,9 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     /// Longest multi-word gazetteer place at `i` (sets `self.key`).
     fn place_at(&mut self, i: usize, limit: usize) -> Option<usize> {
+        if !self.tok(i).has(flag::MULTI_PLACE_START) {
+            return None;
+        }
         let max = self.gaz.place_span(self.doc.fold(i)).min(limit - i);
         for n in (2..=max).rev() {
             if !self.tok(i + n - 1).cap_word() {

@@ -113,7 +113,7 @@ impl std::error::Error for GazetteerError {}
 
 /// Bits of a [`WordTable`] slot that hold the word's lexicon flags
 /// ([`super::lexicon::flag`] uses bits 0..=26).
-const FLAG_BITS: u32 = 27;
+const FLAG_BITS: u32 = 28;
 const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 
 /// The word lexicon as one open-addressing hash table of `u64` slots:
@@ -350,7 +350,6 @@ impl Gazetteer {
         for w in lexicon::GEO_WORDS {
             lexicon_words.push((w, flag::GEO));
         }
-        g.lexicon = WordTable::build(&lexicon_words);
         for t in lexicon::TITLE_PHRASES {
             g.add_phrase(t, Phrase::Title);
         }
@@ -360,6 +359,18 @@ impl Gazetteer {
                 g.add_phrase(&fold_str(acronym), Phrase::Institution(i));
             }
         }
+        // Marks on the words that can open a phrase or a multi-word place, so that
+        // the entity pass skips those tables for every other word (a token's flags
+        // come from its folded form less a final period, hence the trim).
+        let phrase_firsts: Vec<String> = g.phrase_first.keys().cloned().collect();
+        let mut words: Vec<(&str, u32)> = lexicon_words;
+        for w in &phrase_firsts {
+            words.push((w.trim_end_matches('.'), flag::PHRASE_START));
+        }
+        for w in g.multi_first.keys() {
+            words.push((w.trim_end_matches('.'), flag::MULTI_PLACE_START));
+        }
+        g.lexicon = WordTable::build(&words);
         Ok(g)
     }
 

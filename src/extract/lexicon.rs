@@ -59,6 +59,14 @@ pub(crate) mod flag {
     pub const NOT_NAME: u32 = 1 << 25;
     /// Geographic feature or facility word: `Valley`, `River`, `Street` ...
     pub const GEO: u32 = 1 << 26;
+    /// First word of a curated phrase (title, institution, multi-word demonym), with
+    /// any final period dropped; set when the gazetteer loads. The entity pass asks
+    /// the phrase table only about words that carry it.
+    pub const PHRASE_START: u32 = 1 << 21;
+    /// First word of a multi-word place key (`los` of `los angeles`), set when the
+    /// gazetteer loads. The entity pass asks the multi-word place table only about
+    /// words that carry it.
+    pub const MULTI_PLACE_START: u32 = 1 << 27;
 }
 
 use flag::*;
