@@ -98,10 +98,7 @@ fn scan(bytes: &[u8]) -> Result<(usize, usize), usize> {
     let mut pos = 0;
     while pos < bytes.len() {
         // Eight bytes at a time while none is below 0x20 or 0x7F: most of a text.
-        if let Some(chunk) = bytes.get(pos..pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(word);
+        if let Some(x) = swar::word_at(bytes, pos) {
             if !swar::any_below(x, 0x20) && swar::eq_mask(x, 0x7F) == 0 {
                 line_len += 8;
                 pos += 8;

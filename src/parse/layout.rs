@@ -52,10 +52,7 @@ fn is_clean(b: &[u8]) -> bool {
     while i < b.len() {
         // Eight bytes at a time while they are plain ASCII (no control byte, nothing
         // multi-byte): most of a line of copy.
-        if let Some(chunk) = b.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(word);
+        if let Some(x) = swar::word_at(b, i) {
             if !swar::any_below(x, 0x20) && x & swar::HIGH == 0 {
                 let spaces = swar::eq_mask(x, b' ');
                 if spaces & (spaces << 8) != 0 || (prev_space && spaces & 0x80 != 0) {
@@ -98,6 +95,13 @@ pub(crate) mod swar {
     /// The high bit of every byte.
     pub const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
+
+    /// The eight bytes of `b` from `i` as a little-endian word (`None` when fewer
+    /// than eight are left).
+    pub fn word_at(b: &[u8], i: usize) -> Option<u64> {
+        let chunk = b.get(i..)?.first_chunk::<8>()?;
+        Some(u64::from_le_bytes(*chunk))
+    }
 
     /// Whether some byte of `x` is below `n` (`n` at most 0x80; bytes of 0x80 and
     /// above never count).
