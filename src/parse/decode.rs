@@ -1,6 +1,6 @@
 //! Bytes to text: size and content checks, BOM, UTF-8 or Windows-1252, line ends.
 
-use super::layout::swar;
+use super::swar;
 use crate::error::{Reject, RejectKind};
 use crate::record::Encoding;
 

@@ -3,6 +3,7 @@
 use crate::record::Section;
 
 use super::stamp::{self, StampKind};
+use super::swar;
 
 /// The parts of an article file, as text.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -88,32 +89,6 @@ fn is_clean(b: &[u8]) -> bool {
         i += 1;
     }
     true
-}
-
-/// Byte tests on eight bytes at once (SWAR: SIMD within a register).
-pub(crate) mod swar {
-    /// The high bit of every byte.
-    pub const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-
-    /// The eight bytes of `b` from `i` as a little-endian word (`None` when fewer
-    /// than eight are left).
-    pub fn word_at(b: &[u8], i: usize) -> Option<u64> {
-        let chunk = b.get(i..)?.first_chunk::<8>()?;
-        Some(u64::from_le_bytes(*chunk))
-    }
-
-    /// Whether some byte of `x` is below `n` (`n` at most 0x80; bytes of 0x80 and
-    /// above never count).
-    pub fn any_below(x: u64, n: u8) -> bool {
-        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0
-    }
-
-    /// The high bit set in exactly the bytes of `x` equal to `b`.
-    pub fn eq_mask(x: u64, b: u8) -> u64 {
-        let t = x ^ (ONES * u64::from(b));
-        !(((t & !HIGH).wrapping_add(!HIGH)) | t) & HIGH
-    }
 }
 
 /// Splits a leading `(Dateline)` off a lede line.
@@ -355,13 +330,5 @@ mod tests {
             proptest::prop_assert_eq!(is_clean(line.as_bytes()), is_clean_slow(line.as_bytes()), "{:?}", line);
         }
 
-        /// The SWAR byte tests agree with byte-by-byte ones.
-        #[test]
-        fn swar_tests_match_bytes(x: u64, b: u8, n in 0u8..=0x80) {
-            let bytes = x.to_le_bytes();
-            let eq = bytes.iter().enumerate().fold(0u64, |m, (i, &v)| if v == b { m | 0x80 << (8 * i) } else { m });
-            proptest::prop_assert_eq!(swar::eq_mask(x, b), eq);
-            proptest::prop_assert_eq!(swar::any_below(x, n), bytes.iter().any(|&v| v < n));
-        }
     }
 }

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod id;
 pub mod layout;
 pub mod stamp;
+pub(crate) mod swar;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
