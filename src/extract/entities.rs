@@ -385,13 +385,19 @@ impl<'d, 'a> Scanner<'d, 'a> {
         }
     }
 
+    /// Most words in a curated phrase starting with token `i` (0: none). The phrase
+    /// table is asked only about words the gazetteer marked as able to open one.
+    fn phrase_span(&self, i: usize) -> usize {
+        if self.tok(i).has(flag::PHRASE_START) {
+            self.gaz.phrase_span(self.doc.fold(i))
+        } else {
+            0
+        }
+    }
+
     /// Longest curated phrase starting at `i`, within `limit`.
     fn phrase_at(&mut self, i: usize, limit: usize) -> Option<(usize, Phrase)> {
-        if !self.tok(i).has(flag::PHRASE_START) {
-            return None;
-        }
-        let max = self.gaz.phrase_span(self.doc.fold(i));
-        let max = max.min(limit - i);
+        let max = self.phrase_span(i).min(limit - i);
         for n in (1..=max).rev() {
             self.key.clear();
             join_folded(self.doc, i, i + n, &mut self.key);
@@ -457,10 +463,8 @@ impl<'d, 'a> Scanner<'d, 'a> {
             k += 1;
         }
         // Title phrase, longest first.
-        let max = if k < limit && self.tok(k).has(flag::PHRASE_START) {
-            self.gaz
-                .phrase_span(self.doc.fold(k))
-                .min(limit.saturating_sub(k))
+        let max = if k < limit {
+            self.phrase_span(k).min(limit - k)
         } else {
             0
         };
@@ -510,7 +514,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
             let start = a - n;
             let ok = if n == 1 {
                 self.is_title_word(start) && !self.tok(start).has(flag::STOP)
-            } else if !self.tok(start).has(flag::PHRASE_START) {
+            } else if self.phrase_span(start) < n {
                 false
             } else {
                 self.key.clear();
@@ -599,10 +603,11 @@ impl<'d, 'a> Scanner<'d, 'a> {
 
     /// Longest multi-word gazetteer place at `i` (sets `self.key`).
     fn place_at(&mut self, i: usize, limit: usize) -> Option<usize> {
-        if !self.tok(i).has(flag::MULTI_PLACE_START) {
-            return None;
-        }
-        let max = self.gaz.place_span(self.doc.fold(i)).min(limit - i);
+        let max = if self.tok(i).has(flag::MULTI_PLACE_START) {
+            self.gaz.place_span(self.doc.fold(i)).min(limit - i)
+        } else {
+            0
+        };
         for n in (2..=max).rev() {
             if !self.tok(i + n - 1).cap_word() {
                 continue;
