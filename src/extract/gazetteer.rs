@@ -266,7 +266,7 @@ impl Gazetteer {
     /// Parses a data file in the format `scripts/build_gazetteer.py` writes.
     pub fn parse(data: &'static str) -> Result<Gazetteer, GazetteerError> {
         let mut g = Gazetteer::default();
-        let mut lexicon_words: Vec<(&'static str, u32)> = Vec::with_capacity(data.len() / 14);
+        let mut lexicon_words: Vec<(&str, u32)> = Vec::with_capacity(data.len() / 14);
         g.places.reserve(40_000);
         g.entries.reserve(40_000);
         for (n, line) in data.lines().enumerate() {
@@ -363,15 +363,13 @@ impl Gazetteer {
         // Marks on the words that can open a phrase or a multi-word place, so that
         // the entity pass skips those tables for every other word (a token's flags
         // come from its folded form less a final period, hence the trim).
-        let phrase_firsts: Vec<String> = g.phrase_first.keys().cloned().collect();
-        let mut words: Vec<(&str, u32)> = lexicon_words;
-        for w in &phrase_firsts {
-            words.push((w.trim_end_matches('.'), flag::PHRASE_START));
+        for w in g.phrase_first.keys() {
+            lexicon_words.push((w.trim_end_matches('.'), flag::PHRASE_START));
         }
         for w in g.multi_first.keys() {
-            words.push((w.trim_end_matches('.'), flag::MULTI_PLACE_START));
+            lexicon_words.push((w.trim_end_matches('.'), flag::MULTI_PLACE_START));
         }
-        g.lexicon = WordTable::build(&words);
+        g.lexicon = WordTable::build(&lexicon_words);
         Ok(g)
     }
 
@@ -486,25 +484,23 @@ mod tests {
         assert_eq!(t.get(word_hash("absent")), None);
         assert_eq!(t.get(word_hash("")), None);
         let full = get().expect("embedded gazetteer");
-        for w in DATA
-            .lines()
-            .filter_map(|l| l.strip_prefix("W\t"))
-            .step_by(97)
-        {
-            let w = w.split('\t').next().unwrap_or(w);
+        for w in data_words().step_by(97) {
             assert!(full.word_flags(w) != 0, "{w}");
         }
+    }
+
+    /// The words of the embedded data file's `W` lines.
+    fn data_words() -> impl Iterator<Item = &'static str> {
+        DATA.lines()
+            .filter_map(|l| l.strip_prefix("W\t"))
+            .map(|w| w.split('\t').next().unwrap_or(w))
     }
 
     /// No two words of the real lexicon share a slot (which would merge their flags).
     #[test]
     fn real_lexicon_words_never_share_a_slot() {
         let full = get().expect("embedded gazetteer");
-        let mut words: Vec<&str> = DATA
-            .lines()
-            .filter_map(|l| l.strip_prefix("W\t"))
-            .map(|w| w.split('\t').next().unwrap_or(w))
-            .collect();
+        let mut words: Vec<&str> = data_words().collect();
         words.sort_unstable();
         words.dedup();
         let mut slots: Vec<usize> = words

@@ -25,8 +25,11 @@ use super::tokens::{shape, Doc, Kind};
 /// Longest candidate phrase, in words.
 const MAX_NGRAM: usize = 3;
 
-/// Term ids below this fit in 21 bits as `id + 1`, three to a `u64` key.
-const ID_LIMIT: u32 = (1 << 21) - 1;
+/// Bits per term id in a packed phrase key (`id + 1`, three to a `u64`).
+const ID_BITS: u32 = 21;
+
+/// Term ids below this fit in a packed key; it is also the mask of one id's bits.
+const ID_LIMIT: u32 = (1 << ID_BITS) - 1;
 
 #[derive(Default, Clone)]
 struct Term {
@@ -281,7 +284,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
         })
         .collect();
     // Candidate phrases. One word: counted per term. Two or three words: in a table
-    // keyed by their term ids packed in a `u64` (21 bits each, id + 1 so that 0 is
+    // keyed by their term ids packed in a `u64` (`ID_BITS` each, id + 1 so that 0 is
     // empty); a term past the 2,097,150th distinct word of a document (which the size
     // limit keeps out of reach) only forms one-word candidates.
     let mut single: Vec<(u32, u32)> = vec![(0, u32::MAX); stop.len()];
@@ -308,7 +311,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
                 if first >= ID_LIMIT || w >= ID_LIMIT {
                     break;
                 }
-                packed |= (u64::from(w) + 1) << (21 * (len - 1));
+                packed |= (u64::from(w) + 1) << (ID_BITS as usize * (len - 1));
                 if stop[w as usize] {
                     continue;
                 }
@@ -343,9 +346,9 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
         let mut key: Key = ([u32::MAX; MAX_NGRAM], 0);
         let mut rest = packed;
         while rest != 0 {
-            key.0[key.1 as usize] = (rest & ((1 << 21) - 1)) as u32 - 1;
+            key.0[key.1 as usize] = (rest & u64::from(ID_LIMIT)) as u32 - 1;
             key.1 += 1;
-            rest >>= 21;
+            rest >>= ID_BITS;
         }
         scored.push((score(&key, tf), key, a, a + u32::from(key.1)));
     }
