@@ -236,7 +236,9 @@ impl Walker {
 }
 
 enum Found {
-    Ready(PathBuf),
+    /// Settled: its path, and its size and modification time (ns) when it is a
+    /// regular file (zeros otherwise), which poll mode compares between rounds.
+    Ready(PathBuf, (u64, i128)),
     Young(PathBuf),
     /// Processed before, unchanged (same size and modification time).
     Known,
@@ -302,7 +304,11 @@ impl State {
         Some(if young {
             Found::Young(path)
         } else {
-            Found::Ready(path)
+            let sig = meta
+                .as_ref()
+                .map(|m| (m.len(), crate::dedupe::mtime_ns(m)))
+                .unwrap_or_default();
+            Found::Ready(path, sig)
         })
     }
 
@@ -339,7 +345,7 @@ impl State {
                         self.metrics.files_seen.inc();
                         self.metrics.unchanged.inc();
                     }
-                    Found::Ready(p) => {
+                    Found::Ready(p, _) => {
                         self.pending.remove(&p);
                         if !self.send(p).await {
                             return false;
@@ -596,28 +602,24 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
             _ = stop.changed() => return Ok(()),
             _ = ticker.tick() => {}
         }
+        // Batch by batch, with the size and time the walk already read.
         let mut walker = Walker::new(&st.opts.root);
-        let mut found = Vec::new();
+        let mut present = std::collections::HashSet::new();
         loop {
             let batch = st.walk_batch(&mut walker);
             if batch.is_empty() {
                 break;
             }
-            found.extend(batch);
-        }
-        let mut present = std::collections::HashSet::new();
-        for f in found {
-            let Found::Ready(p) = f else {
-                continue;
-            };
-            let sig = std::fs::symlink_metadata(&p)
-                .map(|m| (m.size(), crate::dedupe::mtime_ns(&m)))
-                .unwrap_or_default();
-            present.insert(p.clone());
-            if sent.get(&p) != Some(&sig) {
-                sent.insert(p.clone(), sig);
-                if !st.send(p).await {
-                    return Ok(());
+            for f in batch {
+                let Found::Ready(p, sig) = f else {
+                    continue;
+                };
+                present.insert(p.clone());
+                if sent.get(&p) != Some(&sig) {
+                    sent.insert(p.clone(), sig);
+                    if !st.send(p).await {
+                        return Ok(());
+                    }
                 }
             }
         }
