@@ -3,7 +3,8 @@
 //! It owns everything that can be known from the file alone: decoding
 //! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
 //! ([`layout`]), the `Posted`/`Updated` stamps resolved against the capture moment
-//! ([`stamp`]), and the story's identity and content hash ([`id`]). Extraction of
+//! ([`stamp`]), and the story's identity and content hash ([`id`]); [`swar`] holds
+//! the eight-bytes-at-a-time tests that decoding and layout use. Extraction of
 //! people, places and quotes happens later, in [`crate::extract`].
 
 pub mod decode;
