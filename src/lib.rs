@@ -40,3 +40,9 @@ pub mod record;
 pub mod sink;
 pub mod tail;
 pub mod watch;
+
+/// The process allocator: mimalloc (see the README's design section); building
+/// without the default `mimalloc` feature falls back to the system allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -22,10 +22,11 @@ pub(crate) struct Span {
     pub person: usize,
 }
 
-struct Cluster {
-    /// Folded name words (particles and suffixes left out).
-    words: Vec<String>,
-    display: String,
+struct Cluster<'d> {
+    /// Folded name words (particles and suffixes left out), borrowed from the document.
+    words: Vec<&'d str>,
+    /// The fullest form seen so far, borrowed from the text.
+    display: &'d str,
     display_words: usize,
     aliases: Vec<String>,
     roles: Vec<String>,
@@ -45,9 +46,9 @@ fn honorific_gender(h: &str) -> u8 {
     }
 }
 
-impl Cluster {
+impl Cluster<'_> {
     fn surname(&self) -> &str {
-        self.words.last().map_or("", String::as_str)
+        self.words.last().copied().unwrap_or("")
     }
 
     /// Whether a one-word name designates this person.
@@ -56,22 +57,22 @@ impl Cluster {
             return true;
         }
         // `Lula` in `Luiz Inacio Lula da Silva`: a non-first word of a long name.
-        self.words.len() >= 3 && self.words[1..].iter().any(|x| x == w)
+        self.words.len() >= 3 && self.words[1..].contains(&w)
     }
 }
 
 /// Name words of a core: folded, without particles, initials' periods kept.
-fn core_words(doc: &Doc<'_>, core: (usize, usize)) -> Vec<String> {
+fn core_words<'d>(doc: &'d Doc<'_>, core: (usize, usize)) -> Vec<&'d str> {
     (core.0..core.1)
         .filter(|&k| {
             let t = &doc.tokens[k];
             t.kind == Kind::Word && t.is(shape::CAP) && !t.has(flag::SUFFIX)
         })
-        .map(|k| doc.fold(k).to_owned())
+        .map(|k| doc.fold(k))
         .collect()
 }
 
-fn compatible(a: &[String], b: &[String]) -> bool {
+fn compatible(a: &[&str], b: &[&str]) -> bool {
     // Same surname, and first names equal or one an initial of the other.
     if a.last() != b.last() {
         return false;
@@ -94,14 +95,21 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
 
 /// Groups the person mentions (and the single words that repeat a known surname) into
 /// people. Returns the people, the mention spans, and marks the single words used.
-pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Person>, Vec<Span>) {
-    let mut clusters: Vec<Cluster> = Vec::new();
+pub(crate) fn resolve<'d>(
+    doc: &'d Doc<'_>,
+    m: &Mentions,
+    used: &mut [bool],
+) -> (Vec<Person>, Vec<Span>) {
+    let mut clusters: Vec<Cluster<'d>> = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
     let mut order: Vec<&PersonMention> = m.persons.iter().collect();
     order.sort_by_key(|p| p.span.0);
 
-    let add = |c: &mut Cluster, doc: &Doc<'_>, pm: &PersonMention, words: usize| {
-        let core_text = doc.span(pm.core.0, pm.core.1);
+    // The `Mr. Blinken` form of a titled mention, built here and copied only when
+    // it is a new alias.
+    let mut form = String::new();
+    let mut add = |c: &mut Cluster<'d>, pm: &PersonMention, words: usize| {
+        let core_text: &'d str = doc.span(pm.core.0, pm.core.1);
         let core_text = core_text.trim_end_matches(['’', '\'']);
         c.mentions += 1;
         if let Some(h) = pm.honorific {
@@ -110,14 +118,17 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
             }
         }
         if let Some(h) = pm.honorific {
-            let form = format!("{} {}", doc.text(h), core_text);
+            form.clear();
+            form.push_str(doc.text(h));
+            form.push(' ');
+            form.push_str(core_text);
             push_unique(&mut c.aliases, &form);
         }
         push_unique(&mut c.aliases, core_text);
         if words > c.display_words
             || (words == c.display_words && core_text.len() > c.display.len())
         {
-            c.display = core_text.to_owned();
+            c.display = core_text;
             c.display_words = words;
         }
         if let Some((a, b)) = pm.role {
@@ -126,7 +137,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
     };
 
     // Pass 1: full names.
-    let mut pending: Vec<(&PersonMention, Vec<String>)> = Vec::new();
+    let mut pending: Vec<(&PersonMention, Vec<&'d str>)> = Vec::new();
     for pm in &order {
         let words = core_words(doc, pm.core);
         if words.len() < 2 {
@@ -137,14 +148,14 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
         let ci = match found {
             Some(ci) => {
                 if words.len() > clusters[ci].words.len() {
-                    clusters[ci].words = words.clone();
+                    clusters[ci].words.clone_from(&words);
                 }
                 ci
             }
             None => {
                 clusters.push(Cluster {
                     words: words.clone(),
-                    display: String::new(),
+                    display: "",
                     display_words: 0,
                     aliases: Vec::new(),
                     roles: Vec::new(),
@@ -155,7 +166,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
                 clusters.len() - 1
             }
         };
-        add(&mut clusters[ci], doc, pm, words.len());
+        add(&mut clusters[ci], pm, words.len());
         spans.push(Span {
             span: pm.span,
             person: ci,
@@ -163,12 +174,13 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
     }
     // Pass 2: one-word titled names.
     for (pm, words) in pending {
-        let Some(w) = words.first() else { continue };
+        let Some(&w) = words.first() else { continue };
         let gender = pm.honorific.map_or(0, |h| honorific_gender(doc.fold(h)));
+        let n = words.len();
         let ci = best_match(&clusters, w, pm.span.0, gender).unwrap_or_else(|| {
             clusters.push(Cluster {
-                words: words.clone(),
-                display: String::new(),
+                words,
+                display: "",
                 display_words: 0,
                 aliases: Vec::new(),
                 roles: Vec::new(),
@@ -178,7 +190,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
             });
             clusters.len() - 1
         });
-        add(&mut clusters[ci], doc, pm, words.len());
+        add(&mut clusters[ci], pm, n);
         spans.push(Span {
             span: pm.span,
             person: ci,
@@ -198,7 +210,7 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
                 honorific: None,
                 role: None,
             };
-            add(&mut clusters[ci], doc, &pm, 1);
+            add(&mut clusters[ci], &pm, 1);
             spans.push(Span {
                 span: (i, i + 1),
                 person: ci,
@@ -214,10 +226,10 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> (Vec<Pe
             let aliases = c
                 .aliases
                 .into_iter()
-                .filter(|a| !a.eq_ignore_ascii_case(&display))
+                .filter(|a| !a.eq_ignore_ascii_case(display))
                 .collect();
             Person {
-                name: display,
+                name: display.to_owned(),
                 aliases,
                 mentions: c.mentions,
                 roles: c.roles,

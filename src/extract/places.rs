@@ -17,7 +17,7 @@ use super::entities::Mentions;
 use super::gazetteer::{Gazetteer, PlaceEntry, PlaceKind};
 use super::lexicon::flag;
 use super::people::Span;
-use super::tokens::{fold_str, shape, Doc, Kind};
+use super::tokens::{fold_into, shape, Doc, Kind};
 
 /// A place candidate: its gazetteer readings (looked up once) and how it is written.
 struct Cand<'a, 'g> {
@@ -38,6 +38,7 @@ pub(crate) fn resolve<'a, 'g>(
     dateline: Option<&'a str>,
 ) -> Vec<Place> {
     let mut cands: Vec<Cand<'a, 'g>> = Vec::with_capacity(m.places.len() + m.singles.len() + 2);
+    let mut folded = String::new();
     if let Some(d) = dateline {
         for part in d
             .split([',', '/'])
@@ -45,7 +46,9 @@ pub(crate) fn resolve<'a, 'g>(
             .flat_map(|p| p.split(" et "))
         {
             let part = part.trim();
-            let entries = gaz.place(&fold_str(part));
+            folded.clear();
+            fold_into(&mut folded, part);
+            let entries = gaz.place(&folded);
             if !part.is_empty() && !entries.is_empty() {
                 cands.push(Cand {
                     entries,
@@ -89,24 +92,32 @@ pub(crate) fn resolve<'a, 'g>(
             }
         }
     }
+    // Places by (folded name, kind, country). An article names a few dozen at most,
+    // so a scan of the keys beats a hash map, and the name is folded into one
+    // reused buffer: only a new place allocates.
     let mut out: Vec<Place> = Vec::new();
-    let mut index: Map<(String, &'static str, &'static str), usize> = Map::default();
+    let mut keys: Vec<(String, PlaceKind, &'static str)> = Vec::new();
+    let mut folded = String::new();
     for c in &cands {
         let Some(e) = choose(c.entries, &votes) else {
             continue;
         };
-        let name = if e.canonical.is_empty() {
-            c.surface.trim_end_matches(['’', '\'']).to_owned()
+        let name: &str = if e.canonical.is_empty() {
+            c.surface.trim_end_matches(['’', '\''])
         } else {
-            e.canonical.to_owned()
+            e.canonical
         };
-        let id = (fold_str(&name), e.kind.as_str(), e.country);
-        match index.get(&id) {
-            Some(&k) => out[k].mentions += 1,
+        folded.clear();
+        fold_into(&mut folded, name);
+        let known = keys.iter().position(|(k, kind, country)| {
+            *k == folded && *kind == e.kind && *country == e.country
+        });
+        match known {
+            Some(k) => out[k].mentions += 1,
             None => {
-                index.insert(id, out.len());
+                keys.push((folded.clone(), e.kind, e.country));
                 out.push(Place {
-                    name,
+                    name: name.to_owned(),
                     mentions: 1,
                     kind: e.kind.as_str().to_owned(),
                     country: (!e.country.is_empty()).then(|| e.country.to_owned()),

@@ -445,10 +445,21 @@ pub(crate) fn push_folded(out: &mut String, ch: char) {
 /// The accent-folded lower-case form of a string.
 pub(crate) fn fold_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        push_folded(&mut out, ch);
-    }
+    fold_into(&mut out, s);
     out
+}
+
+/// Appends the accent-folded lower-case form of `s` to `out`.
+pub(crate) fn fold_into(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        let start = out.len();
+        out.push_str(s);
+        out[start..].make_ascii_lowercase();
+        return;
+    }
+    for ch in s.chars() {
+        push_folded(out, ch);
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,20 @@ const STOP: &[&str] = &[
 
 /// Lowercase ASCII fold of a word (`Québec` → `quebec`).
 pub fn fold(word: &str) -> String {
-    deunicode::deunicode(word).to_lowercase()
+    let mut out = String::new();
+    fold_into(&mut out, word);
+    out
+}
+
+/// [`fold`] into `out` (cleared first), without allocating for an ASCII word.
+fn fold_into(out: &mut String, word: &str) {
+    out.clear();
+    if word.is_ascii() {
+        out.push_str(word);
+        out.make_ascii_lowercase();
+    } else {
+        out.push_str(&deunicode::deunicode(word).to_lowercase());
+    }
 }
 
 /// FNV-1a, 64-bit: stable across builds, hosts and versions (unlike `std`'s hasher),
@@ -47,18 +60,30 @@ pub fn fnv1a(s: &str) -> u64 {
     })
 }
 
-/// The bottom-k min-hash sketch of a lede's content words, smallest hash first.
+/// The bottom-k min-hash sketch of a lede's content words, smallest hash first
+/// (ties by word), each word once.
 pub fn lede_sketch(lede: &str, k: usize) -> Vec<String> {
-    let mut words: Vec<(u64, String)> = lede
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 4)
-        .map(fold)
-        .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| (fnv1a(&w), w))
-        .collect();
-    words.sort();
-    words.dedup();
-    words.into_iter().take(k).map(|(_, w)| w).collect()
+    // The k smallest so far, in order: each word is folded into one buffer and only
+    // copied when it enters them.
+    let mut best: Vec<(u64, String)> = Vec::with_capacity(k + 1);
+    let mut w = String::new();
+    for word in lede.split(|c: char| !c.is_alphanumeric()) {
+        if word.len() < 4 || word.chars().count() < 4 {
+            continue;
+        }
+        fold_into(&mut w, word);
+        if STOP.contains(&w.as_str()) {
+            continue;
+        }
+        let h = fnv1a(&w);
+        let at = best.partition_point(|(bh, bw)| (*bh, bw.as_str()) < (h, w.as_str()));
+        if at >= k || best.get(at).is_some_and(|(bh, bw)| *bh == h && *bw == w) {
+            continue;
+        }
+        best.insert(at, (h, w.clone()));
+        best.truncate(k);
+    }
+    best.into_iter().map(|(_, w)| w).collect()
 }
 
 /// The story identity of an article version.
@@ -116,6 +141,32 @@ mod tests {
             article_id(Some("London"), posted.as_ref(), lede),
             article_id(Some("London"), posted.as_ref(), &edited)
         );
+    }
+
+    /// The sketch as first written (fold every word, sort, dedup, take k), the
+    /// definition the incremental one must keep.
+    fn sketch_by_sorting(lede: &str, k: usize) -> Vec<String> {
+        let mut words: Vec<(u64, String)> = lede
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 4)
+            .map(fold)
+            .filter(|w| !STOP.contains(&w.as_str()))
+            .map(|w| (fnv1a(&w), w))
+            .collect();
+        words.sort();
+        words.dedup();
+        words.into_iter().take(k).map(|(_, w)| w).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sketch_keeps_the_k_smallest(
+            words in proptest::collection::vec("[A-Za-zéÉçà]{1,7}|that|with|Québec|QUÉBEC", 0..40),
+            k in 0usize..5,
+        ) {
+            let lede = words.join(" ");
+            proptest::prop_assert_eq!(lede_sketch(&lede, k), sketch_by_sorting(&lede, k));
+        }
     }
 
     #[test]
