@@ -68,22 +68,30 @@ fn contains(long: &Key, short: &Key) -> bool {
 /// An open-addressing table from non-zero `u64` keys (word hashes, packed term ids) to
 /// `u32` values, kept at a load of at most one half by doubling. Smaller and flatter
 /// than a `HashMap` of string or array keys, which matters because the key-phrase pass
-/// probes it once or more per word; it starts small so that a short article does not
-/// pay for clearing a large table.
+/// probes it once or more per word. It lives in the per-thread [`Scratch`]: `clear`
+/// empties only the slots in use, so an article pays for its own words, not for
+/// zeroing a table sized for the largest one seen.
+#[derive(Default)]
 struct IdTable {
     keys: Vec<u64>,
     values: Vec<u32>,
-    len: usize,
+    /// Slots in use, in insertion order.
+    used: Vec<u32>,
 }
 
 impl IdTable {
-    fn with_room(n: usize) -> IdTable {
+    /// Empties the table and makes room for `n` keys.
+    fn clear(&mut self, n: usize) {
         let size = (2 * n.max(8)).next_power_of_two();
-        IdTable {
-            keys: vec![0; size],
-            values: vec![0; size],
-            len: 0,
+        if self.keys.len() < size || self.keys.len() > 4 * size.max(1 << 12) {
+            self.keys = vec![0; size];
+            self.values = vec![0; size];
+        } else {
+            for &i in &self.used {
+                self.keys[i as usize] = 0;
+            }
         }
+        self.used.clear();
     }
 
     fn slot(keys: &[u64], key: u64) -> usize {
@@ -103,48 +111,96 @@ impl IdTable {
         }
         self.keys[i] = key;
         self.values[i] = value;
-        self.len += 1;
-        if 2 * self.len > self.keys.len() {
-            let mut grown = IdTable::with_room(self.keys.len());
-            for (k, v) in self.entries() {
-                let j = Self::slot(&grown.keys, k);
-                grown.keys[j] = k;
-                grown.values[j] = v;
-            }
-            grown.len = self.len;
-            *self = grown;
+        self.used.push(i as u32);
+        if 2 * self.used.len() > self.keys.len() {
+            self.grow();
         }
         value
     }
 
-    /// Every `(key, value)` in the table.
+    fn grow(&mut self) {
+        let size = 2 * self.keys.len();
+        let mut keys = vec![0; size];
+        let mut values = vec![0; size];
+        for u in &mut self.used {
+            let (k, v) = (self.keys[*u as usize], self.values[*u as usize]);
+            let j = Self::slot(&keys, k);
+            keys[j] = k;
+            values[j] = v;
+            *u = j as u32;
+        }
+        self.keys = keys;
+        self.values = values;
+    }
+
+    /// Every `(key, value)` in the table, in insertion order.
     fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.keys
+        self.used
             .iter()
-            .zip(&self.values)
-            .filter(|(k, _)| **k != 0)
-            .map(|(&k, &v)| (k, v))
+            .map(|&i| (self.keys[i as usize], self.values[i as usize]))
     }
 }
 
 /// Groups `(key, value)` pairs by key with a counting sort, keeping their order
-/// within a key: the values of key `k` are `values[offsets[k]..offsets[k + 1]]`.
-/// `counts` gives how many pairs each key has.
+/// within a key: afterwards the values of key `k` are
+/// `values[offsets[k]..offsets[k + 1]]`. `counts` gives how many pairs each key has.
 fn group_by_first(
     pairs: &[(u32, u32)],
     counts: impl Iterator<Item = usize>,
-) -> (Vec<usize>, Vec<u32>) {
-    let mut offsets = vec![0usize];
+    offsets: &mut Vec<usize>,
+    values: &mut Vec<u32>,
+) {
+    offsets.clear();
+    offsets.push(0);
+    let mut total = 0;
     for c in counts {
-        offsets.push(offsets[offsets.len() - 1] + c);
+        total += c;
+        offsets.push(total);
     }
-    let mut values = vec![0u32; offsets[offsets.len() - 1]];
-    let mut fill = offsets.clone();
-    for &(k, v) in pairs {
-        values[fill[k as usize]] = v;
-        fill[k as usize] += 1;
+    values.clear();
+    values.resize(total, 0);
+    // Fill from the back of each run: `offsets[k + 1]` counts down to `offsets[k]`,
+    // walking the pairs backwards so that each run keeps the pairs' order.
+    let mut fill: Vec<usize> = offsets[1..].to_vec();
+    for &(k, v) in pairs.iter().rev() {
+        let f = &mut fill[k as usize];
+        *f -= 1;
+        values[*f] = v;
     }
-    (offsets, values)
+}
+
+/// A scored candidate: score, term ids, first token, end token.
+type Scored = (f64, Key, u32, u32);
+
+/// The key-phrase pass's working memory, kept per thread between articles so that
+/// its tables and lists are allocated once, not once per article.
+#[derive(Default)]
+struct Scratch {
+    ids: IdTable,
+    multi: IdTable,
+    tid: Vec<u32>,
+    stop: Vec<bool>,
+    terms: Vec<Term>,
+    pairs: Vec<(u32, u32)>,
+    occ: Vec<(u32, u32)>,
+    offsets: Vec<usize>,
+    grouped: Vec<u32>,
+    seen_from: Vec<u32>,
+    ln_tf: Vec<f64>,
+    ln_ln_pos: Vec<f64>,
+    h: Vec<f64>,
+    single: Vec<(u32, u32)>,
+    multi_at: Vec<(u32, u32)>,
+    scored: Vec<Scored>,
+    bound: Vec<f64>,
+}
+
+/// Past this many tokens, an article's scratch is dropped after use rather than kept
+/// for the next one (a rare huge file should not pin its memory for the thread's life).
+const KEEP_SCRATCH_TOKENS: usize = 1 << 16;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// Up to `n` key phrases of the document, best first, as written in the text.
@@ -152,14 +208,32 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     if doc.tokens.is_empty() || n == 0 {
         return Vec::new();
     }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let out = run(doc, n, &mut s);
+            if doc.tokens.len() > KEEP_SCRATCH_TOKENS {
+                *s = Scratch::default();
+            }
+            out
+        }
+        // Only reachable by re-entry, which nothing does; stay correct anyway.
+        Err(_) => run(doc, n, &mut Scratch::default()),
+    })
+}
+
+fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     // Term ids by folded form, keyed by the tokeniser's 64-bit word hash (two words
     // whose hashes agree are one term; among a document's few thousand words that is
     // not expected to happen).
     let words = doc.tokens.iter().filter(|t| t.kind == Kind::Word).count();
-    let mut ids = IdTable::with_room(words / 2);
-    let mut tid = vec![u32::MAX; doc.tokens.len()];
+    let ids = &mut s.ids;
+    ids.clear(words / 2);
+    let tid = &mut s.tid;
+    tid.clear();
+    tid.resize(doc.tokens.len(), u32::MAX);
     // Stop words, judged once per term (every occurrence has the same folded form).
-    let mut stop: Vec<bool> = Vec::with_capacity(words / 2);
+    let stop = &mut s.stop;
+    stop.clear();
     for (i, t) in doc.tokens.iter().enumerate() {
         if t.kind == Kind::Word {
             let next = stop.len() as u32;
@@ -170,16 +244,20 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
             tid[i] = id;
         }
     }
-    let mut terms: Vec<Term> = vec![
+    let terms = &mut s.terms;
+    terms.clear();
+    terms.resize(
+        stop.len(),
         Term {
             last_sentence: u32::MAX,
             ..Term::default()
-        };
-        stop.len()
-    ];
-    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(doc.tokens.len());
+        },
+    );
+    let pairs = &mut s.pairs;
+    pairs.clear();
     // (term, sentence) of every occurrence, for the median position.
-    let mut occ: Vec<(u32, u32)> = Vec::with_capacity(doc.tokens.len());
+    let occ = &mut s.occ;
+    occ.clear();
     for (si, range) in doc.sentences.iter().enumerate() {
         for i in range.clone() {
             let t = &doc.tokens[i];
@@ -210,7 +288,8 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     }
     // Median sentence of each term: grouping the occurrences by term keeps each
     // term's occurrences in sentence order; the middle one of each run is the median.
-    let (offset, by_term) = group_by_first(&occ, terms.iter().map(|t| t.tf as usize));
+    let (offset, by_term) = (&mut s.offsets, &mut s.grouped);
+    group_by_first(occ, terms.iter().map(|t| t.tf as usize), offset, by_term);
     for (t, term) in terms.iter_mut().enumerate() {
         let run = &by_term[offset[t]..offset[t + 1]];
         let l = run.len();
@@ -224,8 +303,11 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     }
     // Distinct neighbours: pairs grouped by left term, and a mark per right term
     // saying which left term last counted it.
-    let (pair_offset, rights) = group_by_first(&pairs, terms.iter().map(|t| t.right_n as usize));
-    let mut seen_from = vec![u32::MAX; terms.len()];
+    let (pair_offset, rights) = (&mut s.offsets, &mut s.grouped);
+    group_by_first(pairs, terms.iter().map(|t| t.right_n as usize), pair_offset, rights);
+    let seen_from = &mut s.seen_from;
+    seen_from.clear();
+    seen_from.resize(terms.len(), u32::MAX);
     for a in 0..terms.len() {
         for &b in &rights[pair_offset[a]..pair_offset[a + 1]] {
             if seen_from[b as usize] != a as u32 {
@@ -237,7 +319,7 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     }
     // Word scores, from the statistics of the non-stop words.
     let (mut count, mut sum, mut sum2, mut max_tf) = (0.0f64, 0.0f64, 0.0f64, 1.0f64);
-    for (t, _) in terms.iter().zip(&stop).filter(|(_, s)| !**s) {
+    for (t, _) in terms.iter().zip(stop.iter()).filter(|(_, s)| !**s) {
         count += 1.0;
         sum += t.tf;
         sum2 += t.tf * t.tf;
@@ -252,44 +334,51 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     // Counts and medians are small integers (medians may end in .5): logarithms come
     // from tables filled on first use, not computed once per term.
     let most = terms.iter().map(|t| t.tf as usize).max().unwrap_or(0);
-    let mut ln_tf = vec![f64::NAN; most + 1];
-    let mut ln_ln_pos = vec![f64::NAN; 2 * doc.sentences.len() + 2];
-    let h: Vec<f64> = terms
-        .iter()
-        .map(|t| {
-            let lt = &mut ln_tf[t.tf as usize];
-            if lt.is_nan() {
-                *lt = t.tf.ln();
-            }
-            let casing = t.upper.max(t.acronym) / (1.0 + *lt);
-            let lp = &mut ln_ln_pos[(t.median * 2.0) as usize];
-            if lp.is_nan() {
-                *lp = (3.0 + t.median).ln().ln();
-            }
-            let position = *lp;
-            let freq = t.tf / (mean + std).max(f64::EPSILON);
-            let dl = if t.left_n > 0.0 {
-                t.left / t.left_n
-            } else {
-                0.0
-            };
-            let dr = if t.right_n > 0.0 {
-                t.right / t.right_n
-            } else {
-                0.0
-            };
-            let rel = 1.0 + (dl + dr) * (t.tf / max_tf);
-            let spread = f64::from(t.sentences) / n_sent;
-            rel * position / (casing + freq / rel + spread / rel)
-        })
-        .collect();
+    let ln_tf = &mut s.ln_tf;
+    ln_tf.clear();
+    ln_tf.resize(most + 1, f64::NAN);
+    let ln_ln_pos = &mut s.ln_ln_pos;
+    ln_ln_pos.clear();
+    ln_ln_pos.resize(2 * doc.sentences.len() + 2, f64::NAN);
+    let h = &mut s.h;
+    h.clear();
+    h.extend(terms.iter().map(|t| {
+        let lt = &mut ln_tf[t.tf as usize];
+        if lt.is_nan() {
+            *lt = t.tf.ln();
+        }
+        let casing = t.upper.max(t.acronym) / (1.0 + *lt);
+        let lp = &mut ln_ln_pos[(t.median * 2.0) as usize];
+        if lp.is_nan() {
+            *lp = (3.0 + t.median).ln().ln();
+        }
+        let position = *lp;
+        let freq = t.tf / (mean + std).max(f64::EPSILON);
+        let dl = if t.left_n > 0.0 {
+            t.left / t.left_n
+        } else {
+            0.0
+        };
+        let dr = if t.right_n > 0.0 {
+            t.right / t.right_n
+        } else {
+            0.0
+        };
+        let rel = 1.0 + (dl + dr) * (t.tf / max_tf);
+        let spread = f64::from(t.sentences) / n_sent;
+        rel * position / (casing + freq / rel + spread / rel)
+    }));
     // Candidate phrases. One word: counted per term. Two or three words: in a table
     // keyed by their term ids packed in a `u64` (`ID_BITS` each, id + 1 so that 0 is
     // empty); a term past the 2,097,150th distinct word of a document (which the size
     // limit keeps out of reach) only forms one-word candidates.
-    let mut single: Vec<(u32, u32)> = vec![(0, u32::MAX); stop.len()];
-    let mut multi = IdTable::with_room(words);
-    let mut multi_at: Vec<(u32, u32)> = Vec::with_capacity(2 * words);
+    let single = &mut s.single;
+    single.clear();
+    single.resize(stop.len(), (0, u32::MAX));
+    let multi = &mut s.multi;
+    multi.clear(words);
+    let multi_at = &mut s.multi_at;
+    multi_at.clear();
     for range in &doc.sentences {
         for a in range.clone() {
             let first = tid[a];
@@ -334,7 +423,8 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
         }
         prod / (f64::from(tf) * (1.0 + sum))
     };
-    let mut scored: Vec<(f64, Key, u32, u32)> = Vec::with_capacity(single.len() + multi_at.len());
+    let scored = &mut s.scored;
+    scored.clear();
     for (w, &(tf, a)) in single.iter().enumerate() {
         if tf > 0 {
             let key = ([w as u32, u32::MAX, u32::MAX], 1);
@@ -354,20 +444,27 @@ pub(crate) fn keywords(doc: &Doc, n: usize) -> Vec<String> {
     }
     // Only the best few can be chosen (plus those dropped as contained in a better
     // one): select them in linear time, then sort just those.
-    let order = |x: &(f64, Key, u32, u32), y: &(f64, Key, u32, u32)| {
+    let order = |x: &Scored, y: &Scored| {
         x.0.total_cmp(&y.0)
             .then_with(|| x.2.cmp(&y.2))
             .then_with(|| x.1 .1.cmp(&y.1 .1))
     };
+    // The selection runs on the bare scores (eight bytes each, not forty): the
+    // `keep`-th smallest score bounds the kept candidates; ties at the bound may let
+    // a few more through, which the sort puts in order and the truncation drops.
     let keep = (n * 8).min(scored.len());
     if keep > 0 && keep < scored.len() {
-        scored.select_nth_unstable_by(keep - 1, order);
-        scored.truncate(keep);
+        let bound = &mut s.bound;
+        bound.clear();
+        bound.extend(scored.iter().map(|c| c.0));
+        let (_, &mut t, _) = bound.select_nth_unstable_by(keep - 1, f64::total_cmp);
+        scored.retain(|c| c.0.total_cmp(&t).is_le());
     }
     scored.sort_unstable_by(order);
+    scored.truncate(keep);
     let mut chosen: Vec<Key> = Vec::with_capacity(n);
     let mut out = Vec::with_capacity(n);
-    for (_, key, a, b) in scored {
+    for &(_, key, a, b) in scored.iter() {
         if chosen
             .iter()
             .any(|k| contains(k, &key) || contains(&key, k))
