@@ -135,48 +135,67 @@ struct WordTable {
     len: usize,
 }
 
-/// A 64-bit hash of a word, eight bytes at a time (most words are one step), ending
-/// with the MurmurHash3 finalizer so that low and high bits both mix. The tokeniser
-/// computes it once per word ([`super::tokens::Doc::hashes`]); the lexicon probe and
-/// the key-phrase pass both use that one value. (Byte-at-a-time FNV-1a, used before,
-/// is a chain of one multiplication per byte: three times slower on a typical word.)
+/// A 64-bit hash of a word: its bytes gathered eight at a time into a word and mixed
+/// in, ending with the MurmurHash3 finalizer so that low and high bits both mix. The
+/// tokeniser computes it while it folds each word ([`WordHasher`], in the same pass
+/// over the bytes); the lexicon probe and the key-phrase pass both use that value.
 pub(crate) fn word_hash(w: &str) -> u64 {
+    let mut h = WordHasher::new(w.len());
+    for &b in w.as_bytes() {
+        h.push(b);
+    }
+    h.finish()
+}
+
+/// [`word_hash`] one byte at a time, for a caller that visits the bytes anyway.
+pub(crate) struct WordHasher {
+    h: u64,
+    /// The bytes since the last mix, the latest in the low byte.
+    acc: u64,
+    /// How many bytes `acc` holds (0 to 7).
+    n: u32,
+}
+
+impl WordHasher {
     fn mix(h: u64, v: u64) -> u64 {
         let h = (h ^ v).wrapping_mul(0x8c6d_2a37_1f3b_c4d1);
         h ^ (h >> 29)
     }
-    let mut rest = w.as_bytes();
-    // The length goes through a multiplication of its own, so that it cannot cancel
-    // against the bytes (`fe`/`gee` would otherwise meet).
-    let mut h = mix(0x9e37_79b9_7f4a_7c15, rest.len() as u64);
-    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
-        if tail.is_empty() {
-            break;
+
+    /// A hasher for a word of `len` bytes. The length goes through a multiplication
+    /// of its own, so that it cannot cancel against the bytes (`fe`/`gee` would
+    /// otherwise meet); with it, the zero-padded last group still tells the bytes.
+    #[inline]
+    pub(crate) fn new(len: usize) -> WordHasher {
+        WordHasher {
+            h: Self::mix(0x9e37_79b9_7f4a_7c15, len as u64),
+            acc: 0,
+            n: 0,
         }
-        h = mix(h, u64::from_le_bytes(*chunk));
-        rest = tail;
     }
-    // The last one to eight bytes, read without a copy: overlapping loads, which
-    // together with the length (mixed in above) still determine the bytes.
-    let n = rest.len();
-    let last = match rest {
-        [] => 0,
-        [a, .., z] if n < 4 => u64::from(*a) | u64::from(rest[n / 2]) << 8 | u64::from(*z) << 16,
-        [a] => u64::from(*a),
-        _ => {
-            let lo = rest
-                .first_chunk::<4>()
-                .map_or(0, |c| u32::from_le_bytes(*c));
-            let hi = rest.last_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
-            u64::from(lo) | u64::from(hi) << 32
+
+    /// Adds the next byte.
+    #[inline]
+    pub(crate) fn push(&mut self, b: u8) {
+        self.acc = self.acc << 8 | u64::from(b);
+        self.n += 1;
+        if self.n == 8 {
+            self.h = Self::mix(self.h, self.acc);
+            self.acc = 0;
+            self.n = 0;
         }
-    };
-    h = mix(h, last);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    }
+
+    /// The hash of the bytes pushed.
+    #[inline]
+    pub(crate) fn finish(self) -> u64 {
+        let mut h = Self::mix(self.h, self.acc);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
 }
 
 impl WordTable {

@@ -304,7 +304,12 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     // Distinct neighbours: pairs grouped by left term, and a mark per right term
     // saying which left term last counted it.
     let (pair_offset, rights) = (&mut s.offsets, &mut s.grouped);
-    group_by_first(pairs, terms.iter().map(|t| t.right_n as usize), pair_offset, rights);
+    group_by_first(
+        pairs,
+        terms.iter().map(|t| t.right_n as usize),
+        pair_offset,
+        rights,
+    );
     let seen_from = &mut s.seen_from;
     seen_from.clear();
     seen_from.resize(terms.len(), u32::MAX);

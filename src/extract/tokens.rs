@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::gazetteer::{word_hash, Gazetteer};
+use super::gazetteer::{word_hash, Gazetteer, WordHasher};
 
 /// Shape bits of a token.
 pub(crate) mod shape {
@@ -329,17 +329,23 @@ impl<'a> Doc<'a> {
     ) {
         let word = &text[start..end];
         let fold_start = self.folded.len();
-        let mut letters = 0usize;
-        let mut upper = 0usize;
-        if word.is_ascii() {
+        let (mut letters, mut upper) = (0usize, 0usize);
+        let hash = if word.is_ascii() {
+            // One pass folds, counts and hashes (almost every word of wire copy).
+            let mut hasher = WordHasher::new(word.len());
+            self.folded.reserve(word.len());
             for &b in word.as_bytes() {
-                if b.is_ascii_alphabetic() {
-                    letters += 1;
-                    upper += usize::from(b.is_ascii_uppercase());
-                }
+                let up = b.is_ascii_uppercase();
+                let low = b | u8::from(up) << 5;
+                letters += usize::from(up | low.is_ascii_lowercase());
+                upper += usize::from(up);
+                hasher.push(low);
+                self.folded.push(char::from(low));
             }
-            self.folded.push_str(word);
-            self.folded[fold_start..].make_ascii_lowercase();
+            if word.as_bytes()[0].is_ascii_uppercase() {
+                sh |= shape::CAP;
+            }
+            hasher.finish()
         } else {
             for ch in word.chars() {
                 if ch.is_alphabetic() {
@@ -350,16 +356,16 @@ impl<'a> Doc<'a> {
                 }
                 push_folded(&mut self.folded, ch);
             }
-        }
-        if word.chars().next().is_some_and(char::is_uppercase) {
-            sh |= shape::CAP;
-        }
+            if word.chars().next().is_some_and(char::is_uppercase) {
+                sh |= shape::CAP;
+            }
+            word_hash(self.folded.get(fold_start..).unwrap_or(""))
+        };
         if letters >= 2 && upper == letters {
             sh |= shape::ALLCAPS;
         }
         let fold_end = self.folded.len();
-        self.hashes
-            .push(word_hash(self.folded.get(fold_start..).unwrap_or("")));
+        self.hashes.push(hash);
         self.tokens.push(Token {
             start: start as u32,
             end: end as u32,
