@@ -347,7 +347,11 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     ln_ln_pos.resize(2 * doc.sentences.len() + 2, f64::NAN);
     let h = &mut s.h;
     h.clear();
-    h.extend(terms.iter().map(|t| {
+    // Stop words' scores are never used (phrases skip them), so they are not computed.
+    h.extend(terms.iter().zip(stop.iter()).map(|(t, &is_stop)| {
+        if is_stop {
+            return 0.0;
+        }
         let lt = &mut ln_tf[t.tf as usize];
         if lt.is_nan() {
             *lt = t.tf.ln();

@@ -143,9 +143,11 @@ impl QuoteState {
     fn feed(&mut self, line: &str) {
         // On the UTF-8 bytes: `"` is 22, `“`/`”` are E2 80 9C/9D, `«`/`»` are C2 AB/BB
         // (a continuation byte never starts a character, so no false match).
+        // Only those three lead bytes matter: `memchr3` finds them without a look at
+        // every byte in between.
         let b = line.as_bytes();
-        for (i, &c) in b.iter().enumerate() {
-            match (c, b.get(i + 1), b.get(i + 2)) {
+        for i in memchr::memchr3_iter(b'"', 0xE2, 0xC2, b) {
+            match (b[i], b.get(i + 1), b.get(i + 2)) {
                 (b'"', _, _) => self.open = !self.open,
                 (0xE2, Some(0x80), Some(0x9C)) | (0xC2, Some(0xAB), _) => self.open = true,
                 (0xE2, Some(0x80), Some(0x9D)) | (0xC2, Some(0xBB), _) => self.open = false,

@@ -262,9 +262,18 @@ pub fn path_strings(path: &Path) -> (String, Option<String>) {
 /// Words in a cleaned line (single ASCII spaces between words): tokens with a letter
 /// or digit; a lone dash or bullet is not a word.
 fn count_words(s: &str) -> usize {
-    s.split(' ')
-        .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric() || b >= 0x80))
-        .count()
+    // One pass over the bytes: a word is a run between spaces with at least one
+    // letter or digit (any non-ASCII byte counts as one).
+    let (mut count, mut wordy) = (0, false);
+    for &b in s.as_bytes() {
+        if b == b' ' {
+            count += usize::from(wordy);
+            wordy = false;
+        } else {
+            wordy |= b.is_ascii_alphanumeric() || b >= 0x80;
+        }
+    }
+    count + usize::from(wordy)
 }
 
 const TITLE_MAX_CHARS: usize = 200;
@@ -382,6 +391,18 @@ fn detect_language(layout: &layout::Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The one-pass word count agrees with splitting on spaces.
+        #[test]
+        fn word_count_is_the_split_count(s in "[ a-z0-9.,—é-]{0,40}") {
+            let by_split = s
+                .split(' ')
+                .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric() || b >= 0x80))
+                .count();
+            proptest::prop_assert_eq!(count_words(&s), by_split);
+        }
+    }
 
     #[test]
     fn titles() {
