@@ -1,5 +1,6 @@
 //! Byte tests on eight bytes at once (SWAR: SIMD within a register): the fast paths
-//! of `decode`'s scan and the clean-line test, which skip runs of plain bytes.
+//! of `decode`'s scan and the clean-line test, which skip runs of plain bytes, and of
+//! the word count.
 
 /// The high bit of every byte.
 pub const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -24,6 +25,24 @@ pub fn eq_mask(x: u64, b: u8) -> u64 {
     !(((t & !HIGH).wrapping_add(!HIGH)) | t) & HIGH
 }
 
+/// The high bit set in the bytes of `x` whose low seven bits are at least `c` (`c` at
+/// most 0x80): for ASCII bytes, those `>= c`. No borrow crosses a byte, because each
+/// byte has its high bit set before `c` is taken off.
+pub fn ge_mask(x: u64, c: u8) -> u64 {
+    (x | HIGH).wrapping_sub(ONES * u64::from(c)) & HIGH
+}
+
+/// The high bit set in the bytes of `x` that are an ASCII letter or digit, or not
+/// ASCII at all (part of a multi-byte character).
+pub fn wordy_mask(x: u64) -> u64 {
+    let high = x & HIGH;
+    let digit = ge_mask(x, b'0') & !ge_mask(x, b'9' + 1);
+    // Setting bit 5 lower-cases a capital and maps no other byte into `a..=z`.
+    let y = x | ONES * 0x20;
+    let letter = ge_mask(y, b'a') & !ge_mask(y, b'z' + 1);
+    ((digit | letter) & !high) | high
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +58,10 @@ mod tests {
                 .fold(0u64, |m, (i, &v)| if v == b { m | 0x80 << (8 * i) } else { m });
             proptest::prop_assert_eq!(eq_mask(x, b), eq);
             proptest::prop_assert_eq!(any_below(x, n), bytes.iter().any(|&v| v < n));
+            let wordy = bytes.iter().enumerate().fold(0u64, |m, (i, &v)| {
+                if v.is_ascii_alphanumeric() || v >= 0x80 { m | 0x80 << (8 * i) } else { m }
+            });
+            proptest::prop_assert_eq!(wordy_mask(x), wordy);
         }
     }
 }
