@@ -38,7 +38,7 @@ pub fn wordy_mask(x: u64) -> u64 {
     let high = x & HIGH;
     let digit = ge_mask(x, b'0') & !ge_mask(x, b'9' + 1);
     // Setting bit 5 lower-cases a capital and maps no other byte into `a..=z`.
-    let y = x | ONES * 0x20;
+    let y = x | (ONES * 0x20);
     let letter = ge_mask(y, b'a') & !ge_mask(y, b'z' + 1);
     ((digit | letter) & !high) | high
 }
