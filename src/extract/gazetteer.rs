@@ -147,6 +147,23 @@ pub(crate) fn word_hash(w: &str) -> u64 {
     h.finish()
 }
 
+/// [`word_hash`] of a word of `n` bytes (at most eight) given packed little-endian in
+/// `le` (the first byte lowest, zeros past the word): what the tokeniser computes
+/// when it reads a short word as one machine word.
+pub(crate) fn word_hash_short(le: u64, n: usize) -> u64 {
+    let mut w = WordHasher::new(n);
+    match n {
+        0 => {}
+        1..=7 => {
+            // `push` shifts each byte in at the bottom: the first byte ends highest.
+            w.acc = le.swap_bytes() >> (64 - 8 * n);
+            w.n = n as u32;
+        }
+        _ => w.h = WordHasher::mix(w.h, le.swap_bytes()),
+    }
+    w.finish()
+}
+
 /// [`word_hash`] one byte at a time, for a caller that visits the bytes anyway.
 pub(crate) struct WordHasher {
     h: u64,
@@ -451,6 +468,19 @@ impl Gazetteer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The one-word form of the hash agrees with the byte-at-a-time one.
+        #[test]
+        fn short_word_hash_is_the_word_hash(w in "[a-z0-9.'&-]{0,8}") {
+            let mut le = [0u8; 8];
+            le[..w.len()].copy_from_slice(w.as_bytes());
+            proptest::prop_assert_eq!(
+                word_hash_short(u64::from_le_bytes(le), w.len()),
+                word_hash(&w)
+            );
+        }
+    }
 
     #[test]
     fn embedded_data_loads() {

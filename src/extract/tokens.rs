@@ -8,7 +8,8 @@
 
 use std::ops::Range;
 
-use super::gazetteer::{word_hash, Gazetteer, WordHasher};
+use super::gazetteer::{word_hash, word_hash_short, Gazetteer, WordHasher};
+use crate::parse::swar;
 
 /// Shape bits of a token.
 pub(crate) mod shape {
@@ -214,7 +215,20 @@ impl<'a> Doc<'a> {
                 let mut seg_len = 1usize;
                 let mut has_dot = false;
                 let mut has_hyphen = false;
-                while let Some((d, dlen)) = char_at(text, end) {
+                loop {
+                    // Plain ASCII letters and digits eight at a time.
+                    if let Some(x) = swar::word_at(bytes, end) {
+                        let alnum = swar::wordy_mask(x) & !(x & swar::HIGH);
+                        let run = (!alnum & swar::HIGH).trailing_zeros() as usize / 8;
+                        end += run;
+                        seg_len += run;
+                        if run == 8 {
+                            continue;
+                        }
+                    }
+                    let Some((d, dlen)) = char_at(text, end) else {
+                        break;
+                    };
                     if d.is_alphanumeric() {
                         end += dlen;
                         seg_len += 1;
@@ -330,8 +344,33 @@ impl<'a> Doc<'a> {
         let word = &text[start..end];
         let fold_start = self.folded.len();
         let (mut letters, mut upper) = (0usize, 0usize);
-        let hash = if word.is_ascii() {
-            // One pass folds, counts and hashes (almost every word of wire copy).
+        let short = ((1..=8).contains(&word.len()) && word.is_ascii())
+            .then(|| swar::word_at(text.as_bytes(), start))
+            .flatten();
+        let hash = if let Some(x) = short {
+            // A short ASCII word (most of them), read as one machine word: the bytes
+            // past its end are cleared, capitals found and lower-cased together.
+            let n = word.len();
+            let x = x & (u64::MAX >> (64 - 8 * n));
+            let caps = swar::ge_mask(x, b'A') & !swar::ge_mask(x, b'Z' + 1);
+            let low = x | caps >> 2;
+            let small = swar::ge_mask(low, b'a') & !swar::ge_mask(low, b'z' + 1);
+            letters = small.count_ones() as usize;
+            upper = caps.count_ones() as usize;
+            if caps & 0x80 != 0 {
+                sh |= shape::CAP;
+            }
+            let bytes = low.to_le_bytes();
+            match std::str::from_utf8(bytes.get(..n).unwrap_or_default()) {
+                Ok(lowered) => self.folded.push_str(lowered),
+                Err(_) => {
+                    self.folded.push_str(word);
+                    self.folded[fold_start..].make_ascii_lowercase();
+                }
+            }
+            word_hash_short(low, n)
+        } else if word.is_ascii() {
+            // One pass folds, counts and hashes.
             let mut hasher = WordHasher::new(word.len());
             self.folded.reserve(word.len());
             for &b in word.as_bytes() {
