@@ -42,6 +42,10 @@ struct Term {
     last_sentence: u32,
     /// Median sentence index of its occurrences (filled after counting).
     median: f64,
+    /// Occurrences seen so far by the median pass, and the sentence of the lower
+    /// middle one of an even count.
+    seen: u32,
+    lower_middle: u32,
     /// Distinct left and right neighbours.
     left: f64,
     right: f64,
@@ -52,9 +56,16 @@ struct Term {
 
 fn is_stop(doc: &Doc, i: usize) -> bool {
     let t = &doc.tokens[i];
+    // Folded forms are ASCII (accents folded, other marks dropped), so bytes are
+    // characters here.
     t.kind != Kind::Word
         || t.has(flag::STOP)
-        || doc.fold(i).chars().filter(|c| c.is_alphanumeric()).count() < 3
+        || doc
+            .fold(i)
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .count()
+            < 3
 }
 
 /// A candidate phrase: up to three term ids.
@@ -182,7 +193,6 @@ struct Scratch {
     stop: Vec<bool>,
     terms: Vec<Term>,
     pairs: Vec<(u32, u32)>,
-    occ: Vec<(u32, u32)>,
     offsets: Vec<usize>,
     grouped: Vec<u32>,
     seen_from: Vec<u32>,
@@ -255,9 +265,6 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     );
     let pairs = &mut s.pairs;
     pairs.clear();
-    // (term, sentence) of every occurrence, for the median position.
-    let occ = &mut s.occ;
-    occ.clear();
     for (si, range) in doc.sentences.iter().enumerate() {
         for i in range.clone() {
             let t = &doc.tokens[i];
@@ -276,7 +283,6 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
                 term.last_sentence = si as u32;
                 term.sentences += 1;
             }
-            occ.push((id, si as u32));
             // Neighbours: adjacent words of the same sentence (punctuation breaks).
             if i + 1 < range.end && doc.tokens[i + 1].kind == Kind::Word {
                 let next = tid[i + 1];
@@ -286,19 +292,25 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
             }
         }
     }
-    // Median sentence of each term: grouping the occurrences by term keeps each
-    // term's occurrences in sentence order; the middle one of each run is the median.
-    let (offset, by_term) = (&mut s.offsets, &mut s.grouped);
-    group_by_first(occ, terms.iter().map(|t| t.tf as usize), offset, by_term);
-    for (t, term) in terms.iter_mut().enumerate() {
-        let run = &by_term[offset[t]..offset[t + 1]];
-        let l = run.len();
-        if l > 0 {
-            term.median = if l % 2 == 1 {
-                f64::from(run[l / 2])
-            } else {
-                f64::from(run[l / 2 - 1] + run[l / 2]) / 2.0
-            };
+    // Median sentence of each term: a second pass meets each term's occurrences in
+    // sentence order, so the middle one (or the middle two) is the median.
+    for (si, range) in doc.sentences.iter().enumerate() {
+        for i in range.clone() {
+            if doc.tokens[i].kind != Kind::Word {
+                continue;
+            }
+            let term = &mut terms[tid[i] as usize];
+            term.seen += 1;
+            let (k, l, si) = (term.seen, term.tf as u32, si as u32);
+            if l % 2 == 1 {
+                if k == l.div_ceil(2) {
+                    term.median = f64::from(si);
+                }
+            } else if k == l / 2 {
+                term.lower_middle = si;
+            } else if k == l / 2 + 1 {
+                term.median = f64::from(term.lower_middle + si) / 2.0;
+            }
         }
     }
     // Distinct neighbours: pairs grouped by left term, and a mark per right term
