@@ -73,7 +73,10 @@ type Key = ([u32; MAX_NGRAM], u8);
 
 fn contains(long: &Key, short: &Key) -> bool {
     let (l, s) = (&long.0[..long.1 as usize], &short.0[..short.1 as usize]);
-    s.len() <= l.len() && l.windows(s.len()).any(|w| w == s)
+    // Element by element: a slice comparison would call `memcmp` for three words.
+    s.len() <= l.len()
+        && l.windows(s.len())
+            .any(|w| w.iter().zip(s).all(|(a, b)| a == b))
 }
 
 /// An open-addressing table from non-zero `u64` keys (word hashes, packed term ids) to

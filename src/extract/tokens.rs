@@ -361,13 +361,8 @@ impl<'a> Doc<'a> {
                 sh |= shape::CAP;
             }
             let bytes = low.to_le_bytes();
-            match std::str::from_utf8(bytes.get(..n).unwrap_or_default()) {
-                Ok(lowered) => self.folded.push_str(lowered),
-                Err(_) => {
-                    self.folded.push_str(word);
-                    self.folded[fold_start..].make_ascii_lowercase();
-                }
-            }
+            self.folded
+                .extend(bytes.iter().take(n).map(|&b| char::from(b)));
             word_hash_short(low, n)
         } else if word.is_ascii() {
             // One pass folds, counts and hashes.
