@@ -193,6 +193,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
         &self.doc.tokens[i]
     }
 
+    #[inline]
     fn chunk_word(&self, i: usize) -> bool {
         let t = self.tok(i);
         t.cap_word()

@@ -33,9 +33,11 @@ const ID_LIMIT: u32 = (1 << ID_BITS) - 1;
 
 #[derive(Default, Clone)]
 struct Term {
-    tf: f64,
-    upper: f64,
-    acronym: f64,
+    /// Counts are integers (added to faster than floats, and half the size); the
+    /// score converts them, exactly, to `f64`.
+    tf: u32,
+    upper: u32,
+    acronym: u32,
     /// Sentences the term appears in.
     sentences: u32,
     /// Last sentence counted in `sentences`.
@@ -47,11 +49,11 @@ struct Term {
     seen: u32,
     lower_middle: u32,
     /// Distinct left and right neighbours.
-    left: f64,
-    right: f64,
+    left: u32,
+    right: u32,
     /// Occurrences with a left and a right neighbour.
-    left_n: f64,
-    right_n: f64,
+    left_n: u32,
+    right_n: u32,
 }
 
 fn is_stop(doc: &Doc, i: usize) -> bool {
@@ -118,6 +120,7 @@ impl IdTable {
     }
 
     /// The value of `key` (non-zero), inserting `value` when the key is new.
+    #[inline]
     fn get_or_insert(&mut self, key: u64, value: u32) -> u32 {
         let i = Self::slot(&self.keys, key);
         if self.keys[i] == key {
@@ -132,6 +135,7 @@ impl IdTable {
         value
     }
 
+    #[cold]
     fn grow(&mut self) {
         let size = 2 * self.keys.len();
         let mut keys = vec![0; size];
@@ -276,11 +280,11 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
             }
             let id = tid[i];
             let term = &mut terms[id as usize];
-            term.tf += 1.0;
+            term.tf += 1;
             if t.is(shape::ALLCAPS) {
-                term.acronym += 1.0;
+                term.acronym += 1;
             } else if t.is(shape::CAP) && !t.is(shape::SENT_START) {
-                term.upper += 1.0;
+                term.upper += 1;
             }
             if term.last_sentence != si as u32 {
                 term.last_sentence = si as u32;
@@ -289,8 +293,8 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
             // Neighbours: adjacent words of the same sentence (punctuation breaks).
             if i + 1 < range.end && doc.tokens[i + 1].kind == Kind::Word {
                 let next = tid[i + 1];
-                term.right_n += 1.0;
-                terms[next as usize].left_n += 1.0;
+                term.right_n += 1;
+                terms[next as usize].left_n += 1;
                 pairs.push((id, next));
             }
         }
@@ -304,7 +308,7 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
             }
             let term = &mut terms[tid[i] as usize];
             term.seen += 1;
-            let (k, l, si) = (term.seen, term.tf as u32, si as u32);
+            let (k, l, si) = (term.seen, term.tf, si as u32);
             if l % 2 == 1 {
                 if k == l.div_ceil(2) {
                     term.median = f64::from(si);
@@ -332,18 +336,19 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
         for &b in &rights[pair_offset[a]..pair_offset[a + 1]] {
             if seen_from[b as usize] != a as u32 {
                 seen_from[b as usize] = a as u32;
-                terms[a].right += 1.0;
-                terms[b as usize].left += 1.0;
+                terms[a].right += 1;
+                terms[b as usize].left += 1;
             }
         }
     }
     // Word scores, from the statistics of the non-stop words.
     let (mut count, mut sum, mut sum2, mut max_tf) = (0.0f64, 0.0f64, 0.0f64, 1.0f64);
     for (t, _) in terms.iter().zip(stop.iter()).filter(|(_, s)| !**s) {
+        let tf = f64::from(t.tf);
         count += 1.0;
-        sum += t.tf;
-        sum2 += t.tf * t.tf;
-        max_tf = max_tf.max(t.tf);
+        sum += tf;
+        sum2 += tf * tf;
+        max_tf = max_tf.max(tf);
     }
     if count == 0.0 {
         return Vec::new();
@@ -367,28 +372,29 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
         if is_stop {
             return 0.0;
         }
+        let tf = f64::from(t.tf);
         let lt = &mut ln_tf[t.tf as usize];
         if lt.is_nan() {
-            *lt = t.tf.ln();
+            *lt = tf.ln();
         }
-        let casing = t.upper.max(t.acronym) / (1.0 + *lt);
+        let casing = f64::from(t.upper.max(t.acronym)) / (1.0 + *lt);
         let lp = &mut ln_ln_pos[(t.median * 2.0) as usize];
         if lp.is_nan() {
             *lp = (3.0 + t.median).ln().ln();
         }
         let position = *lp;
-        let freq = t.tf / (mean + std).max(f64::EPSILON);
-        let dl = if t.left_n > 0.0 {
-            t.left / t.left_n
+        let freq = tf / (mean + std).max(f64::EPSILON);
+        let dl = if t.left_n > 0 {
+            f64::from(t.left) / f64::from(t.left_n)
         } else {
             0.0
         };
-        let dr = if t.right_n > 0.0 {
-            t.right / t.right_n
+        let dr = if t.right_n > 0 {
+            f64::from(t.right) / f64::from(t.right_n)
         } else {
             0.0
         };
-        let rel = 1.0 + (dl + dr) * (t.tf / max_tf);
+        let rel = 1.0 + (dl + dr) * (tf / max_tf);
         let spread = f64::from(t.sentences) / n_sent;
         rel * position / (casing + freq / rel + spread / rel)
     }));
