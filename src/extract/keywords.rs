@@ -168,8 +168,10 @@ fn group_by_first(
     offsets: &mut Vec<usize>,
     values: &mut Vec<u32>,
 ) {
+    // `offsets[k]` starts at the end of key `k`'s run and counts down to its start
+    // while the pairs are walked backwards (so each run keeps the pairs' order);
+    // the total, pushed last, closes the last run.
     offsets.clear();
-    offsets.push(0);
     let mut total = 0;
     for c in counts {
         total += c;
@@ -177,14 +179,12 @@ fn group_by_first(
     }
     values.clear();
     values.resize(total, 0);
-    // Fill from the back of each run: `offsets[k + 1]` counts down to `offsets[k]`,
-    // walking the pairs backwards so that each run keeps the pairs' order.
-    let mut fill: Vec<usize> = offsets[1..].to_vec();
     for &(k, v) in pairs.iter().rev() {
-        let f = &mut fill[k as usize];
+        let f = &mut offsets[k as usize];
         *f -= 1;
         values[*f] = v;
     }
+    offsets.push(total);
 }
 
 /// A scored candidate: score, term ids, first token, end token.

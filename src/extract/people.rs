@@ -46,7 +46,21 @@ fn honorific_gender(h: &str) -> u8 {
     }
 }
 
-impl Cluster<'_> {
+impl<'d> Cluster<'d> {
+    /// A person known so far only by `words`, first named at token `first_seen`.
+    fn new(words: Vec<&'d str>, first_seen: usize) -> Self {
+        Cluster {
+            words,
+            display: "",
+            display_words: 0,
+            aliases: Vec::new(),
+            roles: Vec::new(),
+            mentions: 0,
+            first_seen,
+            gender: 0,
+        }
+    }
+
     fn surname(&self) -> &str {
         self.words.last().copied().unwrap_or("")
     }
@@ -145,28 +159,20 @@ pub(crate) fn resolve<'d>(
             continue;
         }
         let found = clusters.iter().position(|c| compatible(&c.words, &words));
+        let n = words.len();
         let ci = match found {
             Some(ci) => {
-                if words.len() > clusters[ci].words.len() {
-                    clusters[ci].words.clone_from(&words);
+                if n > clusters[ci].words.len() {
+                    clusters[ci].words = words;
                 }
                 ci
             }
             None => {
-                clusters.push(Cluster {
-                    words: words.clone(),
-                    display: "",
-                    display_words: 0,
-                    aliases: Vec::new(),
-                    roles: Vec::new(),
-                    mentions: 0,
-                    first_seen: pm.span.0,
-                    gender: 0,
-                });
+                clusters.push(Cluster::new(words, pm.span.0));
                 clusters.len() - 1
             }
         };
-        add(&mut clusters[ci], pm, words.len());
+        add(&mut clusters[ci], pm, n);
         spans.push(Span {
             span: pm.span,
             person: ci,
@@ -178,16 +184,7 @@ pub(crate) fn resolve<'d>(
         let gender = pm.honorific.map_or(0, |h| honorific_gender(doc.fold(h)));
         let n = words.len();
         let ci = best_match(&clusters, w, pm.span.0, gender).unwrap_or_else(|| {
-            clusters.push(Cluster {
-                words,
-                display: "",
-                display_words: 0,
-                aliases: Vec::new(),
-                roles: Vec::new(),
-                mentions: 0,
-                first_seen: pm.span.0,
-                gender: 0,
-            });
+            clusters.push(Cluster::new(words, pm.span.0));
             clusters.len() - 1
         });
         add(&mut clusters[ci], pm, n);

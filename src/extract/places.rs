@@ -97,7 +97,6 @@ pub(crate) fn resolve<'a, 'g>(
     // reused buffer: only a new place allocates.
     let mut out: Vec<Place> = Vec::new();
     let mut keys: Vec<(String, PlaceKind, &'static str)> = Vec::new();
-    let mut folded = String::new();
     for c in &cands {
         let Some(e) = choose(c.entries, &votes) else {
             continue;

@@ -218,7 +218,7 @@ impl<'a> Doc<'a> {
                 loop {
                     // Plain ASCII letters and digits eight at a time.
                     if let Some(x) = swar::word_at(bytes, end) {
-                        let alnum = swar::wordy_mask(x) & !(x & swar::HIGH);
+                        let alnum = swar::ascii_alnum_mask(x);
                         let run = (!alnum & swar::HIGH).trailing_zeros() as usize / 8;
                         end += run;
                         seg_len += run;
@@ -352,9 +352,9 @@ impl<'a> Doc<'a> {
             // past its end are cleared, capitals found and lower-cased together.
             let n = word.len();
             let x = x & (u64::MAX >> (64 - 8 * n));
-            let caps = swar::ge_mask(x, b'A') & !swar::ge_mask(x, b'Z' + 1);
+            let caps = swar::in_range(x, b'A', b'Z');
             let low = x | caps >> 2;
-            let small = swar::ge_mask(low, b'a') & !swar::ge_mask(low, b'z' + 1);
+            let small = swar::in_range(low, b'a', b'z');
             letters = small.count_ones() as usize;
             upper = caps.count_ones() as usize;
             if caps & 0x80 != 0 {

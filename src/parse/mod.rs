@@ -4,7 +4,8 @@
 //! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
 //! ([`layout`]), the `Posted`/`Updated` stamps resolved against the capture moment
 //! ([`stamp`]), and the story's identity and content hash ([`id`]); [`swar`] holds
-//! the eight-bytes-at-a-time tests that decoding and layout use. Extraction of
+//! the eight-bytes-at-a-time tests that decoding, layout, the word count and the
+//! extract stage's tokeniser use. Extraction of
 //! people, places and quotes happens later, in [`crate::extract`].
 
 pub mod decode;

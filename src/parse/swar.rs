@@ -1,6 +1,6 @@
 //! Byte tests on eight bytes at once (SWAR: SIMD within a register): the fast paths
-//! of `decode`'s scan and the clean-line test, which skip runs of plain bytes, and of
-//! the word count.
+//! of `decode`'s scan and the clean-line test, which skip runs of plain bytes, of the
+//! word count, and of the extract stage's tokeniser.
 
 /// The high bit of every byte.
 pub const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -32,15 +32,23 @@ pub fn ge_mask(x: u64, c: u8) -> u64 {
     (x | HIGH).wrapping_sub(ONES * u64::from(c)) & HIGH
 }
 
+/// The high bit set in the bytes of `x` in `lo..=hi`, for ASCII bytes (`hi` below
+/// 0x80; a byte of 0x80 and above may or may not be marked).
+pub fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+    ge_mask(x, lo) & !ge_mask(x, hi + 1)
+}
+
+/// The high bit set in the bytes of `x` that are an ASCII letter or digit.
+pub fn ascii_alnum_mask(x: u64) -> u64 {
+    // Setting bit 5 lower-cases a capital and maps no other byte into `a..=z`.
+    let letter = in_range(x | (ONES * 0x20), b'a', b'z');
+    (in_range(x, b'0', b'9') | letter) & !(x & HIGH)
+}
+
 /// The high bit set in the bytes of `x` that are an ASCII letter or digit, or not
 /// ASCII at all (part of a multi-byte character).
 pub fn wordy_mask(x: u64) -> u64 {
-    let high = x & HIGH;
-    let digit = ge_mask(x, b'0') & !ge_mask(x, b'9' + 1);
-    // Setting bit 5 lower-cases a capital and maps no other byte into `a..=z`.
-    let y = x | (ONES * 0x20);
-    let letter = ge_mask(y, b'a') & !ge_mask(y, b'z' + 1);
-    ((digit | letter) & !high) | high
+    ascii_alnum_mask(x) | (x & HIGH)
 }
 
 #[cfg(test)]
@@ -62,6 +70,10 @@ mod tests {
                 if v.is_ascii_alphanumeric() || v >= 0x80 { m | 0x80 << (8 * i) } else { m }
             });
             proptest::prop_assert_eq!(wordy_mask(x), wordy);
+            let alnum = bytes.iter().enumerate().fold(0u64, |m, (i, &v)| {
+                if v.is_ascii_alphanumeric() { m | 0x80 << (8 * i) } else { m }
+            });
+            proptest::prop_assert_eq!(ascii_alnum_mask(x), alnum);
         }
     }
 }
