@@ -219,6 +219,78 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Largest config file read (a config is a few KiB; this stops `--config /dev/zero`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Largest `parse.max_bytes`: every worker may hold a file this size in memory.
+pub const MAX_FILE_BYTES: u32 = 256 << 20;
+
+/// Largest `pipeline.workers`.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Largest millisecond setting for waits and intervals: one day.
+const MAX_MS: u32 = 86_400_000;
+
+/// The level words `log.level` takes, alone or after `target=`.
+pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Reads a config file of at most [`MAX_CONFIG_BYTES`], refusing what is not a
+/// regular file (a device or FIFO would be read without end or block).
+fn read_limited(p: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let fail = |source| ConfigError::Read {
+        path: p.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(p).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} KiB; a config file is a few KiB",
+                MAX_CONFIG_BYTES >> 10
+            ),
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Checks `log.level`: a comma-separated list of `LEVEL` or `target=LEVEL`, each
+/// level one of [`LOG_LEVELS`]. A bare word that is not a level (`warning`) is
+/// refused: tracing would take it as a target name and silence every other line.
+pub fn check_log_level(spec: &str) -> Result<(), String> {
+    let levels = LOG_LEVELS.join(", ");
+    if spec.trim().is_empty() {
+        return Err(format!("is empty: give one of {levels}"));
+    }
+    for directive in spec.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(level.trim()))
+        {
+            return Err(format!(
+                "{directive:?} is not a level: use one of {levels}, or target=level such as \"wirewatch=debug\""
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .map(drop)
+        .map_err(|e| format!("{spec:?}: {e}"))
+}
+
 impl Config {
     /// Loads `path`, or [`DEFAULT_PATH`] when present, or the defaults. Validates.
     pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
@@ -229,10 +301,7 @@ impl Config {
         let Some(p) = chosen else {
             return Ok((Config::default(), None));
         };
-        let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
-            path: p.display().to_string(),
-            source,
-        })?;
+        let text = read_limited(&p)?;
         let cfg = Config::from_toml(&text, &p.display().to_string())?;
         Ok((cfg, Some(p)))
     }
@@ -260,11 +329,85 @@ impl Config {
                 format!("{:?} is not an IANA time zone name (e.g. \"America/Toronto\", \"Europe/Paris\", \"UTC\")", self.parse.timezone),
             ));
         }
-        if self.parse.max_bytes == 0 {
-            return Err(err("parse.max_bytes", "must be at least 1".into()));
-        }
-        if self.parse.max_line_bytes == 0 {
-            return Err(err("parse.max_line_bytes", "must be at least 1".into()));
+        // Every number has a range: a value the daemon cannot run with (a channel
+        // tokio refuses, a cache size that overflows) is refused here, by name.
+        let ranges: [(&str, u128, u128, u128); 13] = [
+            (
+                "parse.max_bytes",
+                self.parse.max_bytes.into(),
+                1,
+                MAX_FILE_BYTES.into(),
+            ),
+            (
+                "parse.max_line_bytes",
+                self.parse.max_line_bytes as u128,
+                1,
+                MAX_FILE_BYTES.into(),
+            ),
+            (
+                "watch.settle_ms",
+                self.watch.settle_ms.into(),
+                0,
+                MAX_MS.into(),
+            ),
+            (
+                "watch.poll_interval_ms",
+                self.watch.poll_interval_ms.into(),
+                0,
+                MAX_MS.into(),
+            ),
+            (
+                "output.batch_records",
+                self.output.batch_records as u128,
+                1,
+                100_000,
+            ),
+            ("output.batch_ms", self.output.batch_ms.into(), 0, 60_000),
+            (
+                "output.rotate_secs",
+                self.output.rotate_secs.into(),
+                0,
+                100 * 365 * 86_400,
+            ),
+            (
+                "output.rotate_keep",
+                self.output.rotate_keep as u128,
+                0,
+                100_000,
+            ),
+            (
+                "state.expire_days",
+                self.state.expire_days.into(),
+                1,
+                36_500,
+            ),
+            ("state.cache_mib", self.state.cache_mib as u128, 0, 1 << 20),
+            (
+                "pipeline.workers",
+                self.pipeline.workers as u128,
+                0,
+                MAX_WORKERS as u128,
+            ),
+            (
+                "pipeline.channel_capacity",
+                self.pipeline.channel_capacity as u128,
+                1,
+                65_536,
+            ),
+            (
+                "nats.request_timeout_ms",
+                self.nats.request_timeout_ms.into(),
+                100,
+                MAX_MS.into(),
+            ),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return Err(err(
+                    key,
+                    format!("{value} is out of range: must be {lo} to {hi}"),
+                ));
+            }
         }
         for (key, globs) in [
             ("watch.include", &self.watch.include),
@@ -288,12 +431,6 @@ impl Config {
                 "must be a file path or \"-\" for stdout".into(),
             ));
         }
-        if self.output.batch_records == 0 {
-            return Err(err("output.batch_records", "must be at least 1".into()));
-        }
-        if self.state.expire_days == 0 {
-            return Err(err("state.expire_days", "must be at least 1 day".into()));
-        }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {
             return Err(err(
@@ -304,20 +441,8 @@ impl Config {
                 ),
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(err(
-                "log.level",
-                format!(
-                    "{:?} is not a level (error, warn, info, debug, trace) or tracing directive",
-                    self.log.level
-                ),
-            ));
-        }
-        if self.pipeline.channel_capacity == 0 {
-            return Err(err(
-                "pipeline.channel_capacity",
-                "must be at least 1".into(),
-            ));
+        if let Err(why) = check_log_level(&self.log.level) {
+            return Err(err("log.level", why));
         }
         crate::nats::config::validate(self, origin)?;
         Ok(())
@@ -378,5 +503,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("watch.include"), "{e}");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_by_name() {
+        for (text, key) in [
+            (
+                "[pipeline]\nchannel_capacity = 9223372036854775807\n",
+                "pipeline.channel_capacity",
+            ),
+            (
+                "[pipeline]\nchannel_capacity = 0\n",
+                "pipeline.channel_capacity",
+            ),
+            (
+                "[pipeline]\nworkers = 4611686018427387904\n",
+                "pipeline.workers",
+            ),
+            (
+                "[state]\ncache_mib = 9223372036854775807\n",
+                "state.cache_mib",
+            ),
+            ("[state]\nexpire_days = 0\n", "state.expire_days"),
+            ("[output]\nbatch_records = 0\n", "output.batch_records"),
+            ("[output]\nbatch_ms = 100000000\n", "output.batch_ms"),
+            ("[parse]\nmax_bytes = 0\n", "parse.max_bytes"),
+            ("[parse]\nmax_bytes = 17179869184\n", "parse.max_bytes"),
+            ("[watch]\nsettle_ms = 999999999999\n", "watch.settle_ms"),
+        ] {
+            let e = Config::from_toml(text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("range"), "{text}: {e}");
+        }
+        let ok = Config::from_toml(
+            "[pipeline]\nworkers = 1024\nchannel_capacity = 65536\n",
+            "t.toml",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn log_levels_are_checked_as_levels() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "wirewatch=debug",
+            "info,async_nats=warn",
+            "trace",
+        ] {
+            assert!(check_log_level(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "warning",
+            "verbose",
+            "",
+            "info,loud",
+            "wirewatch=chatty",
+            "wirewatch",
+        ] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+            let e = Config::from_toml(&format!("[log]\nlevel = {bad:?}\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.level"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn config_files_are_read_with_a_limit() {
+        let e = Config::load(Some(Path::new("/dev/zero")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 1) as usize]).unwrap();
+        let e = Config::load(Some(&big)).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 }

@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::dedupe::{mtime_ns, Dedupe, FileEntry, StateError, Store, Verdict};
 use crate::error::{Reject, RejectKind};
 use crate::metrics::Metrics;
-use crate::parse::{self, ParseOptions};
+use crate::parse::{self, OpenError, ParseOptions};
 use crate::record::Record;
 use crate::sink::{FileSink, Sink, SinkError, StdoutSink};
 use crate::watch::{self as watcher, Candidate, WatchOptions};
@@ -93,6 +93,14 @@ pub enum Outcome {
     Unchanged {
         /// Refreshed key when only the mtime moved.
         refresh: Option<(Vec<u8>, FileEntry)>,
+    },
+    /// Not read because of a transient error when the daemon stopped: no outcome
+    /// is recorded, so the next start reads the file.
+    Deferred {
+        /// The path.
+        path: PathBuf,
+        /// The last transient error.
+        reason: String,
     },
 }
 
@@ -168,18 +176,42 @@ pub struct ReaderContext {
     pub root: PathBuf,
     /// How long to wait for a file that changes while it is read.
     pub settle: Duration,
+    /// Turns true when the daemon stops: transient errors are no longer retried.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// Reads, parses and enriches one candidate. Runs on the blocking pool.
+///
+/// A transient error (descriptors or memory used up, a full disk, an interrupted
+/// call) is retried with backoff, never recorded as the file's outcome; when the
+/// daemon stops meanwhile the file is left for the next start
+/// ([`Outcome::Deferred`]).
 pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match examine_once(path, ctx) {
+            Ok(outcome) => return outcome,
+            Err(e) => {
+                if *ctx.stop.borrow() {
+                    return Outcome::Deferred {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    };
+                }
+                tracing::warn!(path = %path.display(), error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot read the file for now; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One attempt of [`examine`]; `Err` is a transient error to retry.
+fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Error> {
     let rejected = |reject: Reject, file: Option<(Vec<u8>, FileEntry)>| Outcome::Rejected {
         path: path.to_owned(),
         reject,
         file,
-    };
-    let lmeta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) => return rejected(Reject::from_io(&e, "stat the file"), None),
     };
     let key = path_bytes(path);
     let entry_of = |m: &std::fs::Metadata, sha: Option<String>| FileEntry {
@@ -187,32 +219,26 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
         mtime_ns: mtime_ns(m),
         sha256: sha,
     };
-    if lmeta.file_type().is_symlink() {
-        match std::fs::canonicalize(path) {
-            Ok(target) if target.starts_with(&ctx.root) => {}
-            Ok(target) => {
-                return rejected(
-                    Reject::new(
-                        RejectKind::Symlink,
-                        format!(
-                            "symbolic link to {} outside the watched folder: not followed",
-                            target.display()
-                        ),
-                    ),
-                    Some((key, entry_of(&lmeta, None))),
-                )
-            }
-            Err(e) => {
-                return rejected(
-                    Reject::new(RejectKind::Symlink, format!("dangling symbolic link: {e}")),
-                    Some((key, entry_of(&lmeta, None))),
-                )
-            }
+    // One open, confined to the watched folder; everything after asks the
+    // descriptor, never the name again.
+    let file = match parse::open_beneath(&ctx.root, path) {
+        Ok(f) => f,
+        Err(OpenError::Transient(e)) => return Err(e),
+        Err(OpenError::Reject(r)) => {
+            // Remembered (so not retried until it changes) unless it is gone.
+            let entry = match r.kind {
+                RejectKind::NotFound => None,
+                _ => std::fs::symlink_metadata(path)
+                    .ok()
+                    .map(|m| (key, entry_of(&m, None))),
+            };
+            return Ok(rejected(r, entry));
         }
-    }
-    let meta = match std::fs::metadata(path) {
+    };
+    let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return rejected(Reject::from_io(&e, "stat the file"), None),
+        Err(e) if parse::open::is_transient(&e) => return Err(e),
+        Err(e) => return Ok(rejected(Reject::from_io(&e, "stat the file"), None)),
     };
     let known = match ctx.store.file(&key) {
         Ok(k) => k,
@@ -223,21 +249,23 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
     };
     if let Some(k) = &known {
         if k.size == meta.len() && k.mtime_ns == mtime_ns(&meta) {
-            return Outcome::Unchanged { refresh: None };
+            return Ok(Outcome::Unchanged { refresh: None });
         }
     }
     if !meta.is_file() {
-        return rejected(
-            parse::read_file(path, &ctx.opts.limits)
-                .err()
-                .unwrap_or_else(|| Reject::new(RejectKind::NotAFile, "not a regular file")),
-            Some((key, entry_of(&meta, None))),
-        );
+        return match parse::read_opened(&file, path, &ctx.opts.limits) {
+            Err(OpenError::Transient(e)) => Err(e),
+            Err(OpenError::Reject(r)) => Ok(rejected(r, Some((key, entry_of(&meta, None))))),
+            Ok(_) => Ok(rejected(
+                Reject::new(RejectKind::NotAFile, "not a regular file"),
+                Some((key, entry_of(&meta, None))),
+            )),
+        };
     }
     // A file another process still has open for writing is not read yet: wait for
     // the writer to close it (bounded: 20 settle periods), then read anyway.
     for _ in 0..20 {
-        if !open_for_writing_elsewhere(path) {
+        if !parse::open::open_for_writing_elsewhere(&file) {
             break;
         }
         std::thread::sleep(ctx.settle);
@@ -246,15 +274,15 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
     // it to settle and read again, a few times at most.
     let mut meta = meta;
     let mut tries = 0;
-    let file = loop {
-        let file = match parse::read_file(path, &ctx.opts.limits) {
+    let source = loop {
+        let source = match parse::read_opened(&file, path, &ctx.opts.limits) {
             Ok(f) => f,
-            Err(r) => {
-                let gone = matches!(r.kind, RejectKind::NotFound);
-                return rejected(r, (!gone).then(|| (key, entry_of(&meta, None))));
+            Err(OpenError::Transient(e)) => return Err(e),
+            Err(OpenError::Reject(r)) => {
+                return Ok(rejected(r, Some((key, entry_of(&meta, None)))));
             }
         };
-        match std::fs::metadata(path) {
+        match file.metadata() {
             Ok(after)
                 if (after.len(), mtime_ns(&after)) != (meta.len(), mtime_ns(&meta))
                     && tries < 5 =>
@@ -263,18 +291,18 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
                 meta = after;
                 std::thread::sleep(ctx.settle);
             }
-            _ => break file,
+            _ => break source,
         }
     };
-    match parse::parse(&file, None, &ctx.opts) {
+    Ok(match parse::parse(&source, None, &ctx.opts) {
         Ok(mut record) => {
             let entry = entry_of(&meta, Some(record.source.sha256.clone()));
             if known.as_ref().and_then(|k| k.sha256.as_deref())
                 == Some(record.source.sha256.as_str())
             {
-                return Outcome::Unchanged {
+                return Ok(Outcome::Unchanged {
                     refresh: Some((key, entry)),
-                };
+                });
             }
             enrich(&mut record);
             Outcome::Parsed {
@@ -285,44 +313,15 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
         }
         Err(r) => {
             use sha2::Digest;
-            let sha = hex::encode(sha2::Sha256::digest(&file.bytes));
+            let sha = hex::encode(sha2::Sha256::digest(&source.bytes));
             if known.as_ref().and_then(|k| k.sha256.as_deref()) == Some(sha.as_str()) {
-                return Outcome::Unchanged {
+                return Ok(Outcome::Unchanged {
                     refresh: Some((key, entry_of(&meta, Some(sha)))),
-                };
+                });
             }
             rejected(r, Some((key, entry_of(&meta, Some(sha)))))
         }
-    }
-}
-
-/// True when another process has `path` open for writing, told by asking the kernel
-/// for a read lease (`F_SETLEASE`), which it refuses with `EAGAIN` while a writer
-/// holds the file. Unknown (false) when leases are not allowed (another user's file
-/// without `CAP_LEASE`, or a file system without leases): the settle time and the
-/// changed-while-read check still apply.
-pub fn open_for_writing_elsewhere(path: &Path) -> bool {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    else {
-        return false;
-    };
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own; F_SETLEASE takes an int argument.
-    let rc = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
-    if rc == 0 {
-        // SAFETY: as above; releases the lease we just took.
-        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
-        return false;
-    }
-    std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+    })
 }
 
 /// The extract stage, applied by the readers after parsing.
@@ -654,6 +653,9 @@ impl Committer {
                         self.dedupe.pending_mut().files.push(f);
                     }
                 }
+                Outcome::Deferred { path, reason } => {
+                    tracing::warn!(path = %path.display(), error = %reason, "stopping before the file could be read; it is read at the next start");
+                }
             }
         }
         // Write rejects, then records, then the state; retry what fails.
@@ -741,6 +743,9 @@ pub async fn run(
     shared: Shared,
 ) -> Result<(), PipelineError> {
     let metrics = shared.metrics.clone();
+    // Readers take read leases (see `parse::open`): a writer opening a file then
+    // must not end the process with SIGIO.
+    parse::open::ignore_lease_breaks();
     let opts = cfg.parse_options(None)?;
     let mut wopts = WatchOptions::from_config(&cfg.watch)?;
     let store = Arc::new(Store::open(
@@ -822,6 +827,7 @@ pub async fn run(
         store: store.clone(),
         root: wopts.root.clone(),
         settle: wopts.settle,
+        stop: stop.graceful.clone(),
     };
     let mut reload = shared.reload.clone();
     let dispatcher = {

@@ -168,8 +168,19 @@ struct State {
     tx: mpsc::Sender<Candidate>,
     /// In-place writes waiting to settle: path → last activity.
     pending: HashMap<PathBuf, Instant>,
+    /// Folders created while running, to scan again once their watch is surely in
+    /// place: folder → (when, scans left).
+    new_dirs: HashMap<PathBuf, (Instant, u8)>,
     metrics: std::sync::Arc<Metrics>,
+    /// Turns true when the daemon is asked to stop: scans and sends end early.
+    stop: watch::Receiver<bool>,
 }
+
+/// When a folder created while running is scanned again: the event backend adds
+/// its watch only after handing over the event that names it, so files written
+/// into it in between have no event of their own. The second scan is for a
+/// backend thread that was slow to get there.
+const NEW_DIR_RESCANS: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(2)];
 
 /// Entries read from the folder tree per batch: the most the start-up scan holds
 /// in memory at once, whatever the size of the folder.
@@ -249,16 +260,24 @@ impl State {
         path.strip_prefix(&self.opts.root).ok()
     }
 
-    /// Sends a path on; false when the pipeline has gone away.
+    /// True once the daemon is asked to stop.
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sends a path on; false when the pipeline has gone away or the daemon is
+    /// stopping (a full channel never delays a stop).
     async fn send(&self, path: PathBuf) -> bool {
         self.metrics.files_seen.inc();
-        self.tx
-            .send(Candidate {
-                path,
-                noticed: Instant::now(),
-            })
-            .await
-            .is_ok()
+        let candidate = Candidate {
+            path,
+            noticed: Instant::now(),
+        };
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            sent = self.tx.send(candidate) => sent.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        }
     }
 
     /// Classifies one directory entry the walk found (None: skipped; a folder to
@@ -312,10 +331,14 @@ impl State {
         })
     }
 
-    /// The next batch of the walk, classified (empty: the walk is over).
+    /// The next batch of the walk, classified (empty: the walk is over, or the
+    /// daemon is stopping).
     fn walk_batch(&self, walker: &mut Walker) -> Vec<Found> {
         let now = SystemTime::now();
         loop {
+            if self.stopping() {
+                return Vec::new();
+            }
             let Some(entries) = walker.next_batch() else {
                 return Vec::new();
             };
@@ -329,13 +352,17 @@ impl State {
         }
     }
 
-    /// Scans the folder: settled files are sent, young ones wait to settle.
+    /// Scans the folder: settled files are sent, young ones wait to settle. False
+    /// when the pipeline has gone away or the daemon is stopping.
     async fn scan(&mut self, dir: PathBuf) -> bool {
         let mut walker = Walker::new(&dir);
         loop {
             // Blocking file-system work: let the runtime move other tasks off this
             // thread. One batch at a time, so memory stays flat at any folder size.
             let found = tokio::task::block_in_place(|| self.walk_batch(&mut walker));
+            if self.stopping() {
+                return false;
+            }
             if found.is_empty() {
                 return true;
             }
@@ -357,6 +384,37 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Scans again the folders created while running whose next rescan is due.
+    async fn rescan_new_dirs(&mut self) -> bool {
+        let now = Instant::now();
+        let mut due: Vec<PathBuf> = self
+            .new_dirs
+            .iter()
+            .filter(|(_, (since, left))| {
+                let step = NEW_DIR_RESCANS.len() - usize::from(*left);
+                now.duration_since(*since) >= NEW_DIR_RESCANS[step]
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        due.sort();
+        for dir in due {
+            if let Some((_, left)) = self.new_dirs.get_mut(&dir) {
+                *left -= 1;
+                if *left == 0 {
+                    self.new_dirs.remove(&dir);
+                }
+            }
+            if !dir.is_dir() {
+                self.new_dirs.remove(&dir);
+                continue;
+            }
+            if !self.scan(dir).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Sends the pending files that have been quiet for the settle time.
@@ -404,8 +462,11 @@ impl State {
             return true;
         };
         if meta.is_dir() && !article_named(&path) {
-            // A folder created or moved in: its files may predate our watch on it.
+            // A folder created or moved in: its files may predate our watch on it,
+            // now and until the backend has added that watch.
             if self.opts.recursive {
+                self.new_dirs
+                    .insert(path.clone(), (Instant::now(), NEW_DIR_RESCANS.len() as u8));
                 return self.scan(path).await;
             }
             return true;
@@ -444,7 +505,9 @@ pub async fn run(
         opts,
         tx,
         pending: HashMap::new(),
+        new_dirs: HashMap::new(),
         metrics,
+        stop: stop.clone(),
     };
     if once {
         if !st.scan(root.clone()).await {
@@ -517,7 +580,7 @@ pub async fn run(
                         if !ok { break; }
                     }
                     _ = ticker.tick() => {
-                        if !st.flush_settled().await { break; }
+                        if !st.flush_settled().await || !st.rescan_new_dirs().await { break; }
                         if watched_id.is_none() || last_root_check.elapsed() >= Duration::from_millis(500) {
                             last_root_check = Instant::now();
                             let now_id = identity(&root);

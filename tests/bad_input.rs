@@ -151,6 +151,7 @@ fn deleted_before_read_is_rejected_as_not_found() {
         store,
         root: dir.path().to_owned(),
         settle: Duration::from_millis(10),
+        stop: tokio::sync::watch::channel(false).1,
     };
     match wirewatch::pipeline::examine(&dir.path().join("gone.txt"), &ctx) {
         wirewatch::pipeline::Outcome::Rejected { reject, .. } => {

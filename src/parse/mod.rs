@@ -2,7 +2,8 @@
 //!
 //! It owns everything that can be known from the file alone: decoding
 //! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
-//! ([`layout`]), the `Posted`/`Updated` stamps resolved against the capture moment
+//! ([`layout`]), opening a file safely beneath the watched folder ([`open`]), the
+//! `Posted`/`Updated` stamps resolved against the capture moment
 //! ([`stamp`]), and the story's identity and content hash ([`id`]); [`swar`] holds
 //! the eight-bytes-at-a-time tests that decoding, layout, the word count and the
 //! extract stage's tokeniser use. Extraction of
@@ -11,10 +12,12 @@
 pub mod decode;
 pub mod id;
 pub mod layout;
+pub mod open;
 pub mod stamp;
 pub(crate) mod swar;
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use jiff::tz::TimeZone;
@@ -25,6 +28,7 @@ use crate::error::{Reject, RejectKind};
 use crate::record::{Record, Source, Stamp, TitleSource, SCHEMA_VERSION};
 
 pub use decode::Limits;
+pub use open::{open_beneath, OpenError};
 
 /// Settings the parser needs.
 #[derive(Debug, Clone)]
@@ -59,26 +63,11 @@ pub struct SourceFile {
     pub modified: Option<Timestamp>,
 }
 
-/// Reads a regular file, refusing non-files and files over the size limit before
-/// reading them whole.
+/// Reads a regular file named by the user (`check`), refusing non-files and files
+/// over the size limit before reading them whole. The daemon's readers open files
+/// with [`open_beneath`] and read them with [`read_opened`] instead.
 pub fn read_file(path: &Path, limits: &Limits) -> Result<SourceFile, Reject> {
-    let meta = std::fs::metadata(path).map_err(|e| Reject::from_io(&e, "stat the file"))?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file (FIFO, socket or device)"
-        };
-        return Err(Reject::new(
-            RejectKind::NotAFile,
-            format!("the path is {what}, not an article file"),
-        ));
-    }
-    if meta.len() > limits.max_bytes {
-        return Err(decode::too_large(meta.len(), limits.max_bytes));
-    }
-    // O_NONBLOCK: should the path have become a FIFO since the stat, opening it must
-    // not hang the reader.
+    // O_NONBLOCK: should the path be a FIFO, opening it must not hang the reader.
     let file = {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
@@ -87,22 +76,55 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<SourceFile, Reject> {
             .open(path)
             .map_err(|e| Reject::from_io(&e, "open the file"))?
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Reject::from_io(&e, "stat the file"))?;
+    read_opened(&file, path, limits).map_err(|e| match e {
+        OpenError::Reject(r) => r,
+        OpenError::Transient(e) => Reject::from_io(&e, "read the file"),
+    })
+}
+
+/// Reads an opened file from its start: refuses what is not a regular file and
+/// what is over the size limit (told by `fstat`, before reading), and never reads
+/// past the limit should the file grow meanwhile.
+pub fn read_opened(file: &File, path: &Path, limits: &Limits) -> Result<SourceFile, OpenError> {
+    let fail = |e: std::io::Error, what: &str| {
+        if open::is_transient(&e) {
+            OpenError::Transient(e)
+        } else {
+            OpenError::Reject(Reject::from_io(&e, what))
+        }
+    };
+    let meta = file.metadata().map_err(|e| fail(e, "stat the file"))?;
     if !meta.is_file() {
-        return Err(Reject::new(
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (FIFO, socket or device)"
+        };
+        return Err(OpenError::Reject(Reject::new(
             RejectKind::NotAFile,
-            "the path is not a regular file",
-        ));
+            format!("the path is {what}, not an article file"),
+        )));
+    }
+    if meta.len() > limits.max_bytes {
+        return Err(OpenError::Reject(decode::too_large(
+            meta.len(),
+            limits.max_bytes,
+        )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The file may grow between stat and read: never read past the limit.
-    file.take(limits.max_bytes + 1)
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| fail(e, "read the file"))?;
+    reader
+        .take(limits.max_bytes + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Reject::from_io(&e, "read the file"))?;
+        .map_err(|e| fail(e, "read the file"))?;
     if bytes.len() as u64 > limits.max_bytes {
-        return Err(decode::too_large(bytes.len() as u64, limits.max_bytes));
+        return Err(OpenError::Reject(decode::too_large(
+            bytes.len() as u64,
+            limits.max_bytes,
+        )));
     }
     let modified = meta
         .modified()

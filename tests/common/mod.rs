@@ -57,8 +57,13 @@ pub fn set_mtime(path: &Path, t: SystemTime) {
     f.set_modified(t).expect("set mtime");
 }
 
+/// The binary under test: this build's, or the one `WIREWATCH_TEST_BIN` names
+/// (to show that a test fails on another build, such as the one before a fix).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wirewatch"))
+    match std::env::var_os("WIREWATCH_TEST_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_wirewatch")),
+    }
 }
 
 /// A daemon under test: a temp folder with inbox/, out/, state/ and a config.
