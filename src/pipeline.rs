@@ -370,13 +370,47 @@ impl Shared {
     }
 }
 
-/// One emitted record, for live subscribers.
+/// One emitted record, for live subscribers. The chunks sent to them are built
+/// once and shared by every subscriber.
 #[derive(Debug)]
 pub struct Event {
-    /// The JSON line as written to the output (without the newline).
-    pub line: String,
+    /// The JSON line as written to the output, with its newline (the NDJSON chunk).
+    ndjson: bytes::Bytes,
+    /// The server-sent event chunk, built for the first subscriber that wants it.
+    sse: std::sync::OnceLock<bytes::Bytes>,
     /// The same record as a JSON value, for filters.
     pub value: serde_json::Value,
+}
+
+impl Event {
+    /// An event for the JSON line `line` (without its newline) of the record `value`.
+    pub fn new(line: String, value: serde_json::Value) -> Event {
+        let mut ndjson = line.into_bytes();
+        ndjson.push(b'\n');
+        Event {
+            ndjson: ndjson.into(),
+            sse: std::sync::OnceLock::new(),
+            value,
+        }
+    }
+
+    /// The JSON line, without its newline.
+    pub fn line(&self) -> &str {
+        let line = self.ndjson.strip_suffix(b"\n").unwrap_or(&self.ndjson);
+        std::str::from_utf8(line).unwrap_or_default()
+    }
+
+    /// The NDJSON chunk: the line and its newline.
+    pub fn ndjson(&self) -> bytes::Bytes {
+        self.ndjson.clone()
+    }
+
+    /// The server-sent event chunk: `event: record`, `data: <line>`, a blank line.
+    pub fn sse(&self) -> bytes::Bytes {
+        self.sse
+            .get_or_init(|| format!("event: record\ndata: {}\n\n", self.line()).into())
+            .clone()
+    }
 }
 
 /// Liveness of the stages, read by `GET /health`.
@@ -602,7 +636,7 @@ impl Committer {
                             if live {
                                 let line = String::from_utf8_lossy(&out[start..]).into_owned();
                                 let value = serde_json::to_value(&*record).unwrap_or_default();
-                                events.push(Event { line, value });
+                                events.push(Event::new(line, value));
                             }
                             out.push(b'\n');
                             noticed_emitted.push(noticed);
@@ -788,6 +822,9 @@ pub async fn run(
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
     let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(cap);
+    metrics.probe_channel("watch", &cand_tx);
+    metrics.probe_channel("read", &job_tx);
+    metrics.probe_channel("commit", &out_tx);
 
     let health = shared.health.clone();
     health
@@ -825,11 +862,9 @@ pub async fn run(
     };
     let mut reload = shared.reload.clone();
     let dispatcher = {
-        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut ctx = Arc::new(base);
             while let Some(c) = cand_rx.recv().await {
-                metrics.set_depth("watch", cand_rx.len());
                 if reload.has_changed().unwrap_or(false) {
                     let cfg = reload.borrow_and_update().clone();
                     match cfg.parse_options(None) {
@@ -858,10 +893,8 @@ pub async fn run(
         })
     };
     let orderer = {
-        let metrics = metrics.clone();
         tokio::spawn(async move {
             while let Some(h) = job_rx.recv().await {
-                metrics.set_depth("read", job_rx.len());
                 match h.await {
                     Ok(o) => {
                         if out_tx.send(o).await.is_err() {
@@ -904,7 +937,6 @@ pub async fn run(
                 }
             }
         }
-        metrics.set_depth("commit", out_rx.len());
         health.backlog.store(
             batch.len() + out_rx.len(),
             std::sync::atomic::Ordering::Relaxed,
