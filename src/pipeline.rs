@@ -426,6 +426,14 @@ pub struct Health {
     pub backlog: std::sync::atomic::AtomicUsize,
     /// The pipeline has recovered its state and started its stages.
     pub ready: std::sync::atomic::AtomicBool,
+    /// What the start-up is doing while not ready (none: opening and recovering
+    /// the state).
+    pub starting: std::sync::Mutex<Option<String>>,
+    /// Why the NATS client is not connected, while it is not (see
+    /// [`crate::nats::health`]).
+    pub nats_connection: std::sync::Mutex<Option<String>>,
+    /// The last NATS request that failed, until a request succeeds.
+    pub nats_request: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -433,10 +441,20 @@ impl Health {
     /// a backlog that has not been committed for `stall` is unhealthy.
     pub fn check(&self, last_commit: f64, now: f64, stall: f64) -> Result<(), Vec<String>> {
         use std::sync::atomic::Ordering::Relaxed;
-        let mut why = Vec::new();
+        let said = |m: &std::sync::Mutex<Option<String>>| m.lock().ok().and_then(|g| g.clone());
+        let nats: Vec<String> = [&self.nats_connection, &self.nats_request]
+            .into_iter()
+            .filter_map(said)
+            .map(|e| format!("NATS: {e}"))
+            .collect();
         if !self.ready.load(Relaxed) {
-            return Err(vec!["starting: opening and recovering the state".to_owned()]);
+            let phase = said(&self.starting)
+                .unwrap_or_else(|| "opening and recovering the state".to_owned());
+            return Err(std::iter::once(format!("starting: {phase}"))
+                .chain(nats)
+                .collect());
         }
+        let mut why = Vec::new();
         if !self.watcher_alive.load(Relaxed) {
             why.push("watcher is not running".to_owned());
         }
@@ -454,6 +472,7 @@ impl Health {
                 now - last_commit
             ));
         }
+        why.extend(nats);
         if why.is_empty() {
             Ok(())
         } else {
@@ -784,7 +803,7 @@ pub async fn run(
     wopts.known = Some(store.clone());
     let mut ledger = None;
     let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
-        let (sink, l) = crate::nats::open(cfg).await?;
+        let (sink, l) = crate::nats::open(cfg, shared.health.clone()).await?;
         ledger = l;
         sink
     } else if cfg.output.path == "-" {

@@ -12,17 +12,12 @@ use std::time::{Duration, Instant};
 use common::Daemon;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn http_config(port: u16) -> String {
     format!("[http]\nlisten = \"127.0.0.1:{port}\"\n")
 }
 
 fn start(extra: &str) -> (Daemon, u16) {
-    let port = free_port();
+    let port = common::free_port();
     let mut d = Daemon::new(&format!("{}{extra}", http_config(port)));
     d.start();
     common::wait_for(Duration::from_secs(10), || {
@@ -31,20 +26,9 @@ fn start(extra: &str) -> (Daemon, u16) {
     (d, port)
 }
 
-/// A plain HTTP/1.1 GET; returns the body.
+/// A GET's body.
 fn get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default()
+    common::http_get(port, path).1
 }
 
 /// The value of a metric line `name` (with `labels`, e.g. `{stage="watch"}`).
