@@ -325,3 +325,19 @@ impl Subscriber {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_chunks_are_the_line_as_ndjson_and_as_a_server_sent_event() {
+        let ev = Event::new(r#"{"a":1}"#.to_owned(), serde_json::json!({"a": 1}));
+        assert_eq!(ev.line(), r#"{"a":1}"#);
+        assert_eq!(&ev.ndjson()[..], b"{\"a\":1}\n");
+        assert_eq!(&ev.sse()[..], b"event: record\ndata: {\"a\":1}\n\n");
+        // Built once, shared.
+        assert_eq!(ev.sse().as_ptr(), ev.sse().as_ptr());
+        assert_eq!(ev.ndjson().as_ptr(), ev.ndjson().as_ptr());
+    }
+}
