@@ -4,7 +4,8 @@
 #
 # The cluster (scripts/nats-cluster.sh; nats-server from PyPI, pinned) is started
 # first and stopped on exit, failure included. WIREWATCH_NATS=0 skips it: the NATS
-# tests then print "skipped: WIREWATCH_NATS_URLS not set" and pass.
+# tests then print "skipped: WIREWATCH_NATS_URLS not set" and pass, unless CI is set
+# (then they fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${WIREWATCH_NATS:-1}" != 0 ]]; then

@@ -1,6 +1,10 @@
 //! Process life cycle of `wirewatch run`: logging, the tokio runtime, signals, the
 //! HTTP listener, progress, periodic summaries, and the exit summary.
 //!
+//! - The HTTP listener (`[http] listen`) is bound before the pipeline starts: an
+//!   address that cannot be bound (another process holds it) stops the daemon with
+//!   exit code 1 and a message naming the address.
+//!
 //! - The first SIGINT or SIGTERM stops the watcher; files already taken are finished
 //!   and committed, then the process exits 0. A second signal exits at once; what was
 //!   not committed is recovered at the next start.
@@ -89,24 +93,34 @@ pub fn run(
             graceful: stop_rx.clone(),
             now,
         };
+        // Bound before anything starts: a taken address stops the daemon here.
         let http = if cfg.http.listen.is_empty() {
             None
         } else {
-            match cfg.http.listen.parse() {
-                Ok(addr) => {
-                    let shared = shared.clone();
-                    let stop = stop_rx.clone();
-                    Some(tokio::spawn(async move {
-                        if let Err(e) = crate::http::serve(addr, shared, stop).await {
-                            tracing::error!(%addr, error = %e, "HTTP listener failed");
-                        }
-                    }))
-                }
+            let addr: std::net::SocketAddr = match cfg.http.listen.parse() {
+                Ok(addr) => addr,
                 Err(e) => {
                     eprintln!("wirewatch: http.listen {:?}: {e}", cfg.http.listen);
                     return ExitCode::from(2);
                 }
-            }
+            };
+            let listener = match crate::http::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!(
+                        "wirewatch: cannot listen on {addr} ([http] listen): {e}; {}",
+                        crate::http::bind_hint(&e)
+                    );
+                    return ExitCode::from(1);
+                }
+            };
+            let shared = shared.clone();
+            let stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::http::serve(listener, shared, stop).await {
+                    tracing::error!(%addr, error = %e, "HTTP listener failed");
+                }
+            }))
         };
         let progress =
             (once && std::io::stderr().is_terminal()).then(|| progress_bar(metrics.clone()));

@@ -3,9 +3,11 @@
 //!
 //! The values are `prometheus-client` metrics: atomics, cheap on the hot path, shared
 //! by cloning. The `run --once` summary line, the periodic log line and the HTTP
-//! endpoint all read the same values.
+//! endpoint all read the same values. The queue depths are read from the channels
+//! themselves when `/metrics` is scraped ([`Metrics::probe_channel`],
+//! [`Metrics::sample_depths`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,9 +28,28 @@ pub struct KindLabel {
 /// Label set of `wirewatch_queue_depth`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
-    /// `watch` (files waiting to be read), `read` (files being read and parsed),
-    /// `commit` (outcomes waiting for the committer).
+    /// `watch` (files the watcher handed over, waiting for a reader), `read` (files
+    /// handed to the readers whose outcome the orderer has not taken yet), `commit`
+    /// (outcomes waiting for the committer).
     pub stage: String,
+}
+
+/// Reads how many items wait in one stage's queue.
+type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// The probes behind `wirewatch_queue_depth`, by stage.
+#[derive(Clone, Default)]
+struct Probes(Arc<Mutex<Vec<(String, DepthProbe)>>>);
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stages: Vec<String> = self
+            .0
+            .lock()
+            .map(|p| p.iter().map(|(s, _)| s.clone()).collect())
+            .unwrap_or_default();
+        f.debug_tuple("Probes").field(&stages).finish()
+    }
 }
 
 /// All metrics of one daemon.
@@ -56,8 +77,9 @@ pub struct Metrics {
     pub commits: Counter,
     /// Unix time (seconds) of the last commit; 0 before the first.
     pub last_commit: Gauge<f64, std::sync::atomic::AtomicU64>,
-    /// Items waiting in each stage's queue.
+    /// Items waiting in each stage's queue (set by [`Metrics::sample_depths`]).
     pub queue_depth: Family<StageLabel, Gauge>,
+    depth_probes: Probes,
     /// Seconds from the watcher noticing a file to its record being durable.
     pub latency: Histogram,
     /// Articles in the dedupe state.
@@ -66,6 +88,10 @@ pub struct Metrics {
     pub state_files: Gauge,
     /// Size of the state database file, bytes.
     pub state_bytes: Gauge,
+    /// Live `/events` subscribers.
+    pub events_subscribers: Gauge,
+    /// `/events` clients disconnected because they fell behind.
+    pub events_lagged: Counter,
 }
 
 impl Default for Metrics {
@@ -83,11 +109,14 @@ impl Default for Metrics {
             commits: Counter::default(),
             last_commit: Gauge::default(),
             queue_depth: Family::default(),
+            depth_probes: Probes::default(),
             // 0.5 ms … ~16 s
             latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             state_articles: Gauge::default(),
             state_files: Gauge::default(),
             state_bytes: Gauge::default(),
+            events_subscribers: Gauge::default(),
+            events_lagged: Counter::default(),
         }
     }
 }
@@ -128,6 +157,31 @@ impl Metrics {
                 stage: stage.to_owned(),
             })
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Reports `stage`'s depth as the number of items waiting in the channel `tx`
+    /// sends to, read at each [`Metrics::sample_depths`] (0 once every sender is
+    /// gone). Holds only a weak sender: the channel still closes when its senders
+    /// are dropped. Replaces an earlier probe of the same stage.
+    pub fn probe_channel<T: Send + 'static>(&self, stage: &str, tx: &tokio::sync::mpsc::Sender<T>) {
+        let weak = tx.downgrade();
+        let probe: DepthProbe = Box::new(move || {
+            weak.upgrade()
+                .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+        });
+        if let Ok(mut probes) = self.depth_probes.0.lock() {
+            probes.retain(|(s, _)| s != stage);
+            probes.push((stage.to_owned(), probe));
+        }
+    }
+
+    /// Sets every probed stage's `queue_depth` from its channel, now.
+    pub fn sample_depths(&self) {
+        if let Ok(probes) = self.depth_probes.0.lock() {
+            for (stage, probe) in probes.iter() {
+                self.set_depth(stage, probe());
+            }
+        }
     }
 
     /// The one-line summary printed by `run --once`.
@@ -223,6 +277,16 @@ impl Metrics {
             "Size of the state database file",
             self.state_bytes.clone(),
         );
+        r.register(
+            "events_subscribers",
+            "Live /events subscribers",
+            self.events_subscribers.clone(),
+        );
+        r.register(
+            "events_lagged",
+            "/events clients disconnected because they fell behind",
+            self.events_lagged.clone(),
+        );
         r
     }
 
@@ -232,5 +296,42 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth(m: &Metrics, stage: &str) -> i64 {
+        m.queue_depth
+            .get_or_create(&StageLabel {
+                stage: stage.to_owned(),
+            })
+            .get()
+    }
+
+    #[test]
+    fn channel_depths_are_read_when_sampled() {
+        let m = Metrics::default();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(8);
+        m.probe_channel("watch", &tx);
+        m.sample_depths();
+        assert_eq!(depth(&m, "watch"), 0);
+        for i in 0..3 {
+            tx.try_send(i).unwrap();
+        }
+        m.sample_depths();
+        assert_eq!(depth(&m, "watch"), 3);
+        rx.try_recv().unwrap();
+        m.sample_depths();
+        assert_eq!(depth(&m, "watch"), 2);
+        // The probe does not keep the channel open.
+        drop(tx);
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert!(rx.try_recv().is_err());
+        m.sample_depths();
+        assert_eq!(depth(&m, "watch"), 0);
     }
 }

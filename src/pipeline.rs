@@ -369,13 +369,47 @@ impl Shared {
     }
 }
 
-/// One emitted record, for live subscribers.
+/// One emitted record, for live subscribers. The chunks sent to them are built
+/// once and shared by every subscriber.
 #[derive(Debug)]
 pub struct Event {
-    /// The JSON line as written to the output (without the newline).
-    pub line: String,
+    /// The JSON line as written to the output, with its newline (the NDJSON chunk).
+    ndjson: bytes::Bytes,
+    /// The server-sent event chunk, built for the first subscriber that wants it.
+    sse: std::sync::OnceLock<bytes::Bytes>,
     /// The same record as a JSON value, for filters.
     pub value: serde_json::Value,
+}
+
+impl Event {
+    /// An event for the JSON line `line` (without its newline) of the record `value`.
+    pub fn new(line: String, value: serde_json::Value) -> Event {
+        let mut ndjson = line.into_bytes();
+        ndjson.push(b'\n');
+        Event {
+            ndjson: ndjson.into(),
+            sse: std::sync::OnceLock::new(),
+            value,
+        }
+    }
+
+    /// The JSON line, without its newline.
+    pub fn line(&self) -> &str {
+        let line = self.ndjson.strip_suffix(b"\n").unwrap_or(&self.ndjson);
+        std::str::from_utf8(line).unwrap_or_default()
+    }
+
+    /// The NDJSON chunk: the line and its newline.
+    pub fn ndjson(&self) -> bytes::Bytes {
+        self.ndjson.clone()
+    }
+
+    /// The server-sent event chunk: `event: record`, `data: <line>`, a blank line.
+    pub fn sse(&self) -> bytes::Bytes {
+        self.sse
+            .get_or_init(|| format!("event: record\ndata: {}\n\n", self.line()).into())
+            .clone()
+    }
 }
 
 /// Liveness of the stages, read by `GET /health`.
@@ -391,6 +425,14 @@ pub struct Health {
     pub backlog: std::sync::atomic::AtomicUsize,
     /// The pipeline has recovered its state and started its stages.
     pub ready: std::sync::atomic::AtomicBool,
+    /// What the start-up is doing while not ready (none: opening and recovering
+    /// the state).
+    pub starting: std::sync::Mutex<Option<String>>,
+    /// Why the NATS client is not connected, while it is not (see
+    /// [`crate::nats::health`]).
+    pub nats_connection: std::sync::Mutex<Option<String>>,
+    /// The last NATS request that failed, until a request succeeds.
+    pub nats_request: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -398,10 +440,20 @@ impl Health {
     /// a backlog that has not been committed for `stall` is unhealthy.
     pub fn check(&self, last_commit: f64, now: f64, stall: f64) -> Result<(), Vec<String>> {
         use std::sync::atomic::Ordering::Relaxed;
-        let mut why = Vec::new();
+        let said = |m: &std::sync::Mutex<Option<String>>| m.lock().ok().and_then(|g| g.clone());
+        let nats: Vec<String> = [&self.nats_connection, &self.nats_request]
+            .into_iter()
+            .filter_map(said)
+            .map(|e| format!("NATS: {e}"))
+            .collect();
         if !self.ready.load(Relaxed) {
-            return Err(vec!["starting: opening and recovering the state".to_owned()]);
+            let phase = said(&self.starting)
+                .unwrap_or_else(|| "opening and recovering the state".to_owned());
+            return Err(std::iter::once(format!("starting: {phase}"))
+                .chain(nats)
+                .collect());
         }
+        let mut why = Vec::new();
         if !self.watcher_alive.load(Relaxed) {
             why.push("watcher is not running".to_owned());
         }
@@ -419,6 +471,7 @@ impl Health {
                 now - last_commit
             ));
         }
+        why.extend(nats);
         if why.is_empty() {
             Ok(())
         } else {
@@ -601,7 +654,7 @@ impl Committer {
                             if live {
                                 let line = String::from_utf8_lossy(&out[start..]).into_owned();
                                 let value = serde_json::to_value(&*record).unwrap_or_default();
-                                events.push(Event { line, value });
+                                events.push(Event::new(line, value));
                             }
                             out.push(b'\n');
                             noticed_emitted.push(noticed);
@@ -755,7 +808,7 @@ pub async fn run(
     wopts.known = Some(store.clone());
     let mut ledger = None;
     let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
-        let (sink, l) = crate::nats::open(cfg).await?;
+        let (sink, l) = crate::nats::open(cfg, shared.health.clone()).await?;
         ledger = l;
         sink
     } else if cfg.output.path == "-" {
@@ -793,6 +846,9 @@ pub async fn run(
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
     let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(cap);
+    metrics.probe_channel("watch", &cand_tx);
+    metrics.probe_channel("read", &job_tx);
+    metrics.probe_channel("commit", &out_tx);
 
     let health = shared.health.clone();
     health
@@ -831,11 +887,9 @@ pub async fn run(
     };
     let mut reload = shared.reload.clone();
     let dispatcher = {
-        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut ctx = Arc::new(base);
             while let Some(c) = cand_rx.recv().await {
-                metrics.set_depth("watch", cand_rx.len());
                 if reload.has_changed().unwrap_or(false) {
                     let cfg = reload.borrow_and_update().clone();
                     match cfg.parse_options(None) {
@@ -864,10 +918,8 @@ pub async fn run(
         })
     };
     let orderer = {
-        let metrics = metrics.clone();
         tokio::spawn(async move {
             while let Some(h) = job_rx.recv().await {
-                metrics.set_depth("read", job_rx.len());
                 match h.await {
                     Ok(o) => {
                         if out_tx.send(o).await.is_err() {
@@ -910,7 +962,6 @@ pub async fn run(
                 }
             }
         }
-        metrics.set_depth("commit", out_rx.len());
         health.backlog.store(
             batch.len() + out_rx.len(),
             std::sync::atomic::Ordering::Relaxed,

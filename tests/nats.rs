@@ -1,7 +1,8 @@
 //! The NATS JetStream sink and the cluster-wide dedupe ledger against a real 3-node
 //! cluster on 127.0.0.1 (`scripts/nats-cluster.sh start`; `scripts/test.sh` starts
 //! it and exports `WIREWATCH_NATS_URLS`). Without that variable every test here
-//! prints `skipped: WIREWATCH_NATS_URLS not set` and passes.
+//! that needs the cluster prints `skipped: WIREWATCH_NATS_URLS not set` and passes,
+//! except under CI (`CI` set), where a missing cluster fails the test.
 //!
 //! The tests take one lock, so they run one at a time: one of them kills a node.
 //! Every stream and bucket gets a unique name and is deleted at the end.
@@ -25,6 +26,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn nats_urls() -> Option<String> {
     match std::env::var("WIREWATCH_NATS_URLS") {
         Ok(u) if !u.trim().is_empty() => Some(u),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("WIREWATCH_NATS_URLS not set under CI: run the tests with scripts/test.sh, which starts the NATS cluster")
+        }
         _ => {
             println!("skipped: WIREWATCH_NATS_URLS not set");
             None
@@ -865,5 +869,160 @@ fn cluster_away_then_back_loses_nothing() {
     let ids: HashSet<_> = msgs.iter().map(|m| m.msg_id.clone()).collect();
     assert_eq!(msgs.len(), 1 + firsts.len(), "{msgs:?}");
     assert_eq!(ids.len(), msgs.len(), "a record published twice");
+    cleanup(&urls, &stream, Some(&bucket));
+}
+
+/// `/health` of a daemon: (status, reasons).
+fn health(port: u16) -> (u16, Vec<String>) {
+    let (code, body) = common::http_get(port, "/health");
+    let reasons = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["reasons"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    (code, reasons)
+}
+
+/// Polls `/health` until `cond` holds on (status, reasons); panics with the last
+/// answer and the log tail after `limit`.
+fn wait_health(
+    d: &Daemon,
+    port: u16,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(u16, &[String]) -> bool,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let (code, reasons) = health(port);
+        if cond(code, &reasons) {
+            return reasons;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: /health still {code} {reasons:?} after {limit:?}\n{}",
+            tail(&d.log())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A daemon whose cluster cannot be reached at start (its URL is a port nothing
+/// listens on; no cluster needed): `/health` says 503 "starting: connecting to NATS
+/// at <url>", and names what fails, not "opening and recovering the state".
+#[test]
+fn health_says_it_is_connecting_to_nats_while_the_cluster_is_unreachable() {
+    let url = format!("nats://127.0.0.1:{}", common::free_port());
+    let port = common::free_port();
+    let mut d = nats_daemon(
+        &url,
+        "WWTEST_NOWHERE",
+        Some("wwtest-nowhere"),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let child = d
+        .cmd()
+        .args(["run", "--config"])
+        .arg(d.config_path())
+        .stderr(std::fs::File::create(d.path("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    d.child = Some(child);
+    let starting = format!("starting: connecting to NATS at {url}");
+    let reasons = wait_health(&d, port, Duration::from_secs(30), "unreachable", |c, r| {
+        c == 503 && r.first() == Some(&starting) && r.iter().any(|x| x.contains("failed:"))
+    });
+    eprintln!("reasons while unreachable: {reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r.contains("recovering the state")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == &starting || r.starts_with("NATS: ")),
+        "{reasons:?}"
+    );
+    d.kill9();
+}
+
+/// Starts the cluster again when dropped, so that a failing test does not leave it
+/// stopped for the others.
+struct Restart(bool);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        if self.0 {
+            cluster_script(&["start"]);
+        }
+    }
+}
+
+/// The whole cluster goes away under a running daemon (cluster-wide dedupe, HTTP
+/// on): while it is idle, `/health` turns 503 with the lost connection; a file
+/// dropped meanwhile adds the failed request, with its reason; once the cluster is
+/// back, `/health` is 200 again and the file is published.
+#[test]
+fn health_reports_a_cluster_outage_while_idle_and_busy() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_HEALTH");
+    let bucket = unique("wwtest-health");
+    let port = common::free_port();
+    let mut d = nats_daemon(
+        &urls,
+        &stream,
+        Some(&bucket),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[watch]\nsettle_ms = 50\n"),
+    );
+    d.start();
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    common::wait_for(Duration::from_secs(30), || {
+        read_stream(&urls, &stream).len() == 1
+    });
+    wait_health(&d, port, Duration::from_secs(30), "before", |c, _| c == 200);
+
+    let mut restart = Restart(true);
+    cluster_script(&["stop"]);
+    let reasons = wait_health(
+        &d,
+        port,
+        Duration::from_secs(30),
+        "idle, cluster away",
+        |c, r| c == 503 && r.iter().any(|x| x.starts_with("NATS: ")),
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("lost the connection") || r.contains("cannot connect")),
+        "{reasons:?}"
+    );
+    let manifest = common::manifest();
+    let first = manifest.iter().find(|e| e.role == "first").unwrap();
+    d.drop_fixture(first, "during.txt");
+    let reasons = wait_health(
+        &d,
+        port,
+        Duration::from_secs(30),
+        "busy, cluster away",
+        |c, r| {
+            c == 503
+                && r.iter()
+                    .any(|x| x.starts_with("NATS: ") && x.contains("failed:"))
+        },
+    );
+    eprintln!("reasons during the outage: {reasons:?}");
+
+    cluster_script(&["start"]);
+    restart.0 = false;
+    wait_health(&d, port, Duration::from_secs(90), "cluster back", |c, _| {
+        c == 200
+    });
+    common::wait_for(Duration::from_secs(60), || {
+        read_stream(&urls, &stream).len() == 2
+    });
+    assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
     cleanup(&urls, &stream, Some(&bucket));
 }

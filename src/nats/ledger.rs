@@ -41,6 +41,7 @@ use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
 use super::config::DedupeConfig;
+use super::health::Reporter;
 use super::{classify, msg_id, Setup};
 
 /// The value stored under an `article_id`.
@@ -85,6 +86,7 @@ pub struct Shared {
     kv: kv::Store,
     claims: Mutex<HashMap<String, Claim>>,
     by: String,
+    reporter: Reporter,
 }
 
 impl std::fmt::Debug for Shared {
@@ -151,7 +153,14 @@ impl Shared {
             kv,
             claims: Mutex::new(HashMap::new()),
             by: format!("{host}:{}", std::process::id()),
+            reporter: Reporter::default(),
         }
+    }
+
+    /// Tells `reporter` of failed bucket reads and writes and of the claims made.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Shared {
+        self.reporter = reporter;
+        self
     }
 
     /// The bucket.
@@ -182,7 +191,9 @@ impl Shared {
     pub async fn claim(&self, record: &Record, now: i64) -> (Verdict, Option<LedgerEntry>) {
         let id = record.article_id.as_str();
         let mut backoff = Duration::from_millis(50);
+        let reporter = &self.reporter;
         let mut wait = |e: &dyn std::fmt::Display, what: &str| {
+            reporter.failed(&format!("dedupe bucket {what} of {id}"), e);
             tracing::warn!(id, error = %e, retry_in_ms = backoff.as_millis() as u64, "dedupe bucket {what} failed; not taking new files until it succeeds");
             let d = backoff;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -201,7 +212,10 @@ impl Shared {
             tracing::debug!(id, stamp = ?record.version_stamp(), kv_revision = rev, prev = ?prev, ?verdict, "judged against the bucket");
             let key = msg_id(id, record.version_stamp());
             match decision {
-                Decision::Drop => return (verdict, None),
+                Decision::Drop => {
+                    reporter.succeeded();
+                    return (verdict, None);
+                }
                 Decision::Republish => {
                     let p = prev.expect("republish has an entry");
                     tracing::info!(id, "claimed earlier but not known to be published: publishing again (the stream keeps one copy)");
@@ -214,6 +228,7 @@ impl Shared {
                         },
                     );
                     // The entry is this very version: the one before it is not kept.
+                    reporter.succeeded();
                     return (verdict, None);
                 }
                 Decision::Write(entry) => {
@@ -247,6 +262,7 @@ impl Shared {
                                     fence,
                                 },
                             );
+                            reporter.succeeded();
                             return (verdict, prev);
                         }
                         Err((true, _)) => {

@@ -9,10 +9,12 @@
 //!   bucket, keyed by `article_id`, changed only by compare-and-set on the entry's
 //!   revision, so that daemons on several hosts agree on what is new.
 //! * [`tail`] follows the stream (`wirewatch nats-tail`) and reads it back whole.
+//! * [`health`] tells `/health` about the connection and failed requests.
 //!
 //! The protocol is described in `notes/nats-readme.md` ("Scaling out").
 
 pub mod config;
+pub mod health;
 pub mod ledger;
 pub mod sink;
 pub mod tail;
@@ -24,10 +26,12 @@ use async_nats::jetstream::{self, stream};
 
 use crate::config::Config;
 use crate::dedupe::Ledger;
+use crate::pipeline::Health;
 use crate::record::Stamp;
 use crate::sink::{Sink, SinkError};
 
 pub use config::{DedupeConfig, DedupeStore, NatsConfig, SinkConfig, SinkKind};
+pub use health::Reporter;
 
 /// An error talking to the cluster, as a [`SinkError`] naming what was addressed.
 pub fn error(target: &str, e: impl std::fmt::Display) -> SinkError {
@@ -84,6 +88,15 @@ pub fn stamp_of_msg_id(id: &str) -> Option<Option<Stamp>> {
 /// client keeps reconnecting with backoff (50 ms doubling to 2 s) for ever, and
 /// every request fails with a time-out meanwhile.
 pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client, SinkError> {
+    connect_reporting(cfg, role, Reporter::default()).await
+}
+
+/// [`connect`], telling `reporter` when the connection is lost or made.
+pub async fn connect_reporting(
+    cfg: &NatsConfig,
+    role: &str,
+    reporter: Reporter,
+) -> Result<async_nats::Client, SinkError> {
     let target = cfg.urls.join(",");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
@@ -106,6 +119,7 @@ pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client,
         })
         .event_callback(move |event| {
             let target = events_target.clone();
+            reporter.event(&event);
             async move {
                 match event {
                     async_nats::Event::Connected => {
@@ -238,7 +252,20 @@ pub async fn ensure_stream(
 /// Retries `f` with backoff (100 ms doubling to 5 s) while it fails with
 /// [`Setup::Retry`], logging each failure. For start-up steps that must wait for
 /// the cluster.
-pub async fn until_ok<T, F, Fut>(what: &str, mut f: F) -> Result<T, SinkError>
+pub async fn until_ok<T, F, Fut>(what: &str, f: F) -> Result<T, SinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Setup>>,
+{
+    until_ok_reporting(what, &Reporter::default(), f).await
+}
+
+/// [`until_ok`], telling `reporter` of each failure and of the success.
+pub async fn until_ok_reporting<T, F, Fut>(
+    what: &str,
+    reporter: &Reporter,
+    mut f: F,
+) -> Result<T, SinkError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Setup>>,
@@ -246,9 +273,13 @@ where
     let mut backoff = Duration::from_millis(100);
     loop {
         match f().await {
-            Ok(v) => return Ok(v),
+            Ok(v) => {
+                reporter.succeeded();
+                return Ok(v);
+            }
             Err(Setup::Fatal(e)) => return Err(e),
             Err(Setup::Retry(e)) => {
+                reporter.failed(what, &e);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "{what} failed; the NATS cluster may be unreachable");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -258,12 +289,22 @@ where
 }
 
 /// Opens the NATS side of a daemon: the records sink, and the cluster-wide ledger
-/// when `[dedupe] store = "nats"`. Waits (retrying) until the cluster answers.
-pub async fn open(cfg: &Config) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
+/// when `[dedupe] store = "nats"`. Waits (retrying) until the cluster answers;
+/// `health` says meanwhile that the daemon is connecting, and later hears of the
+/// connection and of failed requests ([`health`]).
+pub async fn open(
+    cfg: &Config,
+    health: Arc<Health>,
+) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
     let n = &cfg.nats;
-    let client = connect(n, "daemon").await?;
+    let reporter = Reporter::new(health, n);
+    reporter.starting(Some(format!("connecting to NATS at {}", reporter.urls())));
+    let client = connect_reporting(n, "daemon", reporter.clone()).await?;
     let js = context(client, n);
-    let stream = until_ok("creating or reading the stream", || ensure_stream(&js, n)).await?;
+    let stream = until_ok_reporting("creating or reading the stream", &reporter, || {
+        ensure_stream(&js, n)
+    })
+    .await?;
     let max_payload = js.client().server_info().max_payload;
     if max_payload > 0 && (max_payload as u64) < cfg.parse.max_bytes {
         tracing::warn!(
@@ -273,17 +314,18 @@ pub async fn open(cfg: &Config) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>
         );
     }
     let (ledger, shared) = if cfg.dedupe.store == DedupeStore::Nats {
-        let kv = until_ok("creating or reading the dedupe bucket", || {
+        let kv = until_ok_reporting("creating or reading the dedupe bucket", &reporter, || {
             ledger::ensure_bucket(&js, &cfg.dedupe, cfg.state.expire_days)
         })
         .await?;
-        let shared = Arc::new(ledger::Shared::new(kv));
+        let shared = Arc::new(ledger::Shared::new(kv).with_reporter(reporter.clone()));
         let l: Box<dyn Ledger> = Box::new(ledger::KvLedger::new(shared.clone()));
         (Some(l), Some(shared))
     } else {
         (None, None)
     };
-    let sink = sink::JetStreamSink::new(js, stream, n, shared);
+    let sink = sink::JetStreamSink::new(js, stream, n, shared).with_reporter(reporter.clone());
+    reporter.starting(None);
     Ok((Box::new(sink), ledger))
 }
 

@@ -45,6 +45,7 @@ use crate::record::Stamp;
 use crate::sink::{Sink, SinkError};
 
 use super::config::NatsConfig;
+use super::health::Reporter;
 use super::ledger::Shared;
 use super::{error, msg_id, stamp_of_msg_id, subject};
 
@@ -95,6 +96,7 @@ pub struct JetStreamSink {
     last_seq: u64,
     give_up: Duration,
     kill_after_publish: bool,
+    reporter: Reporter,
 }
 
 impl std::fmt::Debug for JetStreamSink {
@@ -128,7 +130,14 @@ impl JetStreamSink {
             last_seq: 0,
             give_up: Duration::from_millis(cfg.request_timeout_ms * 3).max(Duration::from_secs(10)),
             kill_after_publish,
+            reporter: Reporter::default(),
         }
+    }
+
+    /// Tells `reporter` of failed publishes and of the batches acknowledged.
+    pub fn with_reporter(mut self, reporter: Reporter) -> JetStreamSink {
+        self.reporter = reporter;
+        self
     }
 
     fn position(&self) -> Committed {
@@ -346,6 +355,10 @@ impl JetStreamSink {
                     break;
                 }
                 if transient {
+                    self.reporter.failed(
+                        &format!("publishing {} records to {}", pending.len(), self.target),
+                        &last_error,
+                    );
                     if start.elapsed() > self.give_up {
                         return Err(error(
                             &self.target,
@@ -378,6 +391,7 @@ impl Sink for JetStreamSink {
         let mut outs = self.messages(lines)?;
         let handle = self.handle.clone();
         let fates = handle.block_on(self.publish_all(&mut outs))?;
+        self.reporter.succeeded();
         let mut done = Vec::with_capacity(outs.len());
         let (mut dups, mut overtaken) = (0, 0);
         for (o, f) in outs.iter().zip(&fates) {

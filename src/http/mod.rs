@@ -1,0 +1,119 @@
+//! The HTTP listener (off unless `[http] listen` is set): `GET /metrics`
+//! (Prometheus), `GET /health`, and `GET /events`, the live stream of emitted
+//! records as NDJSON (or server-sent events with `Accept: text/event-stream`).
+//!
+//! `/events` takes optional filters, all of which must match: `person`, `place`,
+//! `org` (case- and accent-insensitive substrings of a name, as `wirewatch tail`),
+//! `dateline` (same, on the dateline) and `q` (words that must all appear in the
+//! title, lede or paragraphs). Subscribers read from a broadcast channel: the
+//! pipeline never waits for them; a client that goes away is forgotten at once, and
+//! one that falls behind is disconnected ([`events`]).
+//!
+//! The listener is bound by [`bind`] before the pipeline starts, so that a taken
+//! address stops the daemon at start; [`serve`] then serves it.
+
+pub mod conn;
+pub mod events;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+pub use events::{EventFilter, EventQuery};
+
+use crate::pipeline::Shared;
+
+/// Seconds without a commit while work waits before `/health` says 503.
+pub const STALL_SECS: f64 = 30.0;
+
+#[derive(Clone)]
+struct AppState {
+    shared: Shared,
+    registry: Arc<Registry>,
+}
+
+/// The router (exposed for tests). Served without [`serve`]'s connection info, a
+/// lagging `/events` client is ended by an error in its body instead of a cut.
+pub fn router(shared: Shared) -> Router {
+    let registry = Arc::new(shared.metrics.registry());
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/events", get(events::events))
+        .with_state(AppState { shared, registry })
+}
+
+/// Binds the HTTP listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// What to do about a failed [`bind`], for the message that stops the daemon.
+pub fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process holds this address: stop it, or set another [http] listen"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: set another [http] listen"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this host has this address: set another [http] listen"
+        }
+        _ => "set another [http] listen, or leave it empty to run without HTTP",
+    }
+}
+
+/// Serves `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP listener up: /metrics /health /events");
+    }
+    let app = router(shared).into_make_service_with_connect_info::<conn::Hangup>();
+    axum::serve(conn::Listener::new(listener), app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    st.shared.metrics.sample_depths();
+    let body = crate::metrics::Metrics::encode(&st.registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let last = st.shared.metrics.last_commit.get();
+    match st.shared.health.check(last, now, STALL_SECS) {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ok", "last_commit": last})),
+        )
+            .into_response(),
+        Err(reasons) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unhealthy", "reasons": reasons, "last_commit": last})),
+        )
+            .into_response(),
+    }
+}
