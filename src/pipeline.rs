@@ -561,7 +561,8 @@ impl Committer {
 
     /// Judges, writes and commits one batch. Retries I/O errors with backoff until
     /// they clear or `stop_now` turns true (then the batch is left uncommitted,
-    /// which recovery handles).
+    /// which recovery handles); a sink error that retrying cannot clear
+    /// ([`SinkError::is_fatal`]: a closed stdout) is returned at once.
     pub fn process(
         &mut self,
         batch: Vec<Outcome>,

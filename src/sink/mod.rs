@@ -6,7 +6,7 @@
 //! so a reader never sees half a record except for the instant of a crash, and that
 //! torn tail is cut on restart ([`Sink::recover`]).
 //!
-//! [`FileSink`] (in [`file`]) is the records output and the rejects file: locked for
+//! [`FileSink`] (in [`mod@file`]) is the records output and the rejects file: locked for
 //! the process's lifetime, and never cutting or padding bytes it did not write
 //! itself. [`StdoutSink`] is `-`. [`check_paths`] (in [`paths`]) is what config
 //! validation asks of the two files before anything is opened.
