@@ -767,7 +767,7 @@ pub async fn run(
     // They exist now: resolve them, so the watcher never takes them as input.
     let records_file = (cfg.sink.kind == crate::nats::SinkKind::File && cfg.output.path != "-")
         .then(|| Path::new(&cfg.output.path));
-    wopts.own = watcher::OwnFiles::new(records_file, &cfg.output.rejects, &cfg.state.dir);
+    wopts.own = crate::sink::OwnFiles::new(records_file, &cfg.output.rejects, &cfg.state.dir);
     let mut committer = Committer::start(
         store.clone(),
         Outputs { records, rejects },

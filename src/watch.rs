@@ -12,10 +12,10 @@
 //! Skipped: hidden files and folders (a component starting with `.`), names ending
 //! in `.tmp`, `.part`, `.swp`, `~`, paths not matching `include` or matching
 //! `exclude`, and the daemon's own files when they sit inside the folder
-//! ([`OwnFiles`]: the output and its rotated copies, the rejects file, the state
-//! folder). A directory whose name ends in `.txt` is passed on (and rejected as
-//! `not_a_file`) instead of being descended into; symbolic links to folders are not
-//! followed.
+//! ([`crate::sink::OwnFiles`]: the output and its rotated copies, the rejects file,
+//! the state folder). A directory whose name ends in `.txt` is passed on (and
+//! rejected as `not_a_file`) instead of being descended into; symbolic links to
+//! folders are not followed.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -113,70 +113,6 @@ fn article_named(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
 }
 
-/// The daemon's own files, by canonical path: the records output and its rotated
-/// copies (`<name>.<anything>`), the rejects file, and the state folder with
-/// everything in it. Never input, even when they sit inside the watched folder.
-#[derive(Debug, Clone, Default)]
-pub struct OwnFiles {
-    /// Files, each with whether its `<name>.<suffix>` siblings count as well.
-    files: Vec<(PathBuf, bool)>,
-    /// Folders, with everything under them.
-    dirs: Vec<PathBuf>,
-}
-
-impl OwnFiles {
-    /// The records output (`None` when records do not go to a file), the rejects
-    /// file and the state folder; resolved once they exist.
-    pub fn new(records: Option<&Path>, rejects: &Path, state: &Path) -> OwnFiles {
-        let mut own = OwnFiles::default();
-        for (path, rotated) in records
-            .map(|r| (r, true))
-            .into_iter()
-            .chain([(rejects, false)])
-        {
-            for p in spellings(path) {
-                own.files.push((p, rotated));
-            }
-        }
-        own.dirs = spellings(state);
-        own
-    }
-
-    /// True when `path` (under the canonical watched folder) is one of them.
-    pub fn contains(&self, path: &Path) -> bool {
-        self.dirs.iter().any(|d| path.starts_with(d))
-            || self.files.iter().any(|(f, rotated)| {
-                path == f
-                    || (*rotated
-                        && path.parent() == f.parent()
-                        && f.file_name().zip(path.file_name()).is_some_and(|(f, p)| {
-                            let (f, p) = (f.as_encoded_bytes(), p.as_encoded_bytes());
-                            p.len() > f.len() + 1 && p.starts_with(f) && p[f.len()] == b'.'
-                        }))
-            })
-    }
-}
-
-/// The canonical path of `path`, and its canonical folder joined with its own name
-/// (not the same when `path` is a symbolic link).
-fn spellings(path: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(c) = std::fs::canonicalize(path) {
-        out.push(c);
-    }
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let (Ok(dir), Some(name)) = (
-        std::fs::canonicalize(parent.unwrap_or(Path::new("."))),
-        path.file_name(),
-    ) {
-        let p = dir.join(name);
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// Settings of the watcher, resolved from the config.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
@@ -196,7 +132,7 @@ pub struct WatchOptions {
     /// restart then costs one `stat` and one look-up per unchanged file).
     pub known: Option<std::sync::Arc<crate::dedupe::Store>>,
     /// The daemon's own outputs and state: skipped.
-    pub own: OwnFiles,
+    pub own: crate::sink::OwnFiles,
 }
 
 impl WatchOptions {
@@ -218,7 +154,7 @@ impl WatchOptions {
             poll_interval: Duration::from_millis(cfg.poll_interval_ms),
             filter: Filter::new(&cfg.include, &cfg.exclude)?,
             known: None,
-            own: OwnFiles::default(),
+            own: crate::sink::OwnFiles::default(),
         })
     }
 }
@@ -732,42 +668,6 @@ mod tests {
         want.extend((0..2).map(|i| dir.path().join(format!("sub/g{i}"))));
         want.sort();
         assert_eq!(seen, want);
-    }
-
-    #[test]
-    fn own_files_and_rotated_outputs_are_recognised() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        std::fs::create_dir(root.join("state")).expect("mkdir");
-        std::fs::write(root.join("out.jsonl"), b"").expect("write");
-        std::os::unix::fs::symlink(root.join("out.jsonl"), root.join("link.jsonl"))
-            .expect("symlink");
-        let own = OwnFiles::new(
-            Some(&root.join("link.jsonl")),
-            &root.join("rej.jsonl"),
-            &root.join("state"),
-        );
-        for p in [
-            "out.jsonl",
-            "link.jsonl",
-            "link.jsonl.20240101T000000.000Z",
-            "out.jsonl.20240101T000000.000Z-1",
-            "rej.jsonl",
-            "state",
-            "state/wirewatch.redb",
-        ] {
-            assert!(own.contains(&root.join(p)), "{p}");
-        }
-        for p in [
-            "out.jsonlx",
-            "out.jsonl.",
-            "rej.jsonl.1",
-            "a.txt",
-            "sub/out.jsonl",
-            "statex",
-        ] {
-            assert!(!own.contains(&root.join(p)), "{p}");
-        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!
 //! [`FileSink`] (in [`mod@file`]) is the records output and the rejects file: locked for
 //! the process's lifetime, and never cutting or padding bytes it did not write
-//! itself. [`StdoutSink`] is `-`. [`check_paths`] (in [`paths`]) is what config
-//! validation asks of the two files before anything is opened.
+//! itself. [`StdoutSink`] is `-`. [`paths`] holds what config validation asks of
+//! the two files before anything is opened ([`check_paths`]) and the daemon's own
+//! files the watcher skips ([`OwnFiles`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub mod file;
 pub mod paths;
 
 pub use file::FileSink;
-pub use paths::check_paths;
+pub use paths::{check_paths, OwnFiles};
 
 /// Errors of a sink.
 #[derive(Debug, thiserror::Error)]
