@@ -112,9 +112,11 @@ pub struct WatchConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
-    /// JSON-lines file the records are appended to; `-` for stdout.
+    /// JSON-lines file the records are appended to; `-` for stdout. A regular file
+    /// (or a path where one can be created), other than `rejects`.
     pub path: String,
-    /// JSON-lines file the rejected files are recorded in.
+    /// JSON-lines file the rejected files are recorded in: a regular file other
+    /// than `path`.
     pub rejects: PathBuf,
     /// Commit (fsync) after at most this many records.
     pub batch_records: usize,
@@ -430,6 +432,11 @@ impl Config {
                 "output.path",
                 "must be a file path or \"-\" for stdout".into(),
             ));
+        }
+        let records = (self.sink.kind == crate::nats::SinkKind::File && self.output.path != "-")
+            .then(|| Path::new(&self.output.path));
+        if let Err((key, message)) = crate::sink::check_paths(records, &self.output.rejects) {
+            return Err(err(key, message));
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {

@@ -613,7 +613,8 @@ impl Committer {
 
     /// Judges, writes and commits one batch. Retries I/O errors with backoff until
     /// they clear or `stop_now` turns true (then the batch is left uncommitted,
-    /// which recovery handles).
+    /// which recovery handles); a sink error that retrying cannot clear
+    /// ([`SinkError::is_fatal`]: a closed stdout) is returned at once.
     pub fn process(
         &mut self,
         batch: Vec<Outcome>,
@@ -735,7 +736,8 @@ impl Committer {
                     if let Ok(mut g) = self.shared.health.sink_error.lock() {
                         *g = Some(e.to_string());
                     }
-                    if stop_now.load(std::sync::atomic::Ordering::Relaxed) {
+                    let fatal = matches!(&e, PipelineError::Sink(s) if s.is_fatal());
+                    if fatal || stop_now.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err(e);
                     }
                     tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot commit a batch; not taking new files until it succeeds");
@@ -820,6 +822,10 @@ pub async fn run(
         )
     };
     let rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
+    // They exist now: resolve them, so the watcher never takes them as input.
+    let records_file = (cfg.sink.kind == crate::nats::SinkKind::File && cfg.output.path != "-")
+        .then(|| Path::new(&cfg.output.path));
+    wopts.own = crate::sink::OwnFiles::new(records_file, &cfg.output.rejects, &cfg.state.dir);
     let mut committer = Committer::start(
         store.clone(),
         Outputs { records, rejects },
@@ -1005,13 +1011,18 @@ pub async fn run(
     if let Some(c) = &committer {
         c.refresh_state_metrics();
     }
+    if result.is_err() {
+        // The committer gave up: the watcher may be idle, waiting for events.
+        watch_task.abort();
+    }
     drop(out_rx);
     let _ = orderer.await;
     let _ = dispatcher.await;
-    match watch_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.into()),
-        Err(e) => return Err(PipelineError::Internal(format!("watcher failed: {e}"))),
+    let watched = watch_task.await;
+    result?;
+    match watched {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(PipelineError::Internal(format!("watcher failed: {e}"))),
     }
-    result
 }

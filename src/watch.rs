@@ -10,10 +10,12 @@
 //! lost because the reader skips files the state already knows.
 //!
 //! Skipped: hidden files and folders (a component starting with `.`), names ending
-//! in `.tmp`, `.part`, `.swp`, `~`, and paths not matching `include` or matching
-//! `exclude`. A directory whose name ends in `.txt` is passed on (and rejected as
-//! `not_a_file`) instead of being descended into; symbolic links to folders are not
-//! followed.
+//! in `.tmp`, `.part`, `.swp`, `~`, paths not matching `include` or matching
+//! `exclude`, and the daemon's own files when they sit inside the folder
+//! ([`crate::sink::OwnFiles`]: the output and its rotated copies, the rejects file,
+//! the state folder). A directory whose name ends in `.txt` is passed on (and
+//! rejected as `not_a_file`) instead of being descended into; symbolic links to
+//! folders are not followed.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -129,6 +131,8 @@ pub struct WatchOptions {
     /// The state, to skip files already processed without handing them over (a
     /// restart then costs one `stat` and one look-up per unchanged file).
     pub known: Option<std::sync::Arc<crate::dedupe::Store>>,
+    /// The daemon's own outputs and state: skipped.
+    pub own: crate::sink::OwnFiles,
 }
 
 impl WatchOptions {
@@ -150,6 +154,7 @@ impl WatchOptions {
             poll_interval: Duration::from_millis(cfg.poll_interval_ms),
             filter: Filter::new(&cfg.include, &cfg.exclude)?,
             known: None,
+            own: crate::sink::OwnFiles::default(),
         })
     }
 }
@@ -290,7 +295,7 @@ impl State {
     ) -> Option<Found> {
         let path = e.path();
         let rel = self.rel(&path)?;
-        if !self.opts.filter.accepts(rel) {
+        if !self.opts.filter.accepts(rel) || self.opts.own.contains(&path) {
             return None;
         }
         let ft = e.file_type().ok()?;
@@ -454,7 +459,10 @@ impl State {
         let Some(rel) = self.rel(&path) else {
             return true;
         };
-        if rel.as_os_str().is_empty() || !self.opts.filter.accepts(rel) {
+        if rel.as_os_str().is_empty()
+            || !self.opts.filter.accepts(rel)
+            || self.opts.own.contains(&path)
+        {
             return true;
         }
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
