@@ -77,7 +77,7 @@ fn writers_opening_inbox_files_cannot_kill_the_daemon() {
                         }
                         // Now and then a pause, so the daemon's lease can be granted
                         // and then broken by the next open.
-                        if t.elapsed().as_micros() % 7 == 0 {
+                        if t.elapsed().as_micros().is_multiple_of(7) {
                             std::thread::sleep(Duration::from_micros(200));
                         }
                     }
