@@ -6,8 +6,10 @@
 //!   exit code 1 and a message naming the address.
 //!
 //! - The first SIGINT or SIGTERM stops the watcher; files already taken are finished
-//!   and committed, then the process exits 0. A second signal exits at once; what was
-//!   not committed is recovered at the next start.
+//!   and committed, then the process exits 0. A commit that fails from then on (a full
+//!   disk) is not retried: the process exits 1 and says that what was not committed is
+//!   recovered at the next start. A second signal exits at once, with the same
+//!   recovery at the next start.
 //! - SIGHUP re-reads the config file. What changes without a restart: `[parse]`
 //!   (time zone and limits, for files read from then on), `[output] batch_records`
 //!   and `batch_ms`, and `[log] level`. Everything else (folders, paths, rotation,

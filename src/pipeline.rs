@@ -66,6 +66,9 @@ pub enum PipelineError {
     /// A task died.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Asked to stop while a batch could not be committed.
+    #[error("stopped with a batch not committed ({0}); what was not committed is recovered at the next start")]
+    Uncommitted(#[source] Box<PipelineError>),
 }
 
 /// What the readers made of one candidate file.
@@ -611,15 +614,14 @@ impl Committer {
         Ok(pending || self.dedupe.store().file(key)?.as_ref() == Some(entry))
     }
 
-    /// Judges, writes and commits one batch. Retries I/O errors with backoff until
-    /// they clear or `stop_now` turns true (then the batch is left uncommitted,
-    /// which recovery handles); a sink error that retrying cannot clear
-    /// ([`SinkError::is_fatal`]: a closed stdout) is returned at once.
-    pub fn process(
-        &mut self,
-        batch: Vec<Outcome>,
-        stop_now: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), PipelineError> {
+    /// Judges, writes and commits one batch. Retries I/O errors with backoff (the
+    /// state database is closed and opened again before a retry, see
+    /// [`crate::dedupe::store`]) until they clear or the daemon is asked to stop (then
+    /// the batch is left uncommitted, [`PipelineError::Uncommitted`]: its lines already
+    /// in the output are adopted at the next start, the rest is processed again). A
+    /// sink error that retrying cannot clear ([`SinkError::is_fatal`]: a closed
+    /// stdout) is returned at once.
+    pub fn process(&mut self, batch: Vec<Outcome>, stop: &Stop) -> Result<(), PipelineError> {
         let now_ts = Timestamp::now();
         let now = now_ts.as_second();
         let mut out = Vec::with_capacity(batch.len() * 4096);
@@ -736,12 +738,18 @@ impl Committer {
                     if let Ok(mut g) = self.shared.health.sink_error.lock() {
                         *g = Some(e.to_string());
                     }
-                    let fatal = matches!(&e, PipelineError::Sink(s) if s.is_fatal());
-                    if fatal || stop_now.load(std::sync::atomic::Ordering::Relaxed) {
+                    if matches!(&e, PipelineError::Sink(s) if s.is_fatal()) {
                         return Err(e);
                     }
+                    if stop.requested() {
+                        return Err(PipelineError::Uncommitted(Box::new(e)));
+                    }
                     tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot commit a batch; not taking new files until it succeeds");
-                    std::thread::sleep(backoff);
+                    // A stop request cuts the wait short: one last try, then give up.
+                    let until = Instant::now() + backoff;
+                    while !stop.requested() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -772,9 +780,14 @@ impl Committer {
         self.rotate()?;
         if self.last_expiry.elapsed() > Duration::from_secs(3600) {
             self.last_expiry = Instant::now();
-            let n = self.dedupe.store().expire(now - self.expire_after)?;
-            if n > 0 {
-                tracing::info!(articles = n, "expired articles from the dedupe state");
+            // Not worth stopping for (a full disk): tried again in an hour.
+            match self.dedupe.store().expire(now - self.expire_after) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(articles = n, "expired articles from the dedupe state"),
+                Err(e) if e.is_io() => {
+                    tracing::warn!(error = %e, "cannot expire old articles now; trying again later")
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -784,10 +797,18 @@ impl Committer {
 /// How the daemon was asked to stop.
 #[derive(Debug, Clone)]
 pub struct Stop {
-    /// Turns true on the first SIGINT/SIGTERM: stop taking files, drain, commit.
+    /// Turns true on the first SIGINT/SIGTERM: stop taking files, drain, commit; a
+    /// commit that fails from then on is not retried.
     pub graceful: watch::Receiver<bool>,
-    /// Turns true on a second signal: abandon retries.
+    /// Turns true on a second signal: stop at once.
     pub now: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stop {
+    /// True once a stop was asked for (either signal).
+    pub fn requested(&self) -> bool {
+        *self.graceful.borrow() || self.now.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Runs the pipeline until the watcher finishes (`once`) or `stop` fires.
@@ -938,7 +959,6 @@ pub async fn run(
         })
     };
 
-    let stop_now = stop.now.clone();
     let mut committer = Some(committer);
     let mut result = Ok(());
     let mut last_state_refresh = Instant::now();
@@ -975,13 +995,13 @@ pub async fn run(
         let Some(mut c) = committer.take() else {
             break;
         };
-        let stop_now = stop_now.clone();
+        let stop = stop.clone();
         let refresh = last_state_refresh.elapsed() > Duration::from_secs(5);
         if refresh {
             last_state_refresh = Instant::now();
         }
         let joined = tokio::task::spawn_blocking(move || {
-            let r = c.process(batch, &stop_now);
+            let r = c.process(batch, &stop);
             if refresh {
                 c.refresh_state_metrics();
             }

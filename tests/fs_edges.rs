@@ -139,37 +139,13 @@ fn files_and_folders_moved_in_from_elsewhere() {
 
 #[test]
 fn full_disk_under_the_output_waits_and_loses_nothing() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
     let mut d = Daemon::new("");
     let out = d.path("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&out)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("skipped: cannot mount a tmpfs here");
+    let Some(_tmpfs) = common::mount_tmpfs(&out, "256k") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(out.clone());
+    };
     // Fill it, leaving no room for a record.
-    let filler = out.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let block = vec![b'x'; 4096];
-    while std::io::Write::write_all(&mut f, &block).is_ok() {}
-    drop(f);
+    let filler = common::fill(&out);
     d.start();
     for n in 0..20 {
         d.drop_file(&format!("f{n:02}.txt"), &story(n), None);

@@ -95,38 +95,18 @@ fn metrics_move_with_dropped_files() {
 
 #[test]
 fn health_flips_to_503_when_the_output_cannot_be_written() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: making the output unwritable needs a small tmpfs (root)");
-        return;
-    }
     let port = free_port();
     let mut d = Daemon::new(&format!("[http]\nlisten = \"127.0.0.1:{port}\""));
-    let out = d.path("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
-        .arg(&out)
-        .status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: cannot mount a tmpfs here");
+    // Making the output unwritable takes a small tmpfs (root).
+    let Some(_tmpfs) = common::mount_tmpfs(&d.path("out"), "128k") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(out.clone());
+    };
     d.start();
     common::wait_for(Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     common::wait_for(Duration::from_secs(10), || get(port, "/health").0 == 200);
-    let filler = out.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    while f.write_all(&[b'x'; 4096]).is_ok() {}
-    drop(f);
+    let filler = common::fill(&d.path("out"));
     d.drop_file("a.txt", &story(1, "Ottawa"), None);
     common::wait_for(Duration::from_secs(20), || get(port, "/health").0 == 503);
     let (_, body) = get(port, "/health");

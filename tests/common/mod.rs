@@ -429,3 +429,56 @@ pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// A test that cannot run here (no root, no tmpfs): prints "skipped: …" — or, when
+/// the `CI` environment variable is set, fails, so that CI never passes a test that
+/// did not run.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{why} (CI is set: a test that cannot run here fails)");
+    }
+    eprintln!("skipped: {why}");
+}
+
+/// A small tmpfs mounted for a test; unmounted (lazily) when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `256k`) on `dir`, creating it.
+/// Where that cannot be done, see [`skip_or_fail`]: `None` means skip the test.
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Option<Tmpfs> {
+    std::fs::create_dir_all(dir).unwrap();
+    let why = if unsafe { libc::geteuid() } != 0 {
+        "mounting a small tmpfs needs root".to_owned()
+    } else {
+        match std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+        {
+            Ok(s) if s.success() => return Some(Tmpfs(dir.to_owned())),
+            Ok(s) => format!("cannot mount a tmpfs on {} ({s})", dir.display()),
+            Err(e) => format!("cannot run mount: {e}"),
+        }
+    };
+    skip_or_fail(&why);
+    None
+}
+
+/// Fills the file system under `dir` with one file, `dir/filler`, until a write
+/// fails; returns its path (delete it to free the space).
+pub fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![b'x'; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    filler
+}

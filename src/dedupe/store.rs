@@ -1,0 +1,661 @@
+//! The persistent store: one redb file, `wirewatch.redb`, in the state folder (its
+//! tables are listed in [`crate::dedupe`]).
+//!
+//! Two kinds of trouble are dealt with here, so that no caller has to:
+//!
+//! - **A damaged file** (truncated, overwritten, bytes flipped). redb reports some
+//!   damage as `Corrupted` and trips an internal assertion (a panic) on other damage.
+//!   Every call into redb runs under `catch_unwind`, with the panic kept out of the log;
+//!   a corruption report, a panic, or a stored value that no longer decodes becomes
+//!   [`StateError::Damaged`], whose message names the file and says what to do: move
+//!   the state folder aside and start again (the next start adopts the output into a
+//!   new state, so nothing is emitted twice). After a panic the database is left
+//!   alone: every later call reports the same damage. Damage is also looked for at
+//!   open: redb verifies every page's checksum when it recovers from an unclean
+//!   shutdown, and when the file may have changed since this program last closed it
+//!   (its size, times or inode differ from those noted at the clean close, in
+//!   `wirewatch.redb.closed`) the same check (`check_integrity`) runs at open. It reads
+//!   the whole file, so it is skipped when the file is as it was left. A change made
+//!   within the same clock tick as the close can go unnoticed there; it is still caught
+//!   by the first call that trips over it.
+//! - **An I/O error** (a full disk). redb refuses every later operation of a database
+//!   that met one ("Previous I/O error occurred. Please close and re-open the
+//!   database"). The next write (the committer retrying its batch) closes the database
+//!   and opens it again, which rolls back what the failed transaction left and repairs
+//!   the file; until that succeeds, reads fail with [`StateError::Closed`] and
+//!   writes with the reason the reopening failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::error::{is_damage, quietly};
+use super::{ArticleState, Changes, Committed, Damage, FileEntry, StateError};
+use crate::diff::Snapshot;
+
+const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
+const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Name of the database file in the state folder.
+const DB_FILE: &str = "wirewatch.redb";
+/// Name of the note written next to it at a clean close.
+const CLOSED_NOTE: &str = "wirewatch.redb.closed";
+
+/// Version of the on-disk state layout. A state written by another version is
+/// refused with a message rather than misread.
+pub const STATE_VERSION: u32 = 1;
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(v).map_err(StateError::Encode)
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(StateError::Decode)
+}
+
+enum Slot {
+    Open(Database),
+    /// Closed after an I/O error; opened again by the next write.
+    Closed,
+    /// A call panicked inside redb (the message): the database is not used again.
+    Damaged(String),
+}
+
+/// The persistent store (one redb file in the state folder). Safe to share between
+/// threads; see the module documentation for damage and I/O errors.
+pub struct Store {
+    slot: RwLock<Slot>,
+    /// An operation met an I/O error: the next write closes and reopens the database.
+    reopen: AtomicBool,
+    path: PathBuf,
+    dir: PathBuf,
+    cache_bytes: usize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `dir/wirewatch.redb`. `cache_bytes` bounds redb's page cache.
+    /// A damaged file is [`StateError::Damaged`].
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Store, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            create(&dir, &path, cache_bytes)?;
+        }
+        let unchanged = closed_note_matches(&dir, &path);
+        let repaired = Arc::new(AtomicBool::new(false));
+        let mut db = open_db(&dir, &path, cache_bytes, &repaired)?;
+        if !unchanged && !repaired.load(Ordering::Relaxed) {
+            // Changed since the last clean close (or never closed by this version):
+            // verify every page now rather than trip over a bad one later.
+            let damaged = |source| StateError::Damaged {
+                path: path.clone(),
+                dir: dir.clone(),
+                source,
+            };
+            match quietly(|| db.check_integrity()) {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => tracing::warn!(
+                    path = %path.display(),
+                    "the state database was damaged and redb repaired it (back to its last intact commit); output lines past that point are adopted"
+                ),
+                Ok(Err(e)) => {
+                    let e = Box::new(redb::Error::from(e));
+                    if is_damage(&e) {
+                        return Err(damaged(Damage::Redb(e)));
+                    }
+                    return Err(StateError::Db(e));
+                }
+                Err(panic) => {
+                    // redb's own structures may be inconsistent now: do not run its
+                    // clean-up on them.
+                    std::mem::forget(db);
+                    return Err(damaged(Damage::Panic(panic)));
+                }
+            }
+        }
+        let store = Store {
+            slot: RwLock::new(Slot::Open(db)),
+            reopen: AtomicBool::new(false),
+            path,
+            dir,
+            cache_bytes,
+        };
+        store.with_db(true, |db| init(db, &store.path))?;
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `op` on the database: reopens it first for a write after an I/O error,
+    /// turns redb's panics and corruption reports into [`StateError::Damaged`], and
+    /// notes I/O errors for the next write to reopen.
+    fn with_db<T>(
+        &self,
+        write: bool,
+        op: impl FnOnce(&Database) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        if write && self.reopen.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        let outcome = {
+            let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Slot::Open(db) => quietly(|| op(db)),
+                Slot::Closed => {
+                    return Err(StateError::Closed {
+                        path: self.path.clone(),
+                    })
+                }
+                Slot::Damaged(panic) => return Err(self.damaged(Damage::Panic(panic.clone()))),
+            }
+        };
+        match outcome {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(panic) => {
+                let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+                if let Slot::Open(db) = std::mem::replace(&mut *slot, Slot::Damaged(panic.clone()))
+                {
+                    std::mem::forget(db);
+                }
+                Err(self.damaged(Damage::Panic(panic)))
+            }
+        }
+    }
+
+    fn damaged(&self, source: Damage) -> StateError {
+        StateError::Damaged {
+            path: self.path.clone(),
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn classify(&self, e: StateError) -> StateError {
+        match e {
+            StateError::Decode(e) => self.damaged(Damage::Value(e)),
+            StateError::Db(e) if is_damage(&e) => self.damaged(Damage::Redb(e)),
+            e => {
+                if e.is_io() {
+                    self.reopen.store(true, Ordering::Release);
+                }
+                e
+            }
+        }
+    }
+
+    /// Closes the database and opens it again (after an I/O error): redb repairs it
+    /// and forgets the error.
+    fn reopen(&self) -> Result<(), StateError> {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.reopen.load(Ordering::Acquire) {
+            return Ok(()); // another thread did it
+        }
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Open(db) => {
+                // The file lock is released when the database is dropped.
+                let _ = quietly(|| drop(db));
+            }
+            Slot::Damaged(panic) => {
+                *slot = Slot::Damaged(panic.clone());
+                return Err(self.damaged(Damage::Panic(panic)));
+            }
+            Slot::Closed => {}
+        }
+        match open_db(
+            &self.dir,
+            &self.path,
+            self.cache_bytes,
+            &Arc::new(AtomicBool::new(false)),
+        ) {
+            Ok(db) => {
+                *slot = Slot::Open(db);
+                self.reopen.store(false, Ordering::Release);
+                tracing::info!(path = %self.path.display(), "state database opened again after an I/O error");
+                Ok(())
+            }
+            Err(e @ StateError::Damaged { .. }) => {
+                if let StateError::Damaged {
+                    source: Damage::Panic(p),
+                    ..
+                } = &e
+                {
+                    *slot = Slot::Damaged(p.clone());
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The newest emitted version of an article, if any.
+    pub fn article(&self, id: &str) -> Result<Option<ArticleState>, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(ARTICLES)?;
+            let v = t.get(id)?;
+            v.map(|v| decode(v.value())).transpose()
+        })
+    }
+
+    /// The snapshot of an article's newest emitted version.
+    pub fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(SNAPSHOTS)?;
+            let v = t.get(id)?;
+            v.map(|v| decode(v.value())).transpose()
+        })
+    }
+
+    /// What is remembered of a processed file.
+    pub fn file(&self, path: &[u8]) -> Result<Option<FileEntry>, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(FILES)?;
+            let v = t.get(path)?;
+            v.map(|v| decode(v.value())).transpose()
+        })
+    }
+
+    /// The committed position of an output (`"output"` or `"rejects"`).
+    pub fn committed(&self, which: &str) -> Result<Committed, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(META)?;
+            let v = t.get(which)?;
+            match v {
+                Some(v) => decode(v.value()),
+                None => Ok(Committed::default()),
+            }
+        })
+    }
+
+    /// Writes one batch's changes in one durable transaction. After an I/O error the
+    /// database is closed and opened again first, so a retry of the same batch can
+    /// succeed once the cause is gone.
+    pub fn commit(&self, changes: &Changes) -> Result<(), StateError> {
+        self.with_db(true, |db| {
+            let tx = db.begin_write()?;
+            {
+                let mut articles = tx.open_table(ARTICLES)?;
+                let mut expiry = tx.open_table(EXPIRY)?;
+                for (id, st) in &changes.articles {
+                    let old = articles
+                        .insert(id.as_str(), encode(st)?.as_slice())?
+                        .map(|v| serde_json::from_slice::<ArticleState>(v.value()));
+                    if let Some(Ok(old)) = old {
+                        expiry.remove((old.touched, id.as_str()))?;
+                    }
+                    expiry.insert((st.touched, id.as_str()), ())?;
+                }
+                let mut snapshots = tx.open_table(SNAPSHOTS)?;
+                for (id, snap) in &changes.snapshots {
+                    snapshots.insert(id.as_str(), encode(snap)?.as_slice())?;
+                }
+                let mut files = tx.open_table(FILES)?;
+                for (path, entry) in &changes.files {
+                    files.insert(path.as_slice(), encode(entry)?.as_slice())?;
+                }
+                for path in &changes.forget_files {
+                    files.remove(path.as_slice())?;
+                }
+                let mut meta = tx.open_table(META)?;
+                if let Some(c) = &changes.output {
+                    meta.insert("output", encode(c)?.as_slice())?;
+                }
+                if let Some(c) = &changes.rejects {
+                    meta.insert("rejects", encode(c)?.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Forgets articles last touched before `cutoff` (Unix seconds). Returns how many.
+    pub fn expire(&self, cutoff: i64) -> Result<usize, StateError> {
+        self.with_db(true, |db| {
+            let tx = db.begin_write()?;
+            let mut n = 0;
+            {
+                let mut expiry = tx.open_table(EXPIRY)?;
+                let mut articles = tx.open_table(ARTICLES)?;
+                let mut snapshots = tx.open_table(SNAPSHOTS)?;
+                let old: Vec<(i64, String)> = expiry
+                    .range((i64::MIN, "")..(cutoff, ""))?
+                    .filter_map(Result::ok)
+                    .map(|(k, _)| {
+                        let (t, id) = k.value();
+                        (t, id.to_owned())
+                    })
+                    .collect();
+                for (t, id) in old {
+                    expiry.remove((t, id.as_str()))?;
+                    articles.remove(id.as_str())?;
+                    snapshots.remove(id.as_str())?;
+                    n += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Forgets processed-file entries for which `keep` says no (files gone from the
+    /// watched folder). Returns how many.
+    pub fn retain_files(&self, keep: impl Fn(&[u8]) -> bool) -> Result<usize, StateError> {
+        self.with_db(true, |db| {
+            let tx = db.begin_write()?;
+            let mut n = 0;
+            {
+                let mut files = tx.open_table(FILES)?;
+                let gone: Vec<Vec<u8>> = files
+                    .iter()?
+                    .filter_map(Result::ok)
+                    .map(|(k, _)| k.value().to_vec())
+                    .filter(|k| !keep(k))
+                    .collect();
+                for k in gone {
+                    files.remove(k.as_slice())?;
+                    n += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Number of (articles, files) remembered.
+    pub fn counts(&self) -> Result<(u64, u64), StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            Ok((
+                tx.open_table(ARTICLES)?.len()?,
+                tx.open_table(FILES)?.len()?,
+            ))
+        })
+    }
+}
+
+impl Drop for Store {
+    /// Closes the database; after a clean close, notes the file's identity so that the
+    /// next open can tell whether anything touched it since.
+    fn drop(&mut self) {
+        let slot = std::mem::replace(
+            self.slot.get_mut().unwrap_or_else(PoisonError::into_inner),
+            Slot::Closed,
+        );
+        if let Slot::Open(db) = slot {
+            let closed = quietly(|| drop(db)).is_ok();
+            if closed && !self.reopen.load(Ordering::Acquire) {
+                write_closed_note(&self.dir, &self.path);
+            }
+        }
+    }
+}
+
+/// The identity of the database file after a clean close.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ClosedNote {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    dev: u64,
+    ino: u64,
+}
+
+impl ClosedNote {
+    fn of(path: &Path) -> Option<ClosedNote> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(ClosedNote {
+            len: m.len(),
+            mtime_ns: super::mtime_ns(&m),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+fn write_closed_note(dir: &Path, path: &Path) {
+    if let Some(note) = ClosedNote::of(path) {
+        if let Ok(bytes) = serde_json::to_vec(&note) {
+            // Only a hint: when it is lost, the next open verifies the file.
+            let _ = std::fs::write(dir.join(CLOSED_NOTE), bytes);
+        }
+    }
+}
+
+/// True when the database file is as the last clean close left it. The note is
+/// removed: the file changes from now on.
+fn closed_note_matches(dir: &Path, path: &Path) -> bool {
+    let note_path = dir.join(CLOSED_NOTE);
+    let note = std::fs::read(&note_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ClosedNote>(&b).ok());
+    let _ = std::fs::remove_file(&note_path);
+    note.is_some() && note == ClosedNote::of(path)
+}
+
+fn builder(cache_bytes: usize, repaired: &Arc<AtomicBool>) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(cache_bytes);
+    let repaired = repaired.clone();
+    // Called when redb recovers from an unclean shutdown; that recovery verifies
+    // every page's checksum.
+    builder.set_repair_callback(move |_| repaired.store(true, Ordering::Relaxed));
+    builder
+}
+
+/// Opens the database file, with redb's panics and corruption reports as
+/// [`StateError::Damaged`].
+fn open_db(
+    dir: &Path,
+    path: &Path,
+    cache_bytes: usize,
+    repaired: &Arc<AtomicBool>,
+) -> Result<Database, StateError> {
+    let damaged = |source| StateError::Damaged {
+        path: path.to_owned(),
+        dir: dir.to_owned(),
+        source,
+    };
+    match quietly(|| builder(cache_bytes, repaired).open(path)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StateError::Locked {
+            path: path.to_owned(),
+        }),
+        Ok(Err(e)) => {
+            let damage = match &e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+                    io.kind() == std::io::ErrorKind::UnexpectedEof
+                }
+                _ => false,
+            };
+            if damage {
+                Err(damaged(Damage::Redb(Box::new(e.into()))))
+            } else {
+                Err(StateError::Open {
+                    path: path.to_owned(),
+                    source: e,
+                })
+            }
+        }
+        Err(panic) => Err(damaged(Damage::Panic(panic))),
+    }
+}
+
+/// Creates a brand-new database aside and renames it into place, so a crash while it
+/// is being created never leaves a half-written file behind (write-tmp → fsync →
+/// rename).
+fn create(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), StateError> {
+    let tmp = dir.join(format!("{DB_FILE}.new"));
+    let _ = std::fs::remove_file(&tmp);
+    let db = builder(cache_bytes, &Arc::new(AtomicBool::new(false)))
+        .create(&tmp)
+        .map_err(|source| StateError::Open {
+            path: tmp.clone(),
+            source,
+        })?;
+    init(&db, &tmp)?;
+    drop(db);
+    let io = |source| StateError::Dir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
+/// Checks the layout version (writing it into a new database) and creates the tables.
+fn init(db: &Database, path: &Path) -> Result<(), StateError> {
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let found = meta
+            .get("version")?
+            .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0; 4])));
+        match found {
+            Some(v) if v != STATE_VERSION => {
+                return Err(StateError::Version {
+                    path: path.to_owned(),
+                    found: v,
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
+            }
+        }
+        tx.open_table(ARTICLES)?;
+        tx.open_table(EXPIRY)?;
+        tx.open_table(SNAPSHOTS)?;
+        tx.open_table(FILES)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Stamp;
+
+    fn st(s: &str, rev: u32) -> ArticleState {
+        ArticleState {
+            stamp: Stamp::parse(s),
+            revision: rev,
+            content_hash: String::new(),
+            touched: 0,
+        }
+    }
+
+    #[test]
+    fn store_round_trip_expiry_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(matches!(
+            Store::open(dir.path(), 1 << 20),
+            Err(StateError::Locked { .. })
+        ));
+        let mut ch = Changes::default();
+        let mut a = st("2022-10-02T22:23:00-04:00", 1);
+        a.touched = 100;
+        ch.articles.insert("a".into(), a.clone());
+        let mut b = st("2022-10-02", 1);
+        b.touched = 200;
+        ch.articles.insert("b".into(), b);
+        ch.files.push((
+            b"/x".to_vec(),
+            FileEntry {
+                size: 1,
+                mtime_ns: 2,
+                sha256: None,
+            },
+        ));
+        ch.output = Some(Committed {
+            offset: 42,
+            identity: Some((1, 2)),
+        });
+        store.commit(&ch).unwrap();
+        assert_eq!(store.article("a").unwrap(), Some(a));
+        assert_eq!(store.file(b"/x").unwrap().unwrap().size, 1);
+        assert_eq!(store.committed("output").unwrap().offset, 42);
+        assert_eq!(store.committed("rejects").unwrap(), Committed::default());
+        assert_eq!(store.expire(150).unwrap(), 1);
+        assert!(store.article("a").unwrap().is_none());
+        assert!(store.article("b").unwrap().is_some());
+        assert_eq!(store.retain_files(|_| false).unwrap(), 1);
+        assert_eq!(store.counts().unwrap(), (1, 0));
+        drop(store);
+        // Reopens after the first handle is gone.
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(store.article("b").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_clean_close_is_noted_and_any_change_after_it_voids_the_note() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 1 << 20).unwrap());
+        let db = dir.path().join(DB_FILE);
+        assert!(dir.path().join(CLOSED_NOTE).exists());
+        assert!(closed_note_matches(dir.path(), &db));
+        // Consumed by the open that read it.
+        assert!(!dir.path().join(CLOSED_NOTE).exists());
+        drop(Store::open(dir.path(), 1 << 20).unwrap());
+        let len = std::fs::metadata(&db).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(len + 4096)
+            .unwrap();
+        assert!(!closed_note_matches(dir.path(), &db));
+    }
+
+    #[test]
+    fn a_panic_inside_is_damage_and_stays_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let e = store
+            .with_db(false, |_| -> Result<(), StateError> { panic!("bad page") })
+            .unwrap_err();
+        assert!(
+            matches!(&e, StateError::Damaged { source: Damage::Panic(m), .. } if m.contains("bad page")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("move the state folder aside"), "{e}");
+        assert!(matches!(
+            store.article("a"),
+            Err(StateError::Damaged { .. })
+        ));
+    }
+}

@@ -1,0 +1,261 @@
+//! The state database under hostile conditions: a damaged file (cut short, bytes
+//! changed) is a clear error that says what to do, and doing it loses and doubles
+//! nothing; a full state volume makes commits fail until space comes back, then the
+//! daemon carries on by itself, and one SIGTERM stops it while commits fail.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Daemon;
+
+/// A distinct story per `n`: its own posted minute, so ids never collide.
+fn story(n: usize) -> Vec<u8> {
+    let (day, hour, min) = (1 + (n / 1440) % 28, (n / 60) % 24, n % 60);
+    format!(
+        "(Halifax) Harbour authority {n} approved a dredging plan for the port today.\nPosted on October {day}, 2022 at {hour}:{min:02}\nWork starts in the spring, officials said.\n"
+    )
+    .into_bytes()
+}
+
+fn names(recs: &[serde_json::Value]) -> BTreeSet<String> {
+    recs.iter()
+        .map(|r| {
+            let p = r["source"]["path"].as_str().unwrap();
+            p.rsplit('/').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// SIGTERM once, then wait at most `limit` for the exit; returns the exit code.
+fn stop_within(d: &mut Daemon, limit: Duration) -> i32 {
+    let mut child = d.child.take().expect("running");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "one SIGTERM did not stop the daemon within {limit:?}; log tail:\n{}",
+                tail(&d.log())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tail(log: &str) -> &str {
+    let mut from = log.len().saturating_sub(2000);
+    while !log.is_char_boundary(from) {
+        from += 1;
+    }
+    &log[from..]
+}
+
+/// xorshift64*: seeded, so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Damage done to the state file, in place (as a disk, a stray `dd` or an editor would).
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// Cut to half its length.
+    Truncate,
+    /// Bytes changed at a few seeded places in every used 4 KiB page of the middle half
+    /// of the file; the pattern depends on the seed.
+    Flip(u64),
+}
+
+fn damage(file: &Path, how: Damage) {
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    let len = f.metadata().unwrap().len();
+    let seed = match how {
+        Damage::Truncate => return f.set_len(len / 2).unwrap(),
+        Damage::Flip(seed) => seed,
+    };
+    let bytes = std::fs::read(file).unwrap();
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let (from, to) = (len as usize / 4 / 4096 * 4096, len as usize * 3 / 4);
+    let mut changed = 0;
+    for page in (from..to).step_by(4096) {
+        let end = (page + 4096).min(bytes.len());
+        if bytes[page..end].iter().all(|&b| b == 0) {
+            continue; // never written: nothing to damage
+        }
+        for _ in 0..1 + rng.next() % 4 {
+            let at = page + (rng.next() as usize) % (end - page);
+            let old = bytes[at];
+            let new = match seed % 4 {
+                0 => !old,
+                1 => old ^ (1 << (rng.next() % 8)),
+                2 if old != 0 => 0,
+                _ => old ^ (1 + (rng.next() % 255) as u8),
+            };
+            f.write_at(&[new], at as u64).unwrap();
+            changed += 1;
+        }
+    }
+    assert!(changed > 0, "nothing to damage in the middle of {file:?}");
+}
+
+/// The `mv FROM TO` the error message proposes.
+fn proposed_move(stderr: &str) -> (PathBuf, PathBuf) {
+    let start = stderr
+        .find("`mv ")
+        .unwrap_or_else(|| panic!("no `mv …` in:\n{stderr}"))
+        + 4;
+    let cmd = &stderr[start..start + stderr[start..].find('`').unwrap()];
+    let (from, to) = cmd.split_once(' ').unwrap();
+    (PathBuf::from(from), PathBuf::from(to))
+}
+
+#[test]
+fn a_damaged_state_is_a_clear_error_and_moving_it_aside_adopts_the_output() {
+    let manifest = common::manifest();
+    let d = Daemon::new("");
+    for (i, e) in manifest.iter().take(40).enumerate() {
+        common::copy_with_mtime(e, &d.path("inbox"), &format!("{i:03}-{}", e.file));
+    }
+    for n in 0..20 {
+        d.drop_file(&format!("s{n:02}.txt"), &story(n), None);
+    }
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    let before = d.records();
+    let rejects = d.rejects().len();
+    let ids: BTreeSet<String> = before
+        .iter()
+        .map(|r| r["article_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(before.len() > 40, "{} records", before.len());
+    let state = d.path("state");
+    let db = state.join("wirewatch.redb");
+    let cases = [
+        Damage::Truncate,
+        Damage::Flip(1),
+        Damage::Flip(2),
+        Damage::Flip(3),
+        Damage::Flip(4),
+        Damage::Flip(7),
+    ];
+    for how in cases {
+        // The state in place is the one the last run left, cleanly closed.
+        damage(&db, how);
+        let (code, stderr) = d.once();
+        assert_eq!(code, 1, "{how:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{how:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{} is damaged", db.display())),
+            "{how:?}: the message does not name the state file: {stderr}"
+        );
+        assert!(
+            stderr.contains("move the state folder aside"),
+            "{how:?}: {stderr}"
+        );
+        assert_eq!(d.records().len(), before.len(), "{how:?}: output changed");
+        // Do what the message says.
+        let (from, to) = proposed_move(&stderr);
+        assert_eq!(from, state, "{how:?}: {stderr}");
+        std::fs::rename(&from, &to).unwrap();
+        let (code, stderr) = d.once();
+        assert_eq!(code, 0, "{how:?}: after moving the state aside: {stderr}");
+        let after = d.records();
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "{how:?}: records lost or doubled"
+        );
+        let distinct: BTreeSet<(String, u64)> = after
+            .iter()
+            .map(|r| {
+                let id = r["article_id"].as_str().unwrap().to_owned();
+                (id, r["revision"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(distinct.len(), after.len(), "{how:?}: a version doubled");
+        let after_ids: BTreeSet<String> = distinct.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(after_ids, ids, "{how:?}");
+        assert_eq!(d.rejects().len(), rejects, "{how:?}: rejects doubled");
+        std::fs::remove_dir_all(&to).unwrap();
+    }
+}
+
+#[test]
+fn a_full_state_volume_blocks_commits_then_the_daemon_resumes_by_itself() {
+    let mut d = Daemon::new("");
+    let Some(_tmpfs) = common::mount_tmpfs(&d.path("state"), "8m") else {
+        return;
+    };
+    d.start();
+    d.drop_file("first.txt", &story(0), None);
+    d.wait_records(1);
+    let filler = common::fill(&d.path("state"));
+    d.drop_file("f01.txt", &story(1), None);
+    common::wait_for(Duration::from_secs(20), || {
+        d.log().contains("cannot commit a batch")
+    });
+    for n in 2..20 {
+        d.drop_file(&format!("f{n:02}.txt"), &story(n), None);
+    }
+    // Space comes back: the daemon reopens the state and carries on, unasked.
+    std::fs::remove_file(&filler).unwrap();
+    d.wait_records(20);
+    d.drop_file("after.txt", &story(20), None);
+    common::wait_for(Duration::from_secs(30), || d.records().len() >= 21);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stop_within(&mut d, Duration::from_secs(30)), 0);
+    let recs = d.records();
+    assert_eq!(
+        recs.len(),
+        21,
+        "lost or doubled after the state volume filled"
+    );
+    assert_eq!(names(&recs).len(), 21);
+    assert!(d.log().contains("opened again after an I/O error"));
+}
+
+#[test]
+fn one_sigterm_stops_the_daemon_while_state_commits_fail() {
+    let mut d = Daemon::new("");
+    let Some(_tmpfs) = common::mount_tmpfs(&d.path("state"), "8m") else {
+        return;
+    };
+    d.start();
+    let filler = common::fill(&d.path("state"));
+    for n in 0..10 {
+        d.drop_file(&format!("f{n:02}.txt"), &story(n), None);
+    }
+    common::wait_for(Duration::from_secs(20), || {
+        d.log().contains("cannot commit a batch")
+    });
+    let code = stop_within(&mut d, Duration::from_secs(30));
+    assert_eq!(code, 1, "{}", tail(&d.log()));
+    assert!(
+        d.log()
+            .contains("what was not committed is recovered at the next start"),
+        "{}",
+        tail(&d.log())
+    );
+    // The next start, with space again, ends with every file exactly once.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    let recs = d.records();
+    assert_eq!(recs.len(), 10, "lost or doubled: {stderr}");
+    assert_eq!(names(&recs).len(), 10);
+}
