@@ -519,6 +519,7 @@ impl Committer {
             match serde_json::from_str::<Record>(line) {
                 Ok(r) => {
                     dedupe.adopt(&r, now)?;
+                    dedupe.remember_content(&r.source.sha256, now);
                     let path = path_from(&r.source.path, r.source.path_hex.as_deref());
                     let entry = FileEntry {
                         size: r.source.bytes,
@@ -647,9 +648,20 @@ impl Committer {
                     file,
                     noticed,
                 } => {
-                    let verdict = self.dedupe.judge(&mut record, now)?;
+                    // The same bytes judged before (another name, another day) are
+                    // a duplicate whatever their stamps resolve to now.
+                    let seen = self.dedupe.content_seen(&record.source.sha256)?;
+                    let verdict = if seen {
+                        tracing::info!(path = %record.source.path, sha256 = %record.source.sha256, "duplicate: the same bytes were already processed; dropped");
+                        duplicates += 1;
+                        None
+                    } else {
+                        self.dedupe.remember_content(&record.source.sha256, now);
+                        Some(self.dedupe.judge(&mut record, now)?)
+                    };
                     match verdict {
-                        Verdict::Emit { revision, .. } => {
+                        None => {}
+                        Some(Verdict::Emit { revision, .. }) => {
                             let start = out.len();
                             serde_json::to_writer(&mut out, &record).map_err(|e| {
                                 PipelineError::Internal(format!("serialize record: {e}"))
@@ -666,11 +678,11 @@ impl Committer {
                                 updates += 1;
                             }
                         }
-                        Verdict::Duplicate => {
+                        Some(Verdict::Duplicate) => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "duplicate: same stamp as the newest emitted version; dropped");
                             duplicates += 1;
                         }
-                        Verdict::Stale => {
+                        Some(Verdict::Stale) => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "stale: older than the newest emitted version; dropped");
                             stale += 1;
                         }

@@ -372,3 +372,44 @@ fn a_config_that_is_a_device_or_huge_is_refused_at_once() {
         assert!(err.contains(&*config.to_string_lossy()), "{err}");
     }
 }
+
+#[test]
+fn the_same_bytes_on_another_day_are_a_duplicate_not_a_second_story() {
+    // The seed's stamps are times of day ("Posted at 10:23 p.m."): they resolve
+    // against the capture day, the file's modification time.
+    let seed = std::fs::read(common::seed()).unwrap();
+    let day = |d: &str| common::system_time(&format!("{d}T03:00:00Z"));
+    let mut d = Daemon::new("");
+    d.start();
+    d.drop_file("first.txt", &seed, Some(day("2022-10-03")));
+    d.wait_records(1);
+    d.drop_file("again.txt", &seed, Some(day("2022-11-20")));
+    wait_for(Duration::from_secs(20), || {
+        d.log().contains("the same bytes were already processed")
+    });
+    assert_eq!(d.stop(), 0);
+    // Across a restart too, and on a third day.
+    d.start();
+    d.drop_file("third.txt", &seed, Some(day("2023-01-15")));
+    wait_for(Duration::from_secs(20), || {
+        d.log()
+            .matches("the same bytes were already processed")
+            .count()
+            >= 2
+    });
+    assert_eq!(d.stop(), 0);
+    let recs = d.records();
+    assert_eq!(recs.len(), 1, "one story, once: {:?}", file_names(&recs));
+    // A changed byte is new content: judged by its stamps as before.
+    let mut edited = seed.clone();
+    edited.extend_from_slice(b"\nAn added closing paragraph.\n");
+    d.drop_file("edited.txt", &edited, Some(day("2022-10-03")));
+    let (code, err) = d.once();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d.records().len(),
+        1,
+        "same stamps: a duplicate by its stamps"
+    );
+    assert!(err.contains("1 duplicate"), "{err}");
+}

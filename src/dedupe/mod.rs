@@ -11,6 +11,8 @@
 //! | `expiry` | (last-touched second, `article_id`) | — : lets expiry find old articles without a scan |
 //! | `snapshots` | `article_id` | [`Snapshot`]: what the `changes` diff of the next revision needs |
 //! | `files` | raw path bytes | [`FileEntry`]: size, mtime, SHA-256 of a processed file |
+//! | `contents` | SHA-256 of a judged file | second last seen: the same bytes again are a `duplicate` |
+//! | `content_expiry` | (that second, SHA-256) | — : expires `contents` with the articles |
 //! | `meta` | name | committed output / rejects positions and file identities |
 //!
 //! State is written only by the committer (see [`crate::pipeline`]), one
@@ -128,6 +130,9 @@ pub struct Changes {
     pub files: Vec<(Vec<u8>, FileEntry)>,
     /// Files whose entry must go (e.g. deleted before they could be read).
     pub forget_files: Vec<Vec<u8>>,
+    /// Contents judged (raw SHA-256, second): the same bytes again are a duplicate,
+    /// whatever their path or modification time.
+    pub contents: Vec<([u8; 32], i64)>,
     /// New committed position of the records output.
     pub output: Option<Committed>,
     /// New committed position of the rejects output.
@@ -140,6 +145,7 @@ impl Changes {
         self.articles.is_empty()
             && self.files.is_empty()
             && self.forget_files.is_empty()
+            && self.contents.is_empty()
             && self.output.is_none()
             && self.rejects.is_none()
     }
@@ -264,6 +270,27 @@ impl Dedupe {
         Ok(())
     }
 
+    /// True when a file with these bytes (`sha256` in hex, as in `source.sha256`)
+    /// was judged before, in this batch or a committed one. The same bytes
+    /// delivered again under another name or time are then a duplicate, even where
+    /// a time-only stamp would resolve against another capture day.
+    pub fn content_seen(&self, sha256: &str) -> Result<bool, StateError> {
+        let Some(raw) = raw_sha(sha256) else {
+            return Ok(false);
+        };
+        if self.pending.contents.iter().any(|(s, _)| *s == raw) {
+            return Ok(true);
+        }
+        self.store.content_seen(&raw)
+    }
+
+    /// Remembers that a file with these bytes was judged (see [`Dedupe::content_seen`]).
+    pub fn remember_content(&mut self, sha256: &str, now: i64) {
+        if let Some(raw) = raw_sha(sha256) {
+            self.pending.contents.push((raw, now));
+        }
+    }
+
     /// True when the pending batch already holds this file entry.
     pub fn pending_files_contains(&self, key: &[u8], entry: &FileEntry) -> bool {
         self.pending
@@ -286,6 +313,13 @@ impl Dedupe {
         self.pending = Changes::default();
         Ok(())
     }
+}
+
+/// A SHA-256 in hex as its 32 bytes (None when it is not one).
+fn raw_sha(hex_sha: &str) -> Option<[u8; 32]> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(hex_sha, &mut raw).ok()?;
+    Some(raw)
 }
 
 #[cfg(test)]

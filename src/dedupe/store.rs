@@ -41,6 +41,8 @@ const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CONTENTS: TableDefinition<&[u8], i64> = TableDefinition::new("contents");
+const CONTENT_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("content_expiry");
 
 /// Name of the database file in the state folder.
 const DB_FILE: &str = "wirewatch.redb";
@@ -277,6 +279,15 @@ impl Store {
         })
     }
 
+    /// True when a file with this content (raw SHA-256) was judged before.
+    pub fn content_seen(&self, sha256: &[u8; 32]) -> Result<bool, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(CONTENTS)?;
+            Ok(t.get(sha256.as_slice())?.is_some())
+        })
+    }
+
     /// The committed position of an output (`"output"` or `"rejects"`).
     pub fn committed(&self, which: &str) -> Result<Committed, StateError> {
         self.with_db(false, |db| {
@@ -319,6 +330,17 @@ impl Store {
                 for path in &changes.forget_files {
                     files.remove(path.as_slice())?;
                 }
+                let mut contents = tx.open_table(CONTENTS)?;
+                let mut content_expiry = tx.open_table(CONTENT_EXPIRY)?;
+                for (sha, touched) in &changes.contents {
+                    let old = contents
+                        .insert(sha.as_slice(), *touched)?
+                        .map(|v| v.value());
+                    if let Some(old) = old {
+                        content_expiry.remove((old, sha.as_slice()))?;
+                    }
+                    content_expiry.insert((*touched, sha.as_slice()), ())?;
+                }
                 let mut meta = tx.open_table(META)?;
                 if let Some(c) = &changes.output {
                     meta.insert("output", encode(c)?.as_slice())?;
@@ -354,6 +376,20 @@ impl Store {
                     articles.remove(id.as_str())?;
                     snapshots.remove(id.as_str())?;
                     n += 1;
+                }
+                let mut content_expiry = tx.open_table(CONTENT_EXPIRY)?;
+                let mut contents = tx.open_table(CONTENTS)?;
+                let old: Vec<(i64, Vec<u8>)> = content_expiry
+                    .range((i64::MIN, &[][..])..(cutoff, &[][..]))?
+                    .filter_map(Result::ok)
+                    .map(|(k, _)| {
+                        let (t, sha) = k.value();
+                        (t, sha.to_vec())
+                    })
+                    .collect();
+                for (t, sha) in old {
+                    content_expiry.remove((t, sha.as_slice()))?;
+                    contents.remove(sha.as_slice())?;
                 }
             }
             tx.commit()?;
@@ -559,6 +595,8 @@ fn init(db: &Database, path: &Path) -> Result<(), StateError> {
         tx.open_table(EXPIRY)?;
         tx.open_table(SNAPSHOTS)?;
         tx.open_table(FILES)?;
+        tx.open_table(CONTENTS)?;
+        tx.open_table(CONTENT_EXPIRY)?;
     }
     tx.commit()?;
     Ok(())
@@ -657,5 +695,28 @@ mod tests {
             store.article("a"),
             Err(StateError::Damaged { .. })
         ));
+    }
+
+    #[test]
+    fn contents_are_remembered_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let mut ch = Changes::default();
+        ch.contents.push((old, 100));
+        ch.contents.push((new, 300));
+        store.commit(&ch).unwrap();
+        assert!(store.content_seen(&old).unwrap());
+        assert!(store.content_seen(&new).unwrap());
+        assert!(!store.content_seen(&[3u8; 32]).unwrap());
+        // Seen again later: its time moves, so it outlives the first cutoff.
+        let mut ch = Changes::default();
+        ch.contents.push((old, 400));
+        store.commit(&ch).unwrap();
+        store.expire(350).unwrap();
+        assert!(store.content_seen(&old).unwrap());
+        assert!(!store.content_seen(&new).unwrap());
+        store.expire(500).unwrap();
+        assert!(!store.content_seen(&old).unwrap());
     }
 }
