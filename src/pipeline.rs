@@ -843,7 +843,16 @@ pub async fn run(
     wopts.known = Some(store.clone());
     let mut ledger = None;
     let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
-        let (sink, l) = crate::nats::open(cfg, shared.health.clone()).await?;
+        // Connecting waits for the cluster; a stop request meanwhile ends it (nothing
+        // was taken yet, so nothing is left undone).
+        let mut graceful = stop.graceful.clone();
+        let (sink, l) = tokio::select! {
+            opened = crate::nats::open(cfg, shared.health.clone()) => opened?,
+            _ = graceful.wait_for(|s| *s) => {
+                tracing::info!("stopped while connecting to NATS");
+                return Ok(());
+            }
+        };
         ledger = l;
         sink
     } else if cfg.output.path == "-" {

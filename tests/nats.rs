@@ -945,7 +945,21 @@ fn health_says_it_is_connecting_to_nats_while_the_cluster_is_unreachable() {
             .all(|r| r == &starting || r.starts_with("NATS: ")),
         "{reasons:?}"
     );
-    d.kill9();
+    // One SIGTERM ends the wait for the cluster.
+    let mut child = d.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("one SIGTERM did not stop a daemon waiting for NATS");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "{}", d.log());
 }
 
 /// Starts the cluster again when dropped, so that a failing test does not leave it
