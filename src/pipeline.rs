@@ -276,7 +276,9 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
                     refresh: Some((key, entry)),
                 };
             }
-            enrich(&mut record);
+            if let Err(reject) = enrich_within(&mut record, &ctx.opts) {
+                return rejected(reject, Some((key, entry)));
+            }
             Outcome::Parsed {
                 record: Box::new(record),
                 file: (key, entry),
@@ -325,9 +327,24 @@ pub fn open_for_writing_elsewhere(path: &Path) -> bool {
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
 }
 
-/// The extract stage, applied by the readers after parsing.
+/// The extract stage, with no time limit.
 pub fn enrich(record: &mut Record) {
     crate::extract::extract(record);
+}
+
+/// The extract stage as the readers and `check` apply it after parsing: held to
+/// `opts.max_extract` (`parse.max_extract_ms`), past which the file is a `too_slow`
+/// reject and the record is not used.
+pub fn enrich_within(record: &mut Record, opts: &ParseOptions) -> Result<(), Reject> {
+    let xopts = crate::extract::ExtractOptions::default();
+    crate::extract::extract_within(record, &xopts, Some(opts.max_extract)).map_err(|e| {
+        Reject::new(
+            RejectKind::TooSlow,
+            format!(
+                "{e} (parse.max_extract_ms): not processed, and not retried until the file changes; raise the limit if real articles take this long"
+            ),
+        )
+    })
 }
 
 /// Reads, parses and enriches one file: what `check` prints and what the daemon's
@@ -339,7 +356,7 @@ pub fn build_record(
 ) -> Result<Record, Reject> {
     let file = parse::read_file(path, &opts.limits)?;
     let mut record = parse::parse(&file, reference, opts)?;
-    enrich(&mut record);
+    enrich_within(&mut record, opts)?;
     Ok(record)
 }
 
