@@ -15,6 +15,9 @@ use crate::parse::{Limits, ParseOptions};
 /// Where the config is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/wirewatch.toml";
 
+/// The largest `parse.max_extract_ms` accepted: one hour.
+const MAX_EXTRACT_MS_LIMIT: u64 = 3_600_000;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -76,6 +79,9 @@ pub struct ParseConfig {
     pub max_bytes: u64,
     /// Longest line accepted, bytes.
     pub max_line_bytes: usize,
+    /// Longest time the extract stage may take over one file, milliseconds; a file
+    /// that takes longer is rejected (`too_slow`).
+    pub max_extract_ms: u64,
 }
 
 /// How the watched folder is followed.
@@ -160,6 +166,7 @@ impl Default for ParseConfig {
             timezone: "America/Toronto".into(),
             max_bytes: l.max_bytes,
             max_line_bytes: l.max_line_bytes,
+            max_extract_ms: crate::parse::DEFAULT_MAX_EXTRACT_MS,
         }
     }
 }
@@ -411,6 +418,15 @@ impl Config {
                 ));
             }
         }
+        if !(1..=MAX_EXTRACT_MS_LIMIT).contains(&self.parse.max_extract_ms) {
+            return Err(err(
+                "parse.max_extract_ms",
+                format!(
+                    "{} is out of range: give 1 to {MAX_EXTRACT_MS_LIMIT} (one hour)",
+                    self.parse.max_extract_ms
+                ),
+            ));
+        }
         for (key, globs) in [
             ("watch.include", &self.watch.include),
             ("watch.exclude", &self.watch.exclude),
@@ -467,6 +483,7 @@ impl Config {
             max_bytes: self.parse.max_bytes,
             max_line_bytes: self.parse.max_line_bytes,
         };
+        opts.max_extract = std::time::Duration::from_millis(self.parse.max_extract_ms);
         Ok(opts)
     }
 }
@@ -506,6 +523,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_bytes"), "{e}");
+        for bad in ["0", "3600001"] {
+            let e = Config::from_toml(&format!("[parse]\nmax_extract_ms = {bad}\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("parse.max_extract_ms"), "{e}");
+        }
         let e = Config::from_toml("[watch]\ninclude = [\"[\"]\n", "t.toml")
             .unwrap_err()
             .to_string();

@@ -36,6 +36,8 @@ pub enum RejectKind {
     Symlink,
     /// Any other I/O error.
     Io,
+    /// Extraction ran past its time limit (`parse.max_extract_ms`).
+    TooSlow,
 }
 
 impl RejectKind {
@@ -54,11 +56,12 @@ impl RejectKind {
             RejectKind::NotAFile => "not_a_file",
             RejectKind::Symlink => "symlink",
             RejectKind::Io => "io",
+            RejectKind::TooSlow => "too_slow",
         }
     }
 
     /// Every kind, for metrics and docs.
-    pub const ALL: [RejectKind; 12] = [
+    pub const ALL: [RejectKind; 13] = [
         RejectKind::Empty,
         RejectKind::Blank,
         RejectKind::NulBytes,
@@ -71,6 +74,7 @@ impl RejectKind {
         RejectKind::NotAFile,
         RejectKind::Symlink,
         RejectKind::Io,
+        RejectKind::TooSlow,
     ];
 }
 

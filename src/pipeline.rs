@@ -307,7 +307,9 @@ fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Er
                     refresh: Some((key, entry)),
                 });
             }
-            enrich(&mut record);
+            if let Err(reject) = enrich_within(&mut record, &ctx.opts) {
+                return rejected(reject, Some((key, entry)));
+            }
             Outcome::Parsed {
                 record: Box::new(record),
                 file: (key, entry),
@@ -327,9 +329,24 @@ fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Er
     })
 }
 
-/// The extract stage, applied by the readers after parsing.
+/// The extract stage, with no time limit.
 pub fn enrich(record: &mut Record) {
     crate::extract::extract(record);
+}
+
+/// The extract stage as the readers and `check` apply it after parsing: held to
+/// `opts.max_extract` (`parse.max_extract_ms`), past which the file is a `too_slow`
+/// reject and the record is not used.
+pub fn enrich_within(record: &mut Record, opts: &ParseOptions) -> Result<(), Reject> {
+    let xopts = crate::extract::ExtractOptions::default();
+    crate::extract::extract_within(record, &xopts, Some(opts.max_extract)).map_err(|e| {
+        Reject::new(
+            RejectKind::TooSlow,
+            format!(
+                "{e} (parse.max_extract_ms): not processed, and not retried until the file changes; raise the limit if real articles take this long"
+            ),
+        )
+    })
 }
 
 /// Reads, parses and enriches one file: what `check` prints and what the daemon's
@@ -341,7 +358,7 @@ pub fn build_record(
 ) -> Result<Record, Reject> {
     let file = parse::read_file(path, &opts.limits)?;
     let mut record = parse::parse(&file, reference, opts)?;
-    enrich(&mut record);
+    enrich_within(&mut record, opts)?;
     Ok(record)
 }
 

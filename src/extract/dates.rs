@@ -12,6 +12,13 @@
 //! `ago` point back; with no cue, back. Week days resolve to the nearest such day on
 //! or after (forward) or on or before (back) the reference date; months to the nearest
 //! such month; a month and day to the nearest year in that direction.
+//!
+//! A sentence's cues and clause boundaries are read once ([`SentenceCues`]), and
+//! repeats are found in a set, so that the pass stays linear in the text however many
+//! dates a sentence holds.
+
+use std::collections::HashSet;
+use std::ops::Range;
 
 use jiff::civil::{Date, Weekday};
 use jiff::ToSpan;
@@ -27,15 +34,26 @@ enum Tense {
     Future,
 }
 
+/// The dates found so far, without repeats.
+#[derive(Default)]
+struct Found {
+    out: Vec<DateMention>,
+    seen: HashSet<(String, String, String), foldhash::fast::RandomState>,
+}
+
 /// Finds and resolves the dates. `reference` is the article's date.
 pub(crate) fn find(doc: &Doc<'_>, reference: Date) -> Vec<DateMention> {
-    let mut out: Vec<DateMention> = Vec::new();
+    let mut out = Found::default();
+    let cues = &mut SentenceCues::default();
     let n = doc.tokens.len();
     let mut i = 0;
     while i < n {
+        if !doc.budget.spend(1) {
+            break;
+        }
         let t = doc.tokens[i];
         if t.kind == Kind::Word && t.is(shape::CAP) && t.has(flag::MONTH) {
-            if let Some((end, m)) = month_expr(doc, i, reference) {
+            if let Some((end, m)) = month_expr(doc, cues, i, reference) {
                 push(&mut out, m);
                 i = end;
                 continue;
@@ -48,7 +66,7 @@ pub(crate) fn find(doc: &Doc<'_>, reference: Date) -> Vec<DateMention> {
                 if m.kind == Kind::Word && m.is(shape::CAP) && m.has(flag::MONTH) {
                     if let Some(month) = month_number(doc.fold(i + 1)) {
                         let (year, end) = year_after(doc, i + 2);
-                        let tense = tense_at(doc, i, i + 2);
+                        let tense = tense_at(doc, cues, i, i + 2);
                         if let Some(d) = resolve_day(reference, year, month, day, tense) {
                             push(
                                 &mut out,
@@ -105,7 +123,7 @@ pub(crate) fn find(doc: &Doc<'_>, reference: Date) -> Vec<DateMention> {
                 {
                     end += 1;
                 }
-                let tense = qual.unwrap_or_else(|| tense_at(doc, i, end));
+                let tense = qual.unwrap_or_else(|| tense_at(doc, cues, i, end));
                 let strict = qual.is_some();
                 let d = resolve_weekday(reference, wd, tense, strict);
                 push(
@@ -139,20 +157,25 @@ pub(crate) fn find(doc: &Doc<'_>, reference: Date) -> Vec<DateMention> {
         }
         i += 1;
     }
-    out
+    out.out
 }
 
-fn push(out: &mut Vec<DateMention>, m: DateMention) {
-    if !out
-        .iter()
-        .any(|x| x.text == m.text && x.date == m.date && x.kind == m.kind)
+fn push(found: &mut Found, m: DateMention) {
+    if found
+        .seen
+        .insert((m.text.clone(), m.date.clone(), m.kind.clone()))
     {
-        out.push(m);
+        found.out.push(m);
     }
 }
 
 /// A month at `i`: `October 30[, 2022]`, `June 2021`, `last March`, `in June`.
-fn month_expr(doc: &Doc<'_>, i: usize, reference: Date) -> Option<(usize, DateMention)> {
+fn month_expr(
+    doc: &Doc<'_>,
+    cues: &mut SentenceCues,
+    i: usize,
+    reference: Date,
+) -> Option<(usize, DateMention)> {
     let month = month_number(doc.fold(i).trim_end_matches('.'))?;
     let n = doc.tokens.len();
     let next = doc.tokens.get(i + 1);
@@ -162,7 +185,7 @@ fn month_expr(doc: &Doc<'_>, i: usize, reference: Date) -> Option<(usize, DateMe
         .and_then(|_| day_number(doc.text(i + 1)))
     {
         let (year, end) = year_after(doc, i + 2);
-        let tense = tense_at(doc, i, i + 2);
+        let tense = tense_at(doc, cues, i, i + 2);
         let d = resolve_day(reference, year, month, day, tense)?;
         return Some((
             end,
@@ -212,7 +235,7 @@ fn month_expr(doc: &Doc<'_>, i: usize, reference: Date) -> Option<(usize, DateMe
     if doc.fold(i) == "may" && qual.is_none() && !doc.tokens[i].is(shape::CAP) {
         return None;
     }
-    let tense = qual.unwrap_or_else(|| tense_at(doc, i, i + 1));
+    let tense = qual.unwrap_or_else(|| tense_at(doc, cues, i, i + 1));
     let (y, m) = resolve_month(reference, month, tense, qual.is_some());
     Some((
         i + 1,
@@ -367,32 +390,75 @@ fn resolve_month(reference: Date, month: i8, tense: Tense, strict: bool) -> (i16
     }
 }
 
+/// What [`tense_at`] reads of one sentence, in token order: its cue words and its
+/// clause boundaries (`,` `;` `:` dashes, `but`). Read once per sentence, and again
+/// only for another one.
+#[derive(Default)]
+struct SentenceCues {
+    sentence: Option<usize>,
+    range: Range<usize>,
+    cues: Vec<(usize, Tense)>,
+    bounds: Vec<usize>,
+}
+
+impl SentenceCues {
+    /// Reads sentence `s` unless it is the one already read.
+    fn read(&mut self, doc: &Doc<'_>, s: usize) {
+        if self.sentence == Some(s) {
+            return;
+        }
+        self.sentence = Some(s);
+        self.range = doc.sentences.get(s).cloned().unwrap_or(0..0);
+        self.cues.clear();
+        self.bounds.clear();
+        doc.budget.spend(self.range.len());
+        for k in self.range.clone() {
+            if let Some(t) = cue(doc, k) {
+                self.cues.push((k, t));
+            }
+            if matches!(doc.tokens[k].kind, Kind::Punct(',' | ';' | ':' | '—' | '–'))
+                || doc.is_word(k, "but")
+            {
+                self.bounds.push(k);
+            }
+        }
+    }
+
+    /// The cue nearest before `a`, at `lo` or after.
+    fn back(&self, lo: usize, a: usize) -> Option<Tense> {
+        let k = self.cues.partition_point(|&(p, _)| p < a);
+        k.checked_sub(1)
+            .map(|k| self.cues[k])
+            .filter(|&(p, _)| p >= lo)
+            .map(|(_, t)| t)
+    }
+
+    /// The first cue at `b` or after, before `hi`.
+    fn fwd(&self, b: usize, hi: usize) -> Option<Tense> {
+        let k = self.cues.partition_point(|&(p, _)| p < b);
+        self.cues.get(k).filter(|&&(p, _)| p < hi).map(|&(_, t)| t)
+    }
+}
+
 /// The tense around the date at tokens `a..b`.
-fn tense_at(doc: &Doc<'_>, a: usize, b: usize) -> Tense {
-    let sent = doc
-        .sentences
-        .get(doc.tokens[a].sent as usize)
-        .cloned()
-        .unwrap_or(a..b);
-    let boundary = |k: usize| {
-        matches!(doc.tokens[k].kind, Kind::Punct(',' | ';' | ':' | '—' | '–'))
-            || doc.is_word(k, "but")
+fn tense_at(doc: &Doc<'_>, cues: &mut SentenceCues, a: usize, b: usize) -> Tense {
+    cues.read(doc, doc.tokens[a].sent as usize);
+    let sent = cues.range.clone();
+    // Clause: back to the previous boundary, forward to the next one.
+    let k = cues.bounds.partition_point(|&p| p < a);
+    let cs = k
+        .checked_sub(1)
+        .map_or(sent.start, |k| (cues.bounds[k] + 1).max(sent.start));
+    let ce = if b >= sent.end {
+        b
+    } else {
+        let k = cues.bounds.partition_point(|&p| p < b);
+        cues.bounds.get(k).copied().unwrap_or(sent.end)
     };
-    // Clause: back to the previous comma, forward to the next one.
-    let mut cs = a;
-    while cs > sent.start && !boundary(cs - 1) {
-        cs -= 1;
-    }
-    let mut ce = b;
-    while ce < sent.end && !boundary(ce) {
-        ce += 1;
-    }
-    let back = |lo: usize| (lo..a).rev().find_map(|k| cue(doc, k));
-    let fwd = |hi: usize| (b..hi).find_map(|k| cue(doc, k));
-    back(cs)
-        .or_else(|| fwd(ce))
-        .or_else(|| back(sent.start))
-        .or_else(|| fwd(sent.end))
+    cues.back(cs, a)
+        .or_else(|| cues.fwd(b, ce))
+        .or_else(|| cues.back(sent.start, a))
+        .or_else(|| cues.fwd(b, sent.end))
         .unwrap_or(Tense::Past)
 }
 

@@ -10,10 +10,21 @@
 //! (two or more name-like words anchored by a first name, an initial, or a word that is
 //! not a common English word). Single capitalised words left over are resolved later,
 //! once every full name is known (surname coreference, places, acronyms).
+//!
+//! The pass stays linear in a chunk however long it is: the searches that run ahead
+//! of the position (the next acronym span, the end of an organization, the end of a
+//! run of title modifiers) remember their answer ([`NextFrom`]), and a name has at
+//! most [`MAX_NAME_WORDS`] words.
+
+use std::cell::Cell;
 
 use super::gazetteer::{Gazetteer, Phrase};
 use super::lexicon::flag;
+use super::next::NextFrom;
 use super::tokens::{shape, Doc, Kind};
+
+/// The most name words in one person's name (a longer run of them is cut).
+pub(crate) const MAX_NAME_WORDS: usize = 12;
 
 /// A person mention.
 #[derive(Debug, Clone)]
@@ -72,6 +83,16 @@ const NOT_PERSON: u32 = flag::STOP
     | flag::DEMONYM
     | flag::NOT_NAME;
 
+/// An organization keyword scan: from `from` (within `limit`) it stopped at `stop`,
+/// and `last` is the last keyword it met before that.
+#[derive(Debug, Clone, Copy)]
+struct OrgScan {
+    from: usize,
+    limit: usize,
+    stop: usize,
+    last: Option<usize>,
+}
+
 pub(crate) struct Scanner<'d, 'a> {
     doc: &'d Doc<'a>,
     gaz: &'d Gazetteer,
@@ -80,6 +101,16 @@ pub(crate) struct Scanner<'d, 'a> {
     marks: Vec<u32>,
     key: String,
     out: Mentions,
+    /// The next token with a mark.
+    next_mark: NextFrom,
+    /// The next token that is not a title modifier (or is a title word).
+    next_non_modifier: NextFrom,
+    /// The last organization keyword scan, see [`Scanner::org_keywords`].
+    org_scan: Cell<Option<OrgScan>>,
+    /// The next title word followed by a name, for `X of Y` organizations and their
+    /// `of Y` tails.
+    next_title_name: NextFrom,
+    next_title_name_tail: NextFrom,
 }
 
 impl<'d, 'a> Scanner<'d, 'a> {
@@ -91,6 +122,11 @@ impl<'d, 'a> Scanner<'d, 'a> {
             marks: vec![0; doc.tokens.len()],
             key: String::with_capacity(64),
             out: Mentions::default(),
+            next_mark: NextFrom::default(),
+            next_non_modifier: NextFrom::default(),
+            org_scan: Cell::new(None),
+            next_title_name: NextFrom::default(),
+            next_title_name_tail: NextFrom::default(),
         }
     }
 
@@ -99,6 +135,9 @@ impl<'d, 'a> Scanner<'d, 'a> {
         self.acronym_definitions();
         for s in 0..self.doc.sentences.len() {
             let r = self.doc.sentences[s].clone();
+            if !self.doc.budget.spend(r.len()) {
+                break;
+            }
             let mut i = r.start;
             while i < r.end {
                 if !self.chunk_word(i) {
@@ -297,6 +336,9 @@ impl<'d, 'a> Scanner<'d, 'a> {
         let lower_role = self.lower_role_before(a);
         let mut i = a;
         while i < b {
+            if !self.doc.budget.spend(1) {
+                return;
+            }
             if !self.tok(i).cap_word() {
                 i += 1;
                 continue;
@@ -308,7 +350,9 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 }
                 continue;
             }
-            let limit = (i..b).find(|&k| self.marks[k] != 0).unwrap_or(b);
+            let limit = self
+                .next_mark
+                .find(i, b, &self.doc.budget, |k| self.marks[k] != 0);
             // Curated institutions and demonyms.
             if let Some((end, phrase)) = self.phrase_at(i, limit) {
                 match phrase {
@@ -460,9 +504,11 @@ impl<'d, 'a> Scanner<'d, 'a> {
         if (t.has(flag::DEMONYM) || self.is_country(i)) && i + 1 < limit {
             k = i + 1;
         }
-        while k < limit && self.tok(k).has(flag::TITLE_MOD) && !self.is_title_word(k) {
-            k += 1;
-        }
+        k = self
+            .next_non_modifier
+            .find(k, limit, &self.doc.budget, |k| {
+                !self.tok(k).has(flag::TITLE_MOD) || self.is_title_word(k)
+            });
         // Title phrase, longest first.
         let max = if k < limit {
             self.phrase_span(k).min(limit - k)
@@ -550,15 +596,13 @@ impl<'d, 'a> Scanner<'d, 'a> {
         if t.has(flag::HONORIFIC) || t.is(shape::INITIAL) {
             return None;
         }
+        let title_then_name =
+            |k: usize| self.is_title_word(k) && self.name_like_after(k + 1, limit);
         // `University of Georgia`, `Organization of American States`.
         if t.has(flag::ORG_START) && i + 2 < limit && self.doc.is_word(i + 1, "of") {
-            let mut end = i + 2;
-            while end < limit {
-                if self.is_title_word(end) && self.name_like_after(end + 1, limit) {
-                    break;
-                }
-                end += 1;
-            }
+            let mut end =
+                self.next_title_name
+                    .find(i + 2, limit, &self.doc.budget, title_then_name);
             while end > i + 2 && !self.tok(end - 1).cap_word() {
                 end -= 1;
             }
@@ -567,31 +611,59 @@ impl<'d, 'a> Scanner<'d, 'a> {
             }
         }
         // `State Department`, `Fulton Superior Court`: up to the last keyword.
-        let mut last = None;
-        for k in i..limit {
-            let tk = self.tok(k);
-            if self.is_title_word(k) && !tk.has(flag::ORG_END) && self.name_like_after(k + 1, limit)
-            {
-                break;
-            }
-            if k > i && tk.cap_word() && tk.has(flag::ORG_END) {
-                last = Some(k);
-            }
-        }
-        let k = last?;
+        let k = self.org_keywords(i, limit)?;
         // `Committee of Ten`, `Bank of America`: keep the `of X` tail.
         if self.tok(k).has(flag::ORG_START) && k + 2 < limit && self.doc.is_word(k + 1, "of") {
-            let mut end = k + 2;
-            while end < limit && !(self.is_title_word(end) && self.name_like_after(end + 1, limit))
-            {
-                end += 1;
-            }
+            let mut end =
+                self.next_title_name_tail
+                    .find(k + 2, limit, &self.doc.budget, title_then_name);
             while end > k + 2 && !self.tok(end - 1).cap_word() {
                 end -= 1;
             }
             return Some(end);
         }
         Some(k + 1)
+    }
+
+    /// The last organization keyword after `i` before the scan stops (at a title
+    /// word that is not a keyword, followed by a name, or at `limit`). The stop and
+    /// the last keyword before it are remembered: they answer every later `i` up to
+    /// the stop.
+    fn org_keywords(&self, i: usize, limit: usize) -> Option<usize> {
+        let stops = |k: usize| {
+            self.is_title_word(k)
+                && !self.tok(k).has(flag::ORG_END)
+                && self.name_like_after(k + 1, limit)
+        };
+        let keyword = |k: usize| {
+            let tk = self.tok(k);
+            tk.cap_word() && tk.has(flag::ORG_END)
+        };
+        let last = match self.org_scan.get() {
+            Some(s) if s.limit == limit && s.from <= i && i <= s.stop => {
+                self.doc.budget.spend(1);
+                s.last
+            }
+            _ => {
+                let mut k = i;
+                let mut last = None;
+                while k < limit && !stops(k) {
+                    if keyword(k) {
+                        last = Some(k);
+                    }
+                    k += 1;
+                }
+                self.doc.budget.spend(k - i + 1);
+                self.org_scan.set(Some(OrgScan {
+                    from: i,
+                    limit,
+                    stop: k,
+                    last,
+                }));
+                last
+            }
+        };
+        last.filter(|&k| k > i)
     }
 
     /// Whether token `i` (before `limit`) could start a person's name.
@@ -633,7 +705,10 @@ impl<'d, 'a> Scanner<'d, 'a> {
         let mut end = i;
         // The previous name word followed an initial (`R. E. Killingsworth`).
         let mut after_initial_form = false;
-        while j < limit {
+        // Whether `i..anchor.0` holds an anchor: `anchored(i, j)`, read on as `j` grows.
+        let mut anchor = (i, false);
+        while j < limit && names < MAX_NAME_WORDS {
+            self.doc.budget.spend(1);
             let t = *self.tok(j);
             // A run-in second name: `R. E. Killingsworth Raymond E. Killingsworth`.
             if after_initial_form && names >= 2 && t.has(flag::FIRST) && !t.is(shape::INITIAL) {
@@ -682,7 +757,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 || (!titled
                     && t.has(flag::COMMON)
                     && !t.has(flag::SURNAME | flag::FIRST)
-                    && !self.anchored(i, j))
+                    && !self.anchored_to(&mut anchor, j))
             {
                 break;
             }
@@ -703,10 +778,19 @@ impl<'d, 'a> Scanner<'d, 'a> {
     /// Whether the name words `i..j` hold an initial or a first name that is not also a
     /// common word (`Forest`, `Will`, `Grant` do not count).
     fn anchored(&self, i: usize, j: usize) -> bool {
-        (i..j).any(|k| {
-            let t = self.tok(k);
-            t.is(shape::INITIAL) || (t.has(flag::FIRST) && !t.has(flag::COMMON))
-        })
+        self.anchored_to(&mut (i, false), j)
+    }
+
+    /// [`Scanner::anchored`] read on from a previous answer: `state` is `(k, found)`,
+    /// whether `i..k` holds an anchor; it is moved on to `j`.
+    fn anchored_to(&self, state: &mut (usize, bool), j: usize) -> bool {
+        while !state.1 && state.0 < j {
+            let t = self.tok(state.0);
+            state.1 = t.is(shape::INITIAL) || (t.has(flag::FIRST) && !t.has(flag::COMMON));
+            state.0 += 1;
+        }
+        self.doc.budget.spend(1);
+        state.1
     }
 
     /// A country, state, continent or region name (not a city): never a name word.

@@ -216,6 +216,12 @@ struct Scratch {
 /// for the next one (a rare huge file should not pin its memory for the thread's life).
 const KEEP_SCRATCH_TOKENS: usize = 1 << 16;
 
+/// Past this many words, the tables are sized for the most entries the article can
+/// need (every word a new term, two new phrases per word) rather than for a typical
+/// share of them: a table that large is out of the caches anyway, and growing it
+/// would move every entry.
+const SIZE_FOR_ALL_WORDS: usize = 1 << 16;
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
@@ -244,7 +250,8 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     // not expected to happen).
     let words = doc.tokens.iter().filter(|t| t.kind == Kind::Word).count();
     let ids = &mut s.ids;
-    ids.clear(words / 2);
+    let large = words > SIZE_FOR_ALL_WORDS;
+    ids.clear(if large { words } else { words / 2 });
     let tid = &mut s.tid;
     tid.clear();
     tid.resize(doc.tokens.len(), u32::MAX);
@@ -273,6 +280,9 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     let pairs = &mut s.pairs;
     pairs.clear();
     for (si, range) in doc.sentences.iter().enumerate() {
+        if !doc.budget.spend(range.len()) {
+            return Vec::new();
+        }
         for i in range.clone() {
             let t = &doc.tokens[i];
             if t.kind != Kind::Word {
@@ -302,6 +312,9 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     // Median sentence of each term: a second pass meets each term's occurrences in
     // sentence order, so the middle one (or the middle two) is the median.
     for (si, range) in doc.sentences.iter().enumerate() {
+        if !doc.budget.spend(range.len()) {
+            return Vec::new();
+        }
         for i in range.clone() {
             if doc.tokens[i].kind != Kind::Word {
                 continue;
@@ -406,10 +419,13 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     single.clear();
     single.resize(stop.len(), (0, u32::MAX));
     let multi = &mut s.multi;
-    multi.clear(words);
+    multi.clear(if large { 2 * words } else { words });
     let multi_at = &mut s.multi_at;
     multi_at.clear();
     for range in &doc.sentences {
+        if !doc.budget.spend(range.len()) {
+            return Vec::new();
+        }
         for a in range.clone() {
             let first = tid[a];
             if first == u32::MAX || stop[first as usize] {

@@ -18,12 +18,21 @@
 //!
 //! [`extract`] is a pure function of the record (plus the gazetteer, loaded once behind a
 //! `LazyLock`), so it may run on many threads at once.
+//!
+//! Every pass is near-linear in the text, whatever it holds, and counts its steps in
+//! the document's [`budget`]; [`extract_within`] also gives the budget a deadline,
+//! checked between passes and every few thousand steps within them, and returns
+//! [`TooSlow`] once it has passed. [`adversarial`] writes the hostile texts the
+//! linearity test measures.
 
+pub mod adversarial;
+mod budget;
 mod dates;
 mod entities;
 pub mod gazetteer;
 mod keywords;
 mod lexicon;
+mod next;
 mod orgs;
 mod people;
 mod places;
@@ -31,11 +40,13 @@ mod quotes;
 mod tokens;
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use jiff::civil::Date;
 
 use crate::record::{DateMention, Organization, Person, Place, Quote, Record};
 
+use budget::Budget;
 use gazetteer::Gazetteer;
 use tokens::Doc;
 
@@ -74,6 +85,14 @@ pub struct Extraction {
     pub keywords: Vec<String>,
 }
 
+/// The extract stage ran past its time limit (`parse.max_extract_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("extraction did not finish within the {} ms limit", .limit.as_millis())]
+pub struct TooSlow {
+    /// The limit that was exceeded.
+    pub limit: Duration,
+}
+
 /// A gazetteer with the curated lists only, used if the embedded data cannot be read.
 static FALLBACK: LazyLock<Gazetteer> = LazyLock::new(|| Gazetteer::parse("").unwrap_or_default());
 
@@ -84,6 +103,18 @@ pub fn extract(record: &mut Record) {
 
 /// Fills the six extracted fields of `record` as `opts` says.
 pub fn extract_with(record: &mut Record, opts: &ExtractOptions) {
+    // With no deadline the budget never runs out.
+    let _ = extract_within(record, opts, None);
+}
+
+/// Fills the six extracted fields of `record` as `opts` says, giving up once `limit`
+/// has passed (checked between passes and every few thousand steps within them). On
+/// [`TooSlow`] the record's extracted fields are left as they were.
+pub fn extract_within(
+    record: &mut Record,
+    opts: &ExtractOptions,
+    limit: Option<Duration>,
+) -> Result<(), TooSlow> {
     let gaz = match gazetteer::get() {
         Ok(g) => g,
         Err(e) => {
@@ -93,21 +124,38 @@ pub fn extract_with(record: &mut Record, opts: &ExtractOptions) {
             &FALLBACK
         }
     };
-    let x = run(record, gaz, opts);
+    let (x, _) = run_within(record, gaz, opts, Budget::new(limit)).map_err(|()| TooSlow {
+        limit: limit.unwrap_or_default(),
+    })?;
     record.people = x.people;
     record.places = x.places;
     record.organizations = x.organizations;
     record.quotes = x.quotes;
     record.dates = x.dates;
     record.keywords = x.keywords;
+    Ok(())
 }
 
 /// Computes the extraction of a record without changing it.
 pub fn run(record: &Record, gaz: &Gazetteer, opts: &ExtractOptions) -> Extraction {
+    run_within(record, gaz, opts, Budget::default())
+        .map_or_else(|()| Extraction::default(), |(x, _)| x)
+}
+
+/// Computes the extraction within `budget`: the extraction and the work it took, or
+/// `Err` once the budget's deadline has passed.
+fn run_within(
+    record: &Record,
+    gaz: &Gazetteer,
+    opts: &ExtractOptions,
+    budget: Budget,
+) -> Result<(Extraction, u64), ()> {
     let mut paras: Vec<&str> = Vec::with_capacity(1 + record.sections.len() * 4);
     paras.push(record.lede.as_str());
     paras.extend(record.paragraphs());
-    let doc = Doc::new(paras, Some(gaz));
+    let doc = Doc::within(paras, Some(gaz), budget);
+    let pass_done = || if doc.budget.over() { Err(()) } else { Ok(()) };
+    pass_done()?;
 
     let spans = quotes::find(&doc);
     let mut excluded = vec![false; doc.tokens.len()];
@@ -116,9 +164,12 @@ pub fn run(record: &Record, gaz: &Gazetteer, opts: &ExtractOptions) -> Extractio
             *e = true;
         }
     }
+    pass_done()?;
     let mentions = entities::Scanner::new(&doc, gaz, &excluded).run();
+    pass_done()?;
     let mut used = vec![false; doc.tokens.len()];
     let (people, person_spans) = people::resolve(&doc, &mentions, &mut used);
+    pass_done()?;
     let organizations = orgs::resolve(&doc, &mentions, &mut used);
     let places = places::resolve(
         &doc,
@@ -128,6 +179,7 @@ pub fn run(record: &Record, gaz: &Gazetteer, opts: &ExtractOptions) -> Extractio
         &person_spans,
         record.dateline.as_deref(),
     );
+    pass_done()?;
     let quotes = quotes::attribute(&doc, &spans, &person_spans)
         .into_iter()
         .map(|(qi, speaker)| Quote {
@@ -136,23 +188,27 @@ pub fn run(record: &Record, gaz: &Gazetteer, opts: &ExtractOptions) -> Extractio
             paragraph: doc.tokens[spans[qi].open].para as usize,
         })
         .collect();
+    pass_done()?;
     let dates = match reference_date(record) {
         Some(r) => dates::find(&doc, r),
         None => Vec::new(),
     };
+    pass_done()?;
     let keywords = if opts.keywords {
         keywords::keywords(&doc, opts.max_keywords)
     } else {
         Vec::new()
     };
-    Extraction {
+    pass_done()?;
+    let x = Extraction {
         people,
         places,
         organizations,
         quotes,
         dates,
         keywords,
-    }
+    };
+    Ok((x, doc.budget.work()))
 }
 
 /// The date relative expressions are read against: the posted day, else the capture day.
@@ -314,6 +370,24 @@ mod tests {
         assert!(d.contains(&("Aug. 2, 1913", "1913-08-02", "date")), "{d:?}");
         assert!(d.contains(&("June 2023", "2023-06", "month")), "{d:?}");
         assert!(d.contains(&("2018", "2018", "year")), "{d:?}");
+    }
+
+    #[test]
+    fn past_the_time_limit_the_record_is_left_alone() {
+        let file = SourceFile {
+            path: "t.txt".into(),
+            bytes: adversarial::names(64 << 10, 16 << 10).into_bytes(),
+            modified: None,
+        };
+        let opts = ParseOptions::new("America/Toronto").unwrap();
+        let mut r = parse::parse(&file, "2022-10-03T02:55:00Z".parse().ok(), &opts).unwrap();
+        let parsed = r.clone();
+        let xopts = ExtractOptions::default();
+        let e = extract_within(&mut r, &xopts, Some(Duration::ZERO)).unwrap_err();
+        assert_eq!(e.limit, Duration::ZERO);
+        assert_eq!(r, parsed);
+        extract_within(&mut r, &xopts, Some(Duration::from_secs(3600))).unwrap();
+        assert!(r.people.len() > 1000, "{}", r.people.len());
     }
 
     #[test]

@@ -20,17 +20,25 @@ pub(crate) fn resolve(doc: &Doc<'_>, m: &Mentions, used: &mut [bool]) -> Vec<Org
         .iter()
         .map(|o| (o.span.0, o.name.clone(), o.acronym.clone()))
         .collect();
+    // The first definition of each acronym.
+    let mut defined: HashMap<&str, &(String, String), foldhash::fast::RandomState> =
+        HashMap::default();
+    for d in &m.acronyms {
+        defined.entry(d.0.as_str()).or_insert(d);
+    }
+    doc.budget.spend(m.acronyms.len() + m.singles.len());
     for &i in &m.singles {
         if used[i] || !doc.tokens[i].is(shape::ALLCAPS) {
             continue;
         }
         let w = doc.text(i);
-        if let Some((acr, name)) = m.acronyms.iter().find(|(a, _)| a == w) {
+        if let Some((acr, name)) = defined.get(w) {
             items.push((i, name.clone(), Some(acr.clone())));
             used[i] = true;
         }
     }
     items.sort_by_key(|x| x.0);
+    doc.budget.spend(items.len());
     let mut out: Vec<Organization> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (_, name, acronym) in items {

@@ -6,8 +6,14 @@
 //! the same person. One-word names (`Mr. Blinken`, `President Petro`, a bare `Blinken`)
 //! join the person most recently named with that surname (`Lula` may also match a middle
 //! name); a titled one-word name with no such person becomes a person of its own.
+//! Every look-up goes through an index ([`index`]), so that an article naming
+//! thousands of people costs thousands of steps, not millions.
+
+mod index;
 
 use crate::record::Person;
+
+use index::{Distinct, FullNames, OneWord};
 
 use super::entities::{Mentions, PersonMention};
 use super::lexicon::flag;
@@ -28,8 +34,8 @@ struct Cluster<'d> {
     /// The fullest form seen so far, borrowed from the text.
     display: &'d str,
     display_words: usize,
-    aliases: Vec<String>,
-    roles: Vec<String>,
+    aliases: Distinct,
+    roles: Distinct,
     mentions: u32,
     first_seen: usize,
     /// Gender told by an honorific: `m` (`Mr.`), `f` (`Mrs.`, `Miss`), or 0.
@@ -53,25 +59,27 @@ impl<'d> Cluster<'d> {
             words,
             display: "",
             display_words: 0,
-            aliases: Vec::new(),
-            roles: Vec::new(),
+            aliases: Distinct::default(),
+            roles: Distinct::default(),
             mentions: 0,
             first_seen,
             gender: 0,
         }
     }
 
-    fn surname(&self) -> &str {
+    fn surname(&self) -> &'d str {
         self.words.last().copied().unwrap_or("")
     }
 
-    /// Whether a one-word name designates this person.
-    fn answers_to(&self, w: &str) -> bool {
-        if self.surname() == w {
-            return true;
-        }
-        // `Lula` in `Luiz Inacio Lula da Silva`: a non-first word of a long name.
-        self.words.len() >= 3 && self.words[1..].contains(&w)
+    /// The one-word names that designate this person: the surname, and the non-first
+    /// words of a long name (`Lula` in `Luiz Inacio Lula da Silva`). May repeat.
+    fn answers(&self) -> impl Iterator<Item = &'d str> + '_ {
+        let rest = if self.words.len() >= 3 {
+            &self.words[1..]
+        } else {
+            &[]
+        };
+        std::iter::once(self.surname()).chain(rest.iter().copied())
     }
 }
 
@@ -101,12 +109,6 @@ fn compatible(a: &[&str], b: &[&str]) -> bool {
     }
 }
 
-fn push_unique(v: &mut Vec<String>, s: &str) {
-    if !s.is_empty() && !v.iter().any(|x| x.eq_ignore_ascii_case(s)) {
-        v.push(s.to_owned());
-    }
-}
-
 /// Groups the person mentions (and the single words that repeat a known surname) into
 /// people. Returns the people, the mention spans, and marks the single words used.
 pub(crate) fn resolve<'d>(
@@ -114,31 +116,37 @@ pub(crate) fn resolve<'d>(
     m: &Mentions,
     used: &mut [bool],
 ) -> (Vec<Person>, Vec<Span>) {
-    let mut clusters: Vec<Cluster<'d>> = Vec::new();
-    let mut spans: Vec<Span> = Vec::new();
+    // Sized for the worst case (every mention a new person): a large article's lists
+    // are allocated once, not copied as they grow.
+    let mut clusters: Vec<Cluster<'d>> = Vec::with_capacity(m.persons.len());
+    let mut spans: Vec<Span> = Vec::with_capacity(m.persons.len() + m.singles.len());
     let mut order: Vec<&PersonMention> = m.persons.iter().collect();
     order.sort_by_key(|p| p.span.0);
 
     // The `Mr. Blinken` form of a titled mention, built here and copied only when
     // it is a new alias.
     let mut form = String::new();
+    // Returns whether the mention told the person's gender.
     let mut add = |c: &mut Cluster<'d>, pm: &PersonMention, words: usize| {
         let core_text: &'d str = doc.span(pm.core.0, pm.core.1);
         let core_text = core_text.trim_end_matches(['’', '\'']);
         c.mentions += 1;
+        let mut told = false;
         if let Some(h) = pm.honorific {
             if c.gender == 0 {
                 c.gender = honorific_gender(doc.fold(h));
+                told = c.gender != 0;
             }
         }
+        let mut steps = 1;
         if let Some(h) = pm.honorific {
             form.clear();
             form.push_str(doc.text(h));
             form.push(' ');
             form.push_str(core_text);
-            push_unique(&mut c.aliases, &form);
+            steps += c.aliases.push(&form);
         }
-        push_unique(&mut c.aliases, core_text);
+        steps += c.aliases.push(core_text);
         if words > c.display_words
             || (words == c.display_words && core_text.len() > c.display.len())
         {
@@ -146,28 +154,37 @@ pub(crate) fn resolve<'d>(
             c.display_words = words;
         }
         if let Some((a, b)) = pm.role {
-            push_unique(&mut c.roles, doc.span(a, b));
+            steps += c.roles.push(doc.span(a, b));
         }
+        doc.budget.spend(steps);
+        told
     };
 
     // Pass 1: full names.
-    let mut pending: Vec<(&PersonMention, Vec<&'d str>)> = Vec::new();
+    let mut pending: Vec<(&PersonMention, Vec<&'d str>)> = Vec::with_capacity(m.persons.len());
+    let mut full = FullNames::default();
     for pm in &order {
+        if !doc.budget.spend(pm.core.1 - pm.core.0) {
+            break;
+        }
         let words = core_words(doc, pm.core);
         if words.len() < 2 {
             pending.push((pm, words));
             continue;
         }
-        let found = clusters.iter().position(|c| compatible(&c.words, &words));
+        let (found, steps) = full.find(&clusters, &words);
+        doc.budget.spend(steps);
         let n = words.len();
         let ci = match found {
             Some(ci) => {
                 if n > clusters[ci].words.len() {
+                    full.add(ci, &words, false);
                     clusters[ci].words = words;
                 }
                 ci
             }
             None => {
+                full.add(clusters.len(), &words, true);
                 clusters.push(Cluster::new(words, pm.span.0));
                 clusters.len() - 1
             }
@@ -179,15 +196,29 @@ pub(crate) fn resolve<'d>(
         });
     }
     // Pass 2: one-word titled names.
+    let mut one_word = OneWord::new(clusters.len(), m.persons.len());
+    for ci in 0..clusters.len() {
+        doc.budget.spend(clusters[ci].words.len());
+        one_word.add(&clusters, ci);
+    }
     for (pm, words) in pending {
         let Some(&w) = words.first() else { continue };
+        if !doc.budget.spend(words.len()) {
+            break;
+        }
         let gender = pm.honorific.map_or(0, |h| honorific_gender(doc.fold(h)));
         let n = words.len();
-        let ci = best_match(&clusters, w, pm.span.0, gender).unwrap_or_else(|| {
+        let (found, steps) = one_word.best_match(&clusters, w, pm.span.0, gender);
+        doc.budget.spend(steps);
+        let ci = found.unwrap_or_else(|| {
             clusters.push(Cluster::new(words, pm.span.0));
-            clusters.len() - 1
+            let ci = clusters.len() - 1;
+            one_word.add(&clusters, ci);
+            ci
         });
-        add(&mut clusters[ci], pm, n);
+        if add(&mut clusters[ci], pm, n) {
+            one_word.set_gender(&clusters[ci], ci);
+        }
         spans.push(Span {
             span: pm.span,
             person: ci,
@@ -200,7 +231,11 @@ pub(crate) fn resolve<'d>(
             continue;
         }
         let w = doc.fold(i);
-        if let Some(ci) = best_match(&clusters, w, i, 0) {
+        let (found, steps) = one_word.best_match(&clusters, w, i, 0);
+        if !doc.budget.spend(steps) {
+            break;
+        }
+        if let Some(ci) = found {
             let pm = PersonMention {
                 span: (i, i + 1),
                 core: (i, i + 1),
@@ -222,6 +257,7 @@ pub(crate) fn resolve<'d>(
             let display = c.display;
             let aliases = c
                 .aliases
+                .items
                 .into_iter()
                 .filter(|a| !a.eq_ignore_ascii_case(display))
                 .collect();
@@ -229,30 +265,9 @@ pub(crate) fn resolve<'d>(
                 name: display.to_owned(),
                 aliases,
                 mentions: c.mentions,
-                roles: c.roles,
+                roles: c.roles.items,
             }
         })
         .collect();
     (people, spans)
-}
-
-/// The person a one-word name designates: the one first named most recently before
-/// `at`, else the first one named after it; an honorific's gender must not clash
-/// (`Mr. Wendell` is not `Mrs. Camilla Alsop Wendell`).
-fn best_match(clusters: &[Cluster], w: &str, at: usize, gender: u8) -> Option<usize> {
-    let mut before: Option<(usize, usize)> = None;
-    let mut after: Option<usize> = None;
-    for (ci, c) in clusters.iter().enumerate() {
-        if !c.answers_to(w) || (gender != 0 && c.gender != 0 && c.gender != gender) {
-            continue;
-        }
-        if c.first_seen <= at {
-            if before.is_none_or(|(_, s)| c.first_seen > s) {
-                before = Some((ci, c.first_seen));
-            }
-        } else if after.is_none() {
-            after = Some(ci);
-        }
-    }
-    before.map(|(ci, _)| ci).or(after)
 }

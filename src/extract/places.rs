@@ -65,6 +65,11 @@ pub(crate) fn resolve<'a, 'g>(
             at: p.span.0,
         });
     }
+    // Where each person mention ends, for `Cheshire of Griffin`.
+    let mut person_ends: Vec<usize> = persons.iter().map(|s| s.span.1).collect();
+    person_ends.sort_unstable();
+    doc.budget
+        .spend(m.places.len() + m.singles.len() + persons.len());
     for &i in &m.singles {
         if used[i] {
             continue;
@@ -73,7 +78,7 @@ pub(crate) fn resolve<'a, 'g>(
         let Some(best) = entries.first() else {
             continue;
         };
-        if accept_single(doc, i, best, persons) {
+        if accept_single(doc, i, best, &person_ends) {
             cands.push(Cand {
                 entries,
                 surface: doc.text(i),
@@ -92,11 +97,15 @@ pub(crate) fn resolve<'a, 'g>(
             }
         }
     }
-    // Places by (folded name, kind, country). An article names a few dozen at most,
-    // so a scan of the keys beats a hash map, and the name is folded into one
-    // reused buffer: only a new place allocates.
+    // Places by (folded name, kind, country): the name is folded into one reused
+    // buffer, and only a new name allocates.
     let mut out: Vec<Place> = Vec::new();
-    let mut keys: Vec<(String, PlaceKind, &'static str)> = Vec::new();
+    let mut keys: HashMap<
+        String,
+        Vec<(PlaceKind, &'static str, usize)>,
+        foldhash::fast::RandomState,
+    > = HashMap::default();
+    doc.budget.spend(cands.len());
     for c in &cands {
         let Some(e) = choose(c.entries, &votes) else {
             continue;
@@ -108,13 +117,19 @@ pub(crate) fn resolve<'a, 'g>(
         };
         folded.clear();
         fold_into(&mut folded, name);
-        let known = keys.iter().position(|(k, kind, country)| {
-            *k == folded && *kind == e.kind && *country == e.country
-        });
+        if !keys.contains_key(folded.as_str()) {
+            keys.insert(folded.clone(), Vec::new());
+        }
+        let Some(readings) = keys.get_mut(folded.as_str()) else {
+            continue;
+        };
+        let known = readings
+            .iter()
+            .find(|(kind, country, _)| *kind == e.kind && *country == e.country);
         match known {
-            Some(k) => out[k].mentions += 1,
+            Some(&(_, _, k)) => out[k].mentions += 1,
             None => {
-                keys.push((folded.clone(), e.kind, e.country));
+                readings.push((e.kind, e.country, out.len()));
                 out.push(Place {
                     name: name.to_owned(),
                     mentions: 1,
@@ -151,7 +166,9 @@ fn choose<'g>(entries: &'g [PlaceEntry], votes: &Map<&str, u32>) -> Option<&'g P
     }
 }
 
-fn accept_single(doc: &Doc<'_>, i: usize, best: &PlaceEntry, persons: &[Span]) -> bool {
+/// Whether single word `i` is a place; `person_ends` (sorted) are where the person
+/// mentions end.
+fn accept_single(doc: &Doc<'_>, i: usize, best: &PlaceEntry, person_ends: &[usize]) -> bool {
     let t = &doc.tokens[i];
     if t.is(shape::ALLCAPS) && !matches!(best.kind, PlaceKind::Country | PlaceKind::FormerCountry) {
         return false;
@@ -161,7 +178,8 @@ fn accept_single(doc: &Doc<'_>, i: usize, best: &PlaceEntry, persons: &[Span]) -
         p.para == t.para && p.kind == Kind::Word && !p.is(shape::CAP) && p.has(flag::LOC_PREP)
     };
     // `Mrs. J. M. Cheshire of Griffin`: a home town after a person.
-    let home_town = i >= 2 && doc.is_word(i - 1, "of") && persons.iter().any(|s| s.span.1 == i - 1);
+    let home_town =
+        i >= 2 && doc.is_word(i - 1, "of") && person_ends.binary_search(&(i - 1)).is_ok();
     let sure = after_prep || home_town;
     let big = best.capital || best.population >= 1_000_000;
     let city_like = matches!(best.kind, PlaceKind::City | PlaceKind::County);

@@ -15,6 +15,12 @@
 //! (five words or fewer, scare quotes such as `“model for the region”`) take a speaker
 //! only when a verb of saying stands right next to them. A quotation with no attribution
 //! that continues a quoted speech (same paragraph, or the next one) keeps its speaker.
+//!
+//! The person mentions are looked up by binary search (they are sorted by position),
+//! and what a sentence holds (`according to X`) is read once per sentence, so that
+//! the pass costs a few steps per quotation however many the article has.
+
+use std::cell::Cell;
 
 use super::lexicon::flag;
 use super::people::Span;
@@ -42,6 +48,9 @@ pub(crate) fn find(doc: &Doc<'_>) -> Vec<QuoteSpan> {
     let mut out = Vec::new();
     let mut open: Option<(usize, String)> = None;
     for (pi, range) in doc.para_tokens.iter().enumerate() {
+        if !doc.budget.spend(range.len()) {
+            break;
+        }
         let mut seg_start: Option<usize> = None;
         let mut first_tok = true;
         for i in range.clone() {
@@ -155,17 +164,32 @@ pub(crate) fn attribute(
     persons: &[Span],
 ) -> Vec<(usize, Option<usize>)> {
     let mut out = Vec::with_capacity(quotes.len());
+    if quotes.is_empty() {
+        return out;
+    }
     let mut last_speaker: Option<(usize, u32)> = None;
+    let mut by_end: Vec<(usize, usize)> = persons
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.span.1, k))
+        .collect();
+    by_end.sort_unstable();
+    let mut ctx = Ctx {
+        doc,
+        persons,
+        by_end,
+        last_speaker: None,
+        according: Cell::new(None),
+    };
     for (qi, q) in quotes.iter().enumerate() {
         if q.title {
             continue;
         }
+        if !doc.budget.spend(q.text.len() / 64 + 1) {
+            break;
+        }
         let short = q.words <= 5 && !q.text.contains(['.', '!', '?']);
-        let ctx = Ctx {
-            doc,
-            persons,
-            last_speaker: last_speaker.map(|s| s.0),
-        };
+        ctx.last_speaker = last_speaker.map(|s| s.0);
         let mut who = Who::Unknown;
         if let Some(c) = q.close {
             who = ctx.after(c, q.open);
@@ -180,9 +204,10 @@ pub(crate) fn attribute(
                 let prev_q = &quotes[prev];
                 let prev_para = doc.tokens[prev_q.open].para;
                 let adjacent = prev_para == p || prev_para + 1 == p;
-                let named_between = persons
-                    .iter()
-                    .any(|s| s.span.0 > prev_q.end && s.span.0 < q.open);
+                let named_between = ctx
+                    .persons_from(prev_q.end + 1)
+                    .first()
+                    .is_some_and(|s| s.span.0 < q.open);
                 if adjacent && para >= prev_para && !named_between {
                     who = Who::Person(sp);
                 }
@@ -200,13 +225,36 @@ pub(crate) fn attribute(
     out
 }
 
+/// A sentence's first `according to X` with a person as `X`: the token of
+/// `according` and the person.
+type AccordingTo = Option<(usize, usize)>;
+
 struct Ctx<'c, 'd> {
     doc: &'c Doc<'d>,
+    /// Sorted by start (stable: the order of mentions starting together is kept).
     persons: &'c [Span],
+    /// `(end, index into persons)` of every mention, sorted.
+    by_end: Vec<(usize, usize)>,
     last_speaker: Option<usize>,
+    /// The sentence last asked about by [`Ctx::according_to`], and its answer.
+    according: Cell<Option<(usize, AccordingTo)>>,
 }
 
 impl Ctx<'_, '_> {
+    /// The mentions starting at token `i` or later.
+    fn persons_from(&self, i: usize) -> &[Span] {
+        let k = self.persons.partition_point(|s| s.span.0 < i);
+        self.doc.budget.spend(1);
+        &self.persons[k..]
+    }
+
+    /// The mentions starting before token `i`.
+    fn persons_before(&self, i: usize) -> &[Span] {
+        let k = self.persons.partition_point(|s| s.span.0 < i);
+        self.doc.budget.spend(1);
+        &self.persons[..k]
+    }
+
     fn tok(&self, i: usize) -> &super::tokens::Token {
         &self.doc.tokens[i]
     }
@@ -222,11 +270,37 @@ impl Ctx<'_, '_> {
     }
 
     fn person_starting(&self, i: usize) -> Option<&Span> {
-        self.persons.iter().find(|s| s.span.0 == i)
+        self.persons_from(i).first().filter(|s| s.span.0 == i)
     }
 
     fn person_ending(&self, end: usize) -> Option<&Span> {
-        self.persons.iter().find(|s| s.span.1 == end)
+        let k = self.by_end.partition_point(|&(e, _)| e < end);
+        self.doc.budget.spend(1);
+        self.by_end
+            .get(k)
+            .filter(|&&(e, _)| e == end)
+            .map(|&(_, p)| &self.persons[p])
+    }
+
+    /// The first `according to X` of sentence `s` whose `X` is a person: the token of
+    /// `according` and the person. Read once per sentence.
+    fn according_to(&self, s: usize) -> AccordingTo {
+        if let Some((cached, found)) = self.according.get() {
+            if cached == s {
+                return found;
+            }
+        }
+        let range = self.doc.sentences.get(s).cloned().unwrap_or(0..0);
+        self.doc.budget.spend(range.len());
+        let found = range.clone().find_map(|k| {
+            let ok = k + 1 < range.end
+                && self.doc.is_word(k, "according")
+                && self.doc.is_word(k + 1, "to");
+            ok.then(|| self.person_starting(k + 2).map(|p| (k, p.person)))
+                .flatten()
+        });
+        self.according.set(Some((s, found)));
+        found
     }
 
     fn sentence(&self, i: usize) -> std::ops::Range<usize> {
@@ -237,22 +311,25 @@ impl Ctx<'_, '_> {
     /// `he`/`she` at token `i`.
     fn resolve_pronoun(&self, i: usize) -> Who {
         let sent = self.sentence(i);
-        if let Some(s) = self
-            .persons
-            .iter()
-            .rev()
-            .find(|s| s.span.0 >= sent.start && s.span.1 <= i)
-        {
+        // Mentions before `i`, nearest first; those that reach past `i` (at most the
+        // one around it) are passed over.
+        let before = self.persons_before(i);
+        let mut ended = before.iter().rev().filter(|s| {
+            self.doc.budget.spend(1);
+            s.span.1 <= i
+        });
+        let nearest = ended.next();
+        if let Some(s) = nearest.filter(|s| s.span.0 >= sent.start) {
             return Who::Person(s.person);
         }
         if let Some(p) = self.last_speaker {
             return Who::Person(p);
         }
+        // Earlier mentions are in earlier (or the same) paragraphs: the nearest one
+        // decides.
         let para = self.tok(i).para;
-        self.persons
-            .iter()
-            .rev()
-            .find(|s| s.span.1 <= i && self.tok(s.span.0).para + 2 >= para)
+        nearest
+            .filter(|s| self.tok(s.span.0).para + 2 >= para)
             .map_or(Who::Unknown, |s| Who::Person(s.person))
     }
 
@@ -314,7 +391,11 @@ impl Ctx<'_, '_> {
         // `the jury said`, `officials said`.
         let verb = (k..(k + 5).min(end)).find(|&v| self.speech(v));
         if let Some(v) = verb {
-            let any_person = self.persons.iter().any(|s| s.span.0 >= k && s.span.1 <= v);
+            let any_person = self
+                .persons_from(k)
+                .iter()
+                .take_while(|s| s.span.0 < v)
+                .any(|s| s.span.1 <= v);
             if !any_person {
                 return Who::Other;
             }
@@ -340,11 +421,9 @@ impl Ctx<'_, '_> {
             return Who::Unknown;
         }
         // `according to X, “…”`.
-        for k in start..o.saturating_sub(1) {
-            if self.doc.is_word(k, "according") && self.doc.is_word(k + 1, "to") {
-                if let Some(s) = self.person_starting(k + 2) {
-                    return Who::Person(s.person);
-                }
+        if let Some((k, person)) = self.according_to(self.tok(o).sent as usize) {
+            if k + 1 < o {
+                return Who::Person(person);
             }
         }
         // The nearest verb of saying before the quotation.
@@ -365,51 +444,52 @@ impl Ctx<'_, '_> {
         self.subject_of(v, start)
     }
 
-    /// The subject of the verb at `v` (sentence starting at `start`).
+    /// The subject of the verb at `v` (sentence starting at `start`). Auxiliaries
+    /// before the verb (`X has said`, `X had then told`) are stepped over.
     fn subject_of(&self, v: usize, start: usize) -> Who {
-        if v == 0 || v <= start {
-            return Who::Unknown;
-        }
-        let p = v - 1;
-        if self.pronoun(p) {
-            return self.resolve_pronoun(p);
-        }
-        if let Some(s) = self.person_ending(v) {
-            return Who::Person(s.person);
-        }
-        // `X, in charge of ..., said`.
-        if self.doc.is_punct(p, ',') {
-            if let Some(open) = (start..p)
-                .rev()
-                .take(16)
-                .find(|&k| self.doc.is_punct(k, ','))
-            {
-                if let Some(s) = self.person_ending(open) {
-                    return Who::Person(s.person);
-                }
+        let mut v = v;
+        loop {
+            if v == 0 || v <= start || !self.doc.budget.spend(1) {
+                return Who::Unknown;
             }
-            return Who::Unknown;
-        }
-        // `X welcomed ... and said`: the subject of the sentence.
-        if self.doc.is_word(p, "and") || self.doc.is_word(p, "but") {
-            if let Some(s) = self
-                .persons
-                .iter()
-                .find(|s| s.span.0 >= start && s.span.1 <= p)
-            {
-                if s.span.0 <= start + 1 {
-                    return Who::Person(s.person);
-                }
+            let p = v - 1;
+            if self.pronoun(p) {
+                return self.resolve_pronoun(p);
             }
-            return Who::Unknown;
+            if let Some(s) = self.person_ending(v) {
+                return Who::Person(s.person);
+            }
+            // `X, in charge of ..., said`.
+            if self.doc.is_punct(p, ',') {
+                if let Some(open) = (start..p)
+                    .rev()
+                    .take(16)
+                    .find(|&k| self.doc.is_punct(k, ','))
+                {
+                    if let Some(s) = self.person_ending(open) {
+                        return Who::Person(s.person);
+                    }
+                }
+                return Who::Unknown;
+            }
+            // `X welcomed ... and said`: the subject of the sentence (a mention that
+            // starts the sentence, or its second token).
+            if self.doc.is_word(p, "and") || self.doc.is_word(p, "but") {
+                let first = self
+                    .persons_from(start)
+                    .iter()
+                    .take_while(|s| s.span.0 <= start + 1 && s.span.0 < p)
+                    .find(|s| s.span.1 <= p);
+                return first.map_or(Who::Unknown, |s| Who::Person(s.person));
+            }
+            // Auxiliaries: `X has said`, `X had told`.
+            if !matches!(
+                self.doc.fold(p),
+                "has" | "had" | "have" | "also" | "then" | "later"
+            ) {
+                return Who::Other;
+            }
+            v = p;
         }
-        // Auxiliaries: `X has said`, `X had told`.
-        if matches!(
-            self.doc.fold(p),
-            "has" | "had" | "have" | "also" | "then" | "later"
-        ) {
-            return self.subject_of(p, start);
-        }
-        Who::Other
     }
 }

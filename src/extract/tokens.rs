@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 
+use super::budget::Budget;
 use super::gazetteer::{word_hash, word_hash_short, Gazetteer, WordHasher};
 use crate::parse::swar;
 
@@ -99,6 +100,8 @@ pub(crate) struct Doc<'a> {
     /// `tokens`: computed once, used by the lexicon probe and as the key-phrase
     /// pass's term identity.
     pub hashes: Vec<u64>,
+    /// The work every pass counts, and the deadline it is held to.
+    pub budget: Budget,
 }
 
 /// Abbreviations that keep their period (folded, without the period).
@@ -114,8 +117,15 @@ const ABBREVIATIONS: &[&str] = &[
 ];
 
 impl<'a> Doc<'a> {
-    /// Tokenises the paragraphs (0 = lede).
+    /// Tokenises the paragraphs (0 = lede), with no deadline.
+    #[cfg(test)]
     pub fn new(paras: Vec<&'a str>, gaz: Option<&Gazetteer>) -> Doc<'a> {
+        Doc::within(paras, gaz, Budget::default())
+    }
+
+    /// Tokenises the paragraphs (0 = lede), counting the work in `budget`. Past its
+    /// deadline, the remaining paragraphs are left out (the caller checks the budget).
+    pub fn within(paras: Vec<&'a str>, gaz: Option<&Gazetteer>, budget: Budget) -> Doc<'a> {
         let total: usize = paras.iter().map(|p| p.len()).sum();
         let mut doc = Doc {
             paras: Vec::new(),
@@ -124,13 +134,17 @@ impl<'a> Doc<'a> {
             sentences: Vec::with_capacity(total / 80 + 1),
             folded: String::with_capacity(total),
             hashes: Vec::with_capacity(total / 4),
+            budget,
         };
         for (pi, text) in paras.iter().enumerate() {
             let first = doc.tokens.len();
-            doc.scan(text, pi as u32);
+            if doc.budget.spend(text.len()) {
+                doc.scan(text, pi as u32);
+            }
             doc.para_tokens.push(first..doc.tokens.len());
             doc.split_sentences(first);
         }
+        doc.budget.spend(doc.tokens.len());
         // Lexicon flags in a pass of their own: the look-ups are independent of each
         // other, so the CPU overlaps their cache misses (the table is larger than the
         // caches), which it cannot do when each sits between two tokenising steps.

@@ -19,6 +19,7 @@ pub(crate) mod swar;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -39,7 +40,13 @@ pub struct ParseOptions {
     pub timezone_name: String,
     /// Size limits.
     pub limits: Limits,
+    /// How long the extract stage may take over one file before it is rejected
+    /// (`too_slow`): `parse.max_extract_ms`.
+    pub max_extract: Duration,
 }
+
+/// The default of [`ParseOptions::max_extract`], in milliseconds.
+pub const DEFAULT_MAX_EXTRACT_MS: u64 = 2000;
 
 impl ParseOptions {
     /// Options for a named IANA zone, with default limits.
@@ -48,6 +55,7 @@ impl ParseOptions {
             timezone: TimeZone::get(tz_name)?,
             timezone_name: tz_name.to_owned(),
             limits: Limits::default(),
+            max_extract: Duration::from_millis(DEFAULT_MAX_EXTRACT_MS),
         })
     }
 }
