@@ -308,7 +308,7 @@ fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Er
                 });
             }
             if let Err(reject) = enrich_within(&mut record, &ctx.opts) {
-                return rejected(reject, Some((key, entry)));
+                return Ok(rejected(reject, Some((key, entry))));
             }
             Outcome::Parsed {
                 record: Box::new(record),
