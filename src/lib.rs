@@ -41,7 +41,7 @@ pub mod sink;
 pub mod tail;
 pub mod watch;
 
-/// The process allocator: mimalloc (see the README's design section); building
+/// The process allocator: mimalloc (see docs/design.md); building
 /// without the default `mimalloc` feature falls back to the system allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

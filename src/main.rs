@@ -8,8 +8,8 @@ fn main() -> std::process::ExitCode {
 /// Caps glibc's malloc at two arenas when it is the allocator (a build without the
 /// default `mimalloc` feature). By default it gives threads up to eight arenas per
 /// core, and each keeps the memory its thread freed: on a 100,000-file backlog that
-/// took peak RSS from about 90 MiB to about 146 MiB at no gain in speed (README,
-/// Performance). An explicit `MALLOC_ARENA_MAX` still wins.
+/// took peak RSS from about 90 MiB to about 146 MiB at no gain in speed
+/// (docs/performance.md). An explicit `MALLOC_ARENA_MAX` still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

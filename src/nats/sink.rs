@@ -453,7 +453,7 @@ impl Sink for JetStreamSink {
 /// looks at what the stream holds. When that put an older version behind a
 /// newer one, the older one is removed here, one round trip after its
 /// acknowledgement: readers from then on never see it; a reader following the
-/// stream live may have seen it in between (README, "Scaling out").
+/// stream live may have seen it in between (docs/scaling-out.md).
 pub async fn keep_in_order(
     stream: &stream::Stream,
     subject: &str,
