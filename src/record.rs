@@ -170,6 +170,9 @@ pub struct Person {
 pub struct Place {
     /// Canonical name.
     pub name: String,
+    /// Other forms the text used (`U.S.`, `Fla.`, `N. Y.`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// How many times the place is named.
     pub mentions: u32,
     /// `country`, `city`, `region`, `continent`, ...
@@ -185,6 +188,9 @@ pub struct Organization {
     pub name: String,
     /// Acronym, when defined or known.
     pub acronym: Option<String>,
+    /// Other forms the text used (`U.N.`, `City Council's Finance Committee`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// How many times it is named (full name or acronym).
     pub mentions: u32,
 }

@@ -46,6 +46,8 @@ pub(crate) struct PlaceMention {
     pub span: (usize, usize),
     /// Folded key in the gazetteer.
     pub key: String,
+    /// A town known from the state after it (`Ocala, Fla.`): its country's code.
+    pub town: Option<&'static str>,
 }
 
 /// An organization mention.
@@ -74,7 +76,8 @@ pub(crate) struct Mentions {
     pub acronyms: Vec<(String, String)>,
 }
 
-const NOT_PERSON: u32 = flag::STOP
+/// Flags of words that never name a person.
+pub(crate) const NOT_PERSON: u32 = flag::STOP
     | flag::MONTH
     | flag::WEEKDAY
     | flag::ORG_END
@@ -111,6 +114,8 @@ pub(crate) struct Scanner<'d, 'a> {
     /// `of Y` tails.
     next_title_name: NextFrom,
     next_title_name_tail: NextFrom,
+    /// The article is about sport ([`super::teams::sporty`]).
+    sporty: bool,
 }
 
 impl<'d, 'a> Scanner<'d, 'a> {
@@ -127,6 +132,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
             org_scan: Cell::new(None),
             next_title_name: NextFrom::default(),
             next_title_name_tail: NextFrom::default(),
+            sporty: super::teams::sporty(doc),
         }
     }
 
@@ -173,59 +179,18 @@ impl<'d, 'a> Scanner<'d, 'a> {
                     }
                     break;
                 }
+                // `the Liberal party`, `the Communist party's program`.
+                if j - i <= 2 && j < r.end && self.lower_party(j) {
+                    self.push_org(i, j + 1);
+                    i = j + 1;
+                    continue;
+                }
                 self.chunk(i, j);
                 i = j;
             }
         }
-        self.promote_speakers();
+        super::cues::promote(self.doc, self.gaz, &mut self.out);
         self.out
-    }
-
-    /// A lone capitalised word in a speaker's slot next to a quotation is a person:
-    /// `“…”, said Stram`, `“…”, Hartweger said`, `Hartweger said, “…”`.
-    fn promote_speakers(&mut self) {
-        let n = self.doc.tokens.len();
-        let speech = |s: &Self, k: usize| {
-            k < n && {
-                let t = s.tok(k);
-                t.kind == Kind::Word && !t.is(shape::CAP) && t.has(flag::SPEECH)
-            }
-        };
-        let after_close = |s: &Self, k: usize| {
-            // Token `k` follows a closing mark, maybe with a comma between.
-            let mut p = k;
-            while p > 0 && matches!(s.tok(p - 1).kind, Kind::Punct(',')) {
-                p -= 1;
-            }
-            p > 0 && s.tok(p - 1).kind == Kind::Close && s.tok(p - 1).para == s.tok(k).para
-        };
-        let mut keep = Vec::with_capacity(self.out.singles.len());
-        for &i in &self.out.singles {
-            let t = *self.tok(i);
-            let name_like = !t.is(shape::ALLCAPS)
-                && !t.has(NOT_PERSON | flag::COMMON | flag::GEO)
-                && self
-                    .gaz
-                    .place(self.doc.fold(i))
-                    .first()
-                    .is_none_or_ambiguous();
-            let slot = name_like
-                && ((i > 0 && speech(self, i - 1) && after_close(self, i - 1))
-                    || (speech(self, i + 1)
-                        && (after_close(self, i)
-                            || (i + 2..(i + 4).min(n)).any(|k| self.tok(k).kind == Kind::Open))));
-            if slot {
-                self.out.persons.push(PersonMention {
-                    span: (i, i + 1),
-                    core: (i, i + 1),
-                    honorific: None,
-                    role: None,
-                });
-            } else {
-                keep.push(i);
-            }
-        }
-        self.out.singles = keep;
     }
 
     fn tok(&self, i: usize) -> &super::tokens::Token {
@@ -353,9 +318,37 @@ impl<'d, 'a> Scanner<'d, 'a> {
             let limit = self
                 .next_mark
                 .find(i, b, &self.doc.budget, |k| self.marks[k] != 0);
+            // `Fla.`, `N. Y.`; `Ocala` in `Ocala, Fla.`.
+            if let Some(st) = super::states::abbreviation_at(self.doc, i) {
+                self.key.clear();
+                super::tokens::fold_into(&mut self.key, st.state);
+                self.out.places.push(PlaceMention {
+                    span: st.span,
+                    key: self.key.clone(),
+                    town: None,
+                });
+                i = st.span.1;
+                continue;
+            }
+            if i == a && b - a <= 3 && !self.tok(a).has(flag::HONORIFIC | flag::TITLE) {
+                if let Some(st) = super::states::town_before_state(self.doc, b) {
+                    self.key.clear();
+                    join_folded(self.doc, a, b, &mut self.key);
+                    self.out.places.push(PlaceMention {
+                        span: (a, b),
+                        key: self.key.clone(),
+                        town: Some(st.country),
+                    });
+                    i = b;
+                    continue;
+                }
+            }
             // Curated institutions and demonyms.
             if let Some((end, phrase)) = self.phrase_at(i, limit) {
                 match phrase {
+                    // `Senate Foreign Relations Committee`, `Federal Reserve Board`:
+                    // a longer name that opens with an institution's.
+                    Phrase::Institution(_) if self.org_end(i, limit).is_some_and(|e| e > end) => {}
                     Phrase::Institution(n) => {
                         let (name, acr) = super::lexicon::INSTITUTIONS[n];
                         self.out.orgs.push(OrgMention {
@@ -372,6 +365,13 @@ impl<'d, 'a> Scanner<'d, 'a> {
                     }
                     Phrase::Title => {}
                 }
+            }
+            if let Some(end) =
+                super::teams::team_at(self.doc, self.gaz, i, limit, self.sporty, &mut self.key)
+            {
+                self.push_org(i, end);
+                i = end;
+                continue;
             }
             // Title (+ name).
             if let Some((role, hon, after)) = self.title_at(i, limit) {
@@ -393,11 +393,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 }
             }
             if let Some(end) = self.org_at(i, limit) {
-                self.out.orgs.push(OrgMention {
-                    span: (i, end),
-                    name: self.doc.span(i, end).to_owned(),
-                    acronym: None,
-                });
+                self.push_org(i, end);
                 i = end;
                 continue;
             }
@@ -405,6 +401,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 self.out.places.push(PlaceMention {
                     span: (i, end),
                     key: self.key.clone(),
+                    town: None,
                 });
                 i = end;
                 continue;
@@ -428,6 +425,21 @@ impl<'d, 'a> Scanner<'d, 'a> {
             self.out.singles.push(i);
             i += 1;
         }
+    }
+
+    /// Whether token `j` is a lower-case `party` (`party's`).
+    fn lower_party(&self, j: usize) -> bool {
+        let t = self.tok(j);
+        t.kind == Kind::Word && !t.is(shape::CAP) && self.doc.fold(j) == "party"
+    }
+
+    /// An organization named by tokens `a..b`, as written.
+    fn push_org(&mut self, a: usize, b: usize) {
+        self.out.orgs.push(OrgMention {
+            span: (a, b),
+            name: self.doc.span(a, b).to_owned(),
+            acronym: None,
+        });
     }
 
     /// Most words in a curated phrase starting with token `i` (0: none). The phrase
@@ -474,7 +486,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 .doc
                 .fold(i)
                 .split('-')
-                .any(|p| self.gaz.word_flags(p) & flag::TITLE != 0)
+                .any(|p| self.gaz.word_flags(p.trim_end_matches('.')) & flag::TITLE != 0)
     }
 
     /// A title phrase or title word at `i` (optionally after modifiers and a country
@@ -612,8 +624,12 @@ impl<'d, 'a> Scanner<'d, 'a> {
         }
         // `State Department`, `Fulton Superior Court`: up to the last keyword.
         let k = self.org_keywords(i, limit)?;
-        // `Committee of Ten`, `Bank of America`: keep the `of X` tail.
-        if self.tok(k).has(flag::ORG_START) && k + 2 < limit && self.doc.is_word(k + 1, "of") {
+        // `Committee of Ten`, `Bank of America`, `Commission on Civil Rights`: keep the
+        // `of X` (`on X`, `for X`) tail.
+        let tail = (self.tok(k).has(flag::ORG_START) && self.doc.is_word(k + 1, "of"))
+            || self.doc.is_word(k + 1, "on")
+            || self.doc.is_word(k + 1, "for");
+        if tail && k + 2 < limit {
             let mut end =
                 self.next_title_name_tail
                     .find(k + 2, limit, &self.doc.budget, title_then_name);
@@ -630,10 +646,15 @@ impl<'d, 'a> Scanner<'d, 'a> {
     /// the last keyword before it are remembered: they answer every later `i` up to
     /// the stop.
     fn org_keywords(&self, i: usize, limit: usize) -> Option<usize> {
+        // A singular possessive ends the name: `Salvation Army's Social Center`
+        // (not `Baseball Writers' Association`).
         let stops = |k: usize| {
-            self.is_title_word(k)
-                && !self.tok(k).has(flag::ORG_END)
-                && self.name_like_after(k + 1, limit)
+            (k > i
+                && self.tok(k - 1).is(shape::POSS)
+                && !self.doc.text(k - 1).ends_with(['s', 'S']))
+                || self.is_title_word(k)
+                    && !self.tok(k).has(flag::ORG_END)
+                    && self.name_like_after(k + 1, limit)
         };
         let keyword = |k: usize| {
             let tk = self.tok(k);
@@ -802,17 +823,6 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 K::Country | K::FormerCountry | K::Continent | K::Region | K::State | K::Province
             )
         })
-    }
-}
-
-trait PlaceCheck {
-    /// No reading, or only a name that also needs context (`Jackson`).
-    fn is_none_or_ambiguous(&self) -> bool;
-}
-
-impl PlaceCheck for Option<&super::gazetteer::PlaceEntry> {
-    fn is_none_or_ambiguous(&self) -> bool {
-        self.is_none_or(|e| e.ambiguous)
     }
 }
 

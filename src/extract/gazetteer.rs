@@ -112,12 +112,12 @@ impl fmt::Display for GazetteerError {
 impl std::error::Error for GazetteerError {}
 
 /// Bits of a [`WordTable`] slot that hold the word's lexicon flags
-/// ([`super::lexicon::flag`] uses bits 0..=27).
-const FLAG_BITS: u32 = 28;
+/// ([`super::lexicon::flag`] uses bits 0..=29).
+const FLAG_BITS: u32 = 30;
 const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 
 /// The word lexicon as one open-addressing hash table of `u64` slots:
-/// `tag << FLAG_BITS | flags`, where the tag is the top 36 bits of the word's
+/// `tag << FLAG_BITS | flags`, where the tag is the top 34 bits of the word's
 /// 64-bit hash (its lowest bit forced to 1, so 0 is an empty slot) and the slot
 /// position comes from the low bits, linear probing.
 ///
@@ -126,7 +126,7 @@ const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 /// CPU caches, and a daemon sees different articles one after the other, so each
 /// look-up is a cache miss per memory access. Here a look-up touches one slot
 /// (one cache line, rarely two) and never the word's bytes. The price: two words
-/// whose hashes agree on the slot position and the 35 free bits of the tag share
+/// whose hashes agree on the slot position and the 33 free bits of the tag share
 /// flags. A test checks that no two of the real lexicon's words do; an unknown word
 /// meets a known word's tag in its probe run about once in 10^10 look-ups.
 #[derive(Debug, Default)]
@@ -386,6 +386,19 @@ impl Gazetteer {
         }
         for w in lexicon::GEO_WORDS {
             lexicon_words.push((w, flag::GEO));
+        }
+        for w in lexicon::TEAMS {
+            match w.rsplit_once(' ') {
+                // A two-word nickname is a phrase; its last word carries the flag so
+                // that the team pass looks back from it.
+                Some((_, last)) => lexicon_words.push((last, flag::TEAM)),
+                None => lexicon_words.push((w, flag::TEAM)),
+            }
+        }
+        for w in lexicon::SPORT_WORDS {
+            if !w.contains(' ') {
+                lexicon_words.push((w, flag::SPORT));
+            }
         }
         for t in lexicon::TITLE_PHRASES {
             g.add_phrase(t, Phrase::Title);

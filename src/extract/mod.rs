@@ -27,6 +27,7 @@
 
 pub mod adversarial;
 mod budget;
+mod cues;
 mod dates;
 mod entities;
 pub mod gazetteer;
@@ -37,6 +38,8 @@ mod orgs;
 mod people;
 mod places;
 mod quotes;
+mod states;
+mod teams;
 mod tokens;
 
 use std::sync::LazyLock;
@@ -170,7 +173,7 @@ fn run_within(
     let mut used = vec![false; doc.tokens.len()];
     let (people, person_spans) = people::resolve(&doc, &mentions, &mut used);
     pass_done()?;
-    let organizations = orgs::resolve(&doc, &mentions, &mut used);
+    let organizations = orgs::resolve(&doc, gaz, &mentions, &mut used);
     let places = places::resolve(
         &doc,
         gaz,

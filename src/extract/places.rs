@@ -26,6 +26,21 @@ struct Cand<'a, 'g> {
     at: usize,
 }
 
+/// A town no list knows, in the United States or in Canada.
+static TOWN_US: [PlaceEntry; 1] = [town("US")];
+static TOWN_CA: [PlaceEntry; 1] = [town("CA")];
+
+const fn town(country: &'static str) -> PlaceEntry {
+    PlaceEntry {
+        canonical: "",
+        kind: PlaceKind::City,
+        country,
+        population: 0,
+        capital: false,
+        ambiguous: false,
+    }
+}
+
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Resolves the place mentions. `used` marks single words already taken by people.
@@ -59,8 +74,17 @@ pub(crate) fn resolve<'a, 'g>(
         }
     }
     for p in &m.places {
+        let mut entries = gaz.place(&p.key);
+        if let Some(country) = p.town {
+            // `Ocala, Fla.`: the reading in the state's country, else a town of it.
+            entries = match entries.iter().position(|e| e.country == country) {
+                Some(k) => &entries[k..=k],
+                None if country == "CA" => &TOWN_CA,
+                None => &TOWN_US,
+            };
+        }
         cands.push(Cand {
-            entries: gaz.place(&p.key),
+            entries,
             surface: doc.span(p.span.0, p.span.1),
             at: p.span.0,
         });
@@ -126,21 +150,45 @@ pub(crate) fn resolve<'a, 'g>(
         let known = readings
             .iter()
             .find(|(kind, country, _)| *kind == e.kind && *country == e.country);
-        match known {
-            Some(&(_, _, k)) => out[k].mentions += 1,
+        let surface = c.surface.trim_end_matches(['’', '\'']);
+        let k = match known {
+            Some(&(_, _, k)) => {
+                out[k].mentions += 1;
+                k
+            }
             None => {
                 readings.push((e.kind, e.country, out.len()));
                 out.push(Place {
                     name: name.to_owned(),
+                    aliases: Vec::new(),
                     mentions: 1,
                     kind: e.kind.as_str().to_owned(),
                     country: (!e.country.is_empty()).then(|| e.country.to_owned()),
                 });
+                out.len() - 1
             }
-        }
+        };
+        let place = &mut out[k];
+        add_alias(&place.name, &mut place.aliases, surface);
     }
     out
 }
+
+/// Adds `surface` to `aliases` unless it is the name or already there (case aside).
+/// An entity named thousands of ways keeps its first [`MAX_ALIASES`] forms.
+pub(crate) fn add_alias(name: &str, aliases: &mut Vec<String>, surface: &str) {
+    if surface.is_empty()
+        || aliases.len() >= MAX_ALIASES
+        || surface.eq_ignore_ascii_case(name)
+        || aliases.iter().any(|a| a.eq_ignore_ascii_case(surface))
+    {
+        return;
+    }
+    aliases.push(surface.to_owned());
+}
+
+/// The most aliases a place or an organization keeps.
+pub(crate) const MAX_ALIASES: usize = 16;
 
 fn choose<'g>(entries: &'g [PlaceEntry], votes: &Map<&str, u32>) -> Option<&'g PlaceEntry> {
     let first = entries.first()?;
