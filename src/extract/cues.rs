@@ -267,12 +267,20 @@ impl Ctx<'_, '_> {
 /// docs): each becomes a one-word person mention and leaves `m.singles`.
 pub(crate) fn promote(doc: &Doc<'_>, gaz: &Gazetteer, m: &mut Mentions) {
     let cx = Ctx { doc, gaz };
-    doc.budget.spend(m.singles.len());
+    doc.budget.spend(m.singles.len() + m.persons.len());
+    let mut ends: Vec<usize> = m.persons.iter().map(|p| p.span.1).collect();
+    ends.sort_unstable();
+    let mut starts: Vec<usize> = m.persons.iter().map(|p| p.span.0).collect();
+    starts.sort_unstable();
     let mut person = vec![false; m.singles.len()];
     for (s, &i) in m.singles.iter().enumerate() {
-        let Some(word) = cx.name_like(i) else {
+        let Some(mut word) = cx.name_like(i) else {
             continue;
         };
+        // `Mrs. J. M. Cheshire of Griffin`: a home town.
+        if i >= 2 && doc.is_word(i - 1, "of") && ends.binary_search(&(i - 1)).is_ok() {
+            word = Word::Place;
+        }
         let unknown = word == Word::Unknown;
         let t = &doc.tokens[i];
         let common = cx.common(i);
@@ -288,10 +296,6 @@ pub(crate) fn promote(doc: &Doc<'_>, gaz: &Gazetteer, m: &mut Mentions) {
     }
     // Lists: `Paschal, Cooke and Hinton` — a word listed beside a person (a promoted
     // word or a full name) is one too.
-    let mut ends: Vec<usize> = m.persons.iter().map(|p| p.span.1).collect();
-    ends.sort_unstable();
-    let mut starts: Vec<usize> = m.persons.iter().map(|p| p.span.0).collect();
-    starts.sort_unstable();
     for _ in 0..2 {
         for s in 0..m.singles.len() {
             if person[s] {

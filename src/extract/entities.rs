@@ -46,7 +46,9 @@ pub(crate) struct PlaceMention {
     pub span: (usize, usize),
     /// Folded key in the gazetteer.
     pub key: String,
-    /// A town known from the state after it (`Ocala, Fla.`): its country's code.
+    /// A place known from its context, not the gazetteer: a town known from the
+    /// state after it (`Ocala, Fla.`), its country's code; a feature (`Coosa
+    /// Valley`), `""`.
     pub town: Option<&'static str>,
 }
 
@@ -406,6 +408,17 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 i = end;
                 continue;
             }
+            if let Some(end) = super::states::feature(self.doc, i, limit) {
+                self.key.clear();
+                join_folded(self.doc, i, end, &mut self.key);
+                self.out.places.push(PlaceMention {
+                    span: (i, end),
+                    key: self.key.clone(),
+                    town: Some(""),
+                });
+                i = end;
+                continue;
+            }
             if self.tok(i).has(flag::DEMONYM) {
                 i += 1;
                 continue;
@@ -757,7 +770,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
             if t.has(NOT_PERSON) && !t.is(shape::INITIAL) {
                 break;
             }
-            if t.is(shape::ALLCAPS) && !t.is(shape::INITIAL) {
+            if t.is(shape::ALLCAPS) && !t.is(shape::INITIAL) && !self.initials(j) {
                 break;
             }
             // `Herrin-Murphysboro-West`: a compound of three or more parts is no name.
@@ -765,6 +778,10 @@ impl<'d, 'a> Scanner<'d, 'a> {
                 break;
             }
             if names == 0 {
+                // `Denver's Al Carmichael`: a place's possessive opens no name.
+                if t.is(shape::POSS) && !self.gaz.place(self.doc.fold(j)).is_empty() {
+                    break;
+                }
                 if !titled {
                     let first = t.is(shape::INITIAL)
                         || (t.has(flag::FIRST)
@@ -794,6 +811,15 @@ impl<'d, 'a> Scanner<'d, 'a> {
             return (i, 0);
         }
         (end, names)
+    }
+
+    /// Whether token `i` is a run of initials written together: `K.J.P.`.
+    fn initials(&self, i: usize) -> bool {
+        let w = self.doc.text(i).as_bytes();
+        w.len() >= 4
+            && w.len() % 2 == 0
+            && w.chunks(2)
+                .all(|c| c[0].is_ascii_uppercase() && c[1] == b'.')
     }
 
     /// Whether the name words `i..j` hold an initial or a first name that is not also a

@@ -38,6 +38,9 @@ pub enum PlaceKind {
     City,
     /// A US county.
     County,
+    /// A named feature or locality no list holds, told by its last word: `Coosa
+    /// Valley`, `Drexel Park`, `Larimer Street`.
+    Feature,
 }
 
 impl PlaceKind {
@@ -52,6 +55,7 @@ impl PlaceKind {
             PlaceKind::Province => "province",
             PlaceKind::City => "city",
             PlaceKind::County => "county",
+            PlaceKind::Feature => "feature",
         }
     }
 

@@ -29,6 +29,11 @@ struct Cand<'a, 'g> {
 /// A town no list knows, in the United States or in Canada.
 static TOWN_US: [PlaceEntry; 1] = [town("US")];
 static TOWN_CA: [PlaceEntry; 1] = [town("CA")];
+/// A feature or locality no list knows (`Coosa Valley`).
+static FEATURE: [PlaceEntry; 1] = [PlaceEntry {
+    kind: PlaceKind::Feature,
+    ..town("")
+}];
 
 const fn town(country: &'static str) -> PlaceEntry {
     PlaceEntry {
@@ -79,6 +84,7 @@ pub(crate) fn resolve<'a, 'g>(
             // `Ocala, Fla.`: the reading in the state's country, else a town of it.
             entries = match entries.iter().position(|e| e.country == country) {
                 Some(k) => &entries[k..=k],
+                None if country.is_empty() => &FEATURE,
                 None if country == "CA" => &TOWN_CA,
                 None => &TOWN_US,
             };

@@ -203,11 +203,19 @@ pub(crate) fn attribute(
                 let p = doc.tokens[q.open].para;
                 let prev_q = &quotes[prev];
                 let prev_para = doc.tokens[prev_q.open].para;
-                let adjacent = prev_para == p || prev_para + 1 == p;
+                // A quotation left open runs on past a short line between
+                // (a heading the layout kept as a paragraph).
+                let adjacent = prev_para == p
+                    || prev_para + 1 == p
+                    || (prev_q.close.is_none() && prev_para + 2 == p);
+                // Someone else named between the two (the speaker named again,
+                // `“…”, Pratt said. “…”`, does not count).
                 let named_between = ctx
                     .persons_from(prev_q.end + 1)
-                    .first()
-                    .is_some_and(|s| s.span.0 < q.open);
+                    .iter()
+                    .take_while(|s| s.span.0 < q.open)
+                    .take(8)
+                    .any(|s| s.person != sp);
                 if adjacent && para >= prev_para && !named_between {
                     who = Who::Person(sp);
                 }
@@ -346,7 +354,7 @@ impl Ctx<'_, '_> {
             return Who::Unknown;
         }
         let _ = open;
-        // `said X`, `added he`.
+        // `said X`, `added he`, `said the magistrate, X`.
         if self.speech(k) {
             let n = k + 1;
             if n < end {
@@ -355,6 +363,9 @@ impl Ctx<'_, '_> {
                 }
                 if self.pronoun(n) {
                     return self.resolve_pronoun(n);
+                }
+                if let Some(s) = self.appositive_person(n, end) {
+                    return Who::Person(s);
                 }
                 return self.subject_kind(n, end);
             }
@@ -374,8 +385,12 @@ impl Ctx<'_, '_> {
             }
             return Who::Unknown;
         }
-        // `X said`, `X, in charge of ..., assured reporters`.
-        if let Some(s) = self.person_starting(k) {
+        // `X said`, `X, in charge of ..., assured reporters`; `Colquitt Policeman X
+        // said` (capitalised words before the name).
+        let named = (k..(k + 4).min(end))
+            .take_while(|&j| j == k || self.tok(j - 1).cap_word())
+            .find_map(|j| self.person_starting(j));
+        if let Some(s) = named {
             let mut e = s.span.1;
             if self.doc.is_punct(e, ',') {
                 if let Some(close) = (e + 1..(e + 16).min(end)).find(|&v| self.doc.is_punct(v, ','))
@@ -403,6 +418,23 @@ impl Ctx<'_, '_> {
         Who::Unknown
     }
 
+    /// `the magistrate, K.J.P. Baraclough`: a person after `the` and up to four
+    /// lower-case words and a comma, starting at `n`.
+    fn appositive_person(&self, n: usize, end: usize) -> Option<usize> {
+        if !self.doc.is_word(n, "the") {
+            return None;
+        }
+        let comma = (n + 1..(n + 6).min(end)).find(|&j| self.doc.is_punct(j, ','))?;
+        let lower = (n + 1..comma).all(|j| {
+            let t = self.tok(j);
+            t.kind == Kind::Word && !t.is(shape::CAP)
+        });
+        if !lower || comma == n + 1 {
+            return None;
+        }
+        self.person_starting(comma + 1).map(|s| s.person)
+    }
+
     /// What kind of subject starts at `n` (`the jury` is not a person).
     fn subject_kind(&self, n: usize, end: usize) -> Who {
         let t = self.tok(n);
@@ -427,21 +459,34 @@ impl Ctx<'_, '_> {
             }
         }
         // The nearest verb of saying before the quotation.
-        let reach = if short { 2 } else { 6 };
-        let lo = o.saturating_sub(reach).max(start);
-        let Some(v) = (lo..o).rev().find(|&v| self.speech(v)) else {
-            return Who::Unknown;
-        };
-        if short {
-            // Only `said “…”`, `said: “…”`, `said that “…”`.
-            let between_ok = (v + 1..o).all(|k| {
+        let lo = o.saturating_sub(6).max(start);
+        if let Some(v) = (lo..o).rev().find(|&v| self.speech(v)) {
+            // A short phrase takes the speaker only from a person (`Mr. Goldberg says
+            // he's merely “putting my neck out”`), never from a pronoun far off.
+            let who = self.subject_of(v, start);
+            let direct = (v + 1..o).all(|k| {
                 matches!(self.tok(k).kind, Kind::Punct(':' | ',')) || self.doc.is_word(k, "that")
             });
-            if !between_ok {
-                return Who::Unknown;
-            }
+            return if short && !direct && !matches!(who, Who::Person(_)) {
+                Who::Unknown
+            } else {
+                who
+            };
         }
-        self.subject_of(v, start)
+        // Reported speech: `X stated that … and that “…”`, `He declared on March 25
+        // that … by “…”` — a verb of saying followed by `that`, earlier in the
+        // sentence (at most 40 words back).
+        let far = o.saturating_sub(40).max(start);
+        let reported = (far..lo).rev().find(|&v| {
+            self.speech(v) && (v + 1..(v + 6).min(o)).any(|k| self.doc.is_word(k, "that"))
+        });
+        match reported {
+            Some(v) => match self.subject_of(v, start) {
+                Who::Person(p) => Who::Person(p),
+                _ => Who::Unknown,
+            },
+            None => Who::Unknown,
+        }
     }
 
     /// The subject of the verb at `v` (sentence starting at `start`). Auxiliaries
@@ -475,11 +520,21 @@ impl Ctx<'_, '_> {
             // `X welcomed ... and said`: the subject of the sentence (a mention that
             // starts the sentence, or its second token).
             if self.doc.is_word(p, "and") || self.doc.is_word(p, "but") {
-                let first = self
-                    .persons_from(start)
+                // Else the first person named in the sentence and followed by a
+                // comma (`… Johnny Weissmuller, the only real Tarzan, telephoned
+                // Maureen O'Sullivan … and muttered`).
+                let mentions = self.persons_from(start);
+                let first = mentions
                     .iter()
                     .take_while(|s| s.span.0 <= start + 1 && s.span.0 < p)
-                    .find(|s| s.span.1 <= p);
+                    .find(|s| s.span.1 <= p)
+                    .or_else(|| {
+                        mentions
+                            .iter()
+                            .take_while(|s| s.span.1 <= p)
+                            .take(8)
+                            .find(|s| self.doc.is_punct(s.span.1, ','))
+                    });
                 return first.map_or(Who::Unknown, |s| Who::Person(s.person));
             }
             // Auxiliaries: `X has said`, `X had told`.

@@ -1,5 +1,6 @@
-//! State and province abbreviations (`Fla.`, `N.Y.`, `N. Y.`, `Ont.`) and the towns
-//! they follow (`Ocala, Fla.`).
+//! Places told by their form rather than a list: state and province abbreviations
+//! (`Fla.`, `N.Y.`, `N. Y.`, `Ont.`), the towns they follow (`Ocala, Fla.`), and named
+//! features and localities (`Coosa Valley`, `Drexel Park`, `Larimer St.`).
 //!
 //! An abbreviation that is also a word (`Ill.`, `Pa.`, `Mass.`, `Me.`) names a state
 //! only after `Town,`; the others (`Calif.`, `N.J.`) anywhere. The town before one
@@ -135,4 +136,73 @@ pub(crate) fn town_before_state(doc: &Doc<'_>, b: usize) -> Option<StateAbbr> {
         return None;
     }
     abbreviation_at(doc, b + 1)
+}
+
+/// Last words of a feature's or a locality's name (folded, period dropped).
+const FEATURE_WORDS: &[&str] = &[
+    "valley",
+    "river",
+    "lake",
+    "mountain",
+    "mountains",
+    "creek",
+    "bay",
+    "beach",
+    "island",
+    "islands",
+    "park",
+    "hill",
+    "hills",
+    "heights",
+    "forest",
+    "canyon",
+    "desert",
+    "harbor",
+    "harbour",
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "boulevard",
+    "blvd",
+    "road",
+    "rd",
+    "square",
+    "plaza",
+    "bridge",
+    "township",
+    "tract",
+    "gate",
+    "peninsula",
+    "strait",
+    "straits",
+    "gulf",
+    "sea",
+    "ocean",
+    "coast",
+    "channel",
+    "county",
+];
+
+/// A feature named by capitalised words `a..b` (one to three words, then a word of
+/// [`FEATURE_WORDS`]), with no first name or initial among them (`George Park` is a
+/// person): where it ends.
+pub(crate) fn feature(doc: &Doc<'_>, a: usize, b: usize) -> Option<usize> {
+    doc.budget.spend(1);
+    let e = (a + 1..b.min(a + 4)).find(|&k| {
+        let w = doc.fold(k).trim_end_matches('.');
+        FEATURE_WORDS.contains(&w)
+    })?;
+    let named = (a..e).all(|k| {
+        let t = &doc.tokens[k];
+        t.cap_word()
+            && !t.is(shape::INITIAL)
+            && !t.has(
+                super::lexicon::flag::FIRST
+                    | super::lexicon::flag::HONORIFIC
+                    | super::lexicon::flag::TITLE,
+            )
+            && !t.is(shape::POSS)
+    });
+    named.then_some(e + 1)
 }
