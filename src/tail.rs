@@ -202,7 +202,7 @@ impl Filter {
     /// day is at or after the bound.
     ///
     /// Names: each needle must be a substring of the folded `name` of some entry (or
-    /// of a person's `aliases`, or an organization's `acronym`).
+    /// of its `aliases`, or an organization's `acronym`).
     pub fn matches(&self, record: &Value) -> bool {
         if let Some(since) = self.since {
             if !stamp_at_or_after(record, since) {
@@ -215,8 +215,8 @@ impl Filter {
                 .all(|n| entity_names(record, key, extra).any(|name| fold(&name).contains(n)))
         };
         all(&self.people, "people", &["aliases"])
-            && all(&self.places, "places", &[])
-            && all(&self.orgs, "organizations", &["acronym"])
+            && all(&self.places, "places", &["aliases"])
+            && all(&self.orgs, "organizations", &["acronym", "aliases"])
     }
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct PlaceMention {
     /// state after it (`Ocala, Fla.`), its country's code; a feature (`Coosa
     /// Valley`), `""`.
     pub town: Option<&'static str>,
+    /// Written as a state's abbreviation (`N. Y.`): the state's name (its reading is
+    /// the state's, not the city's).
+    pub state: Option<&'static str>,
 }
 
 /// An organization mention.
@@ -328,6 +331,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                     span: st.span,
                     key: self.key.clone(),
                     town: None,
+                    state: Some(st.state),
                 });
                 i = st.span.1;
                 continue;
@@ -340,6 +344,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                         span: (a, b),
                         key: self.key.clone(),
                         town: Some(st.country),
+                        state: None,
                     });
                     i = b;
                     continue;
@@ -404,6 +409,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                     span: (i, end),
                     key: self.key.clone(),
                     town: None,
+                    state: None,
                 });
                 i = end;
                 continue;
@@ -415,6 +421,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
                     span: (i, end),
                     key: self.key.clone(),
                     town: Some(""),
+                    state: None,
                 });
                 i = end;
                 continue;
@@ -639,9 +646,10 @@ impl<'d, 'a> Scanner<'d, 'a> {
         let k = self.org_keywords(i, limit)?;
         // `Committee of Ten`, `Bank of America`, `Commission on Civil Rights`: keep the
         // `of X` (`on X`, `for X`) tail.
+        // Never a date: `the Grand Jury on Friday`.
+        let dated = k + 2 < limit && self.tok(k + 2).has(flag::MONTH | flag::WEEKDAY);
         let tail = (self.tok(k).has(flag::ORG_START) && self.doc.is_word(k + 1, "of"))
-            || self.doc.is_word(k + 1, "on")
-            || self.doc.is_word(k + 1, "for");
+            || ((self.doc.is_word(k + 1, "on") || self.doc.is_word(k + 1, "for")) && !dated);
         if tail && k + 2 < limit {
             let mut end =
                 self.next_title_name_tail

@@ -287,6 +287,42 @@ mod tests {
     }
 
     #[test]
+    fn names_told_by_their_context() {
+        let r = record(
+            "(Ocala, Fla.) Draper declared the season over after the inning.\n\
+             Posted at 9:00 a.m.\n\
+             The coach of the Green Bay Packers said the team would win. The Yankees lost \
+             the game. The Liberal party met the TCU board in Troy, N. Y. near Coosa Valley.\n\
+             “We will be back,” said Stram. Lumpe worked a walk, and Hyde's next toss \
+             went over the Senate Foreign Relations Committee on Friday.",
+        );
+        let p = people(&r);
+        for name in ["Draper", "Stram", "Lumpe", "Hyde"] {
+            assert!(p.contains(&name), "{name}: {p:?}");
+        }
+        let o = orgs(&r);
+        for name in [
+            "Green Bay Packers",
+            "Yankees",
+            "Liberal party",
+            "TCU",
+            "Senate Foreign Relations Committee",
+        ] {
+            assert!(o.contains(&name), "{name}: {o:?}");
+        }
+        let pl = places(&r);
+        for name in ["Ocala", "Florida", "Troy", "New York", "Coosa Valley"] {
+            assert!(pl.contains(&name), "{name}: {pl:?}");
+        }
+        assert!(!pl.contains(&"Green Bay"), "{pl:?}");
+        let ny = r.places.iter().find(|x| x.name == "New York").unwrap();
+        assert_eq!(ny.aliases, ["N. Y."]);
+        let valley = r.places.iter().find(|x| x.name == "Coosa Valley").unwrap();
+        assert_eq!(valley.kind, "feature");
+        assert_eq!(r.quotes[0].speaker.as_deref(), Some("Stram"));
+    }
+
+    #[test]
     fn places_need_context_when_ambiguous() {
         let r = record(
             "Lede about Mobile homes.\nPosted at 9:00 a.m.\n\

@@ -24,6 +24,19 @@ struct Cand<'a, 'g> {
     entries: &'g [PlaceEntry],
     surface: &'a str,
     at: usize,
+    /// The name to report when the surface is an abbreviation (`Fla.`: `Florida`).
+    name: Option<&'static str>,
+}
+
+/// The state or province reading among `entries` (`New York` the state), else all.
+fn state_reading(entries: &[PlaceEntry]) -> &[PlaceEntry] {
+    match entries
+        .iter()
+        .position(|e| matches!(e.kind, PlaceKind::State | PlaceKind::Province))
+    {
+        Some(k) => &entries[k..=k],
+        None => entries,
+    }
 }
 
 /// A town no list knows, in the United States or in Canada.
@@ -68,18 +81,32 @@ pub(crate) fn resolve<'a, 'g>(
             let part = part.trim();
             folded.clear();
             fold_into(&mut folded, part);
-            let entries = gaz.place(&folded);
+            let mut entries = gaz.place(&folded);
+            // `(Ocala, Fla.)`: the state's abbreviation.
+            let mut name = None;
+            if entries.is_empty() {
+                if let Some((state, _)) = super::states::state_named(part) {
+                    folded.clear();
+                    fold_into(&mut folded, state);
+                    entries = state_reading(gaz.place(&folded));
+                    name = Some(state);
+                }
+            }
             if !part.is_empty() && !entries.is_empty() {
                 cands.push(Cand {
                     entries,
                     surface: part,
                     at: 0,
+                    name,
                 });
             }
         }
     }
     for p in &m.places {
         let mut entries = gaz.place(&p.key);
+        if p.state.is_some() {
+            entries = state_reading(entries);
+        }
         if let Some(country) = p.town {
             // `Ocala, Fla.`: the reading in the state's country, else a town of it.
             entries = match entries.iter().position(|e| e.country == country) {
@@ -93,6 +120,7 @@ pub(crate) fn resolve<'a, 'g>(
             entries,
             surface: doc.span(p.span.0, p.span.1),
             at: p.span.0,
+            name: p.state,
         });
     }
     // Where each person mention ends, for `Cheshire of Griffin`.
@@ -113,6 +141,7 @@ pub(crate) fn resolve<'a, 'g>(
                 entries,
                 surface: doc.text(i),
                 at: i,
+                name: None,
             });
         }
     }
@@ -140,7 +169,9 @@ pub(crate) fn resolve<'a, 'g>(
         let Some(e) = choose(c.entries, &votes) else {
             continue;
         };
-        let name: &str = if e.canonical.is_empty() {
+        let name: &str = if let Some(n) = c.name {
+            n
+        } else if e.canonical.is_empty() {
             c.surface.trim_end_matches(['’', '\''])
         } else {
             e.canonical

@@ -120,6 +120,23 @@ pub(crate) fn abbreviation_at(doc: &Doc<'_>, i: usize) -> Option<StateAbbr> {
     })
 }
 
+/// The state (and its country) a written abbreviation names (`Fla.`, `N. Y.`), read
+/// alone, as in a dateline.
+pub(crate) fn state_named(written: &str) -> Option<(&'static str, &'static str)> {
+    if !written.ends_with('.') {
+        return None;
+    }
+    let key: String = written
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    ABBREVIATIONS
+        .iter()
+        .find(|e| e.0 == key)
+        .map(|&(_, state, country, _)| (state, country))
+}
+
 /// Whether the abbreviation at `i` follows `Town,` (a capitalised word and a comma in
 /// the same sentence).
 fn after_town(doc: &Doc<'_>, i: usize) -> bool {
