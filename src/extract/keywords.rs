@@ -10,17 +10,24 @@
 //! already done. The crate stays as the reference: a test checks that the phrases
 //! found here are the ones it finds.
 //!
-//! For each word that is not a stop word (lexicon stop list, or fewer than three
-//! letters), from its occurrences: `TF`, capitalized occurrences not opening a sentence
-//! and acronyms (casing), the median sentence index (position), the sentences it
-//! appears in (spread), and how varied its left and right neighbours are
-//! (relatedness). Word score `H = Rel·Pos / (Case + Freq/Rel + Spread/Rel)`; candidate
-//! phrases of one to three words inside a sentence, not starting or ending with a stop
-//! word, score `Π H / (TF_phrase · (1 + Σ H))`. Lower is better; phrases contained in
-//! a better one are dropped.
+//! For each word that is not a stop word (lexicon stop list, the function words and
+//! adverbs of [`words`], or fewer than three letters), from its occurrences: `TF`,
+//! capitalized occurrences not opening a sentence and acronyms (casing), the median
+//! sentence index (position), the sentences it appears in (spread), and how varied its
+//! left and right neighbours are (relatedness). Word score
+//! `H = Rel·Pos / (Case + Freq/Rel + Spread/Rel)`; candidate phrases of one to three
+//! words inside a sentence, not starting or ending with a stop word, score
+//! `Π H / (TF_phrase · (1 + Σ H))`. Lower is better; phrases contained in a better one
+//! are dropped. A function word or adverb that is also a name (`May`, `Notre Dame`)
+//! counts as a word, but opens or closes a phrase only where it is capitalised inside
+//! a sentence; a French function word that is also an English word (`son`, `pour`) is
+//! a stop word in a French text only; a leading French elision is left out of a
+//! phrase (`l'accord` reads `accord`).
 
-use super::lexicon::flag;
+mod words;
+
 use super::tokens::{shape, Doc, Kind};
+use words::Edge;
 
 /// Longest candidate phrase, in words.
 const MAX_NGRAM: usize = 3;
@@ -54,20 +61,6 @@ struct Term {
     /// Occurrences with a left and a right neighbour.
     left_n: u32,
     right_n: u32,
-}
-
-fn is_stop(doc: &Doc, i: usize) -> bool {
-    let t = &doc.tokens[i];
-    // Folded forms are ASCII (accents folded, other marks dropped), so bytes are
-    // characters here.
-    t.kind != Kind::Word
-        || t.has(flag::STOP)
-        || doc
-            .fold(i)
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .count()
-            < 3
 }
 
 /// A candidate phrase: up to three term ids.
@@ -198,6 +191,8 @@ struct Scratch {
     multi: IdTable,
     tid: Vec<u32>,
     stop: Vec<bool>,
+    /// How each term may stand at a phrase's edge.
+    edges: Vec<Edge>,
     terms: Vec<Term>,
     pairs: Vec<(u32, u32)>,
     offsets: Vec<usize>,
@@ -255,19 +250,37 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
     let tid = &mut s.tid;
     tid.clear();
     tid.resize(doc.tokens.len(), u32::MAX);
-    // Stop words, judged once per term (every occurrence has the same folded form).
-    let stop = &mut s.stop;
+    // Stop words and edge rules, judged once per term (every occurrence has the same
+    // folded form), and the text's language, from its distinct words.
+    let (stop, edges) = (&mut s.stop, &mut s.edges);
     stop.clear();
+    edges.clear();
+    let mut french = 0;
     for (i, t) in doc.tokens.iter().enumerate() {
         if t.kind == Kind::Word {
             let next = stop.len() as u32;
             let id = ids.get_or_insert(doc.hashes[i] | 1, next);
             if id == next {
-                stop.push(is_stop(doc, i));
+                let edge = words::term_edge(doc, i);
+                stop.push(edge == Edge::Never);
+                edges.push(edge);
+                french += words::french_vote(doc.fold(i));
             }
             tid[i] = id;
         }
     }
+    if french > 0 {
+        for (st, e) in stop.iter_mut().zip(edges.iter()) {
+            *st |= *e == Edge::French;
+        }
+    }
+    // A term opens or closes a phrase at token `i` unless it is a stop word, or a name
+    // written otherwise than as a name.
+    let (stop, edges) = (&*stop, &*edges);
+    let at_edge = |i: usize, term: u32| {
+        !stop[term as usize]
+            && (edges[term as usize] != Edge::Named || words::is_name(&doc.tokens[i]))
+    };
     let terms = &mut s.terms;
     terms.clear();
     terms.resize(
@@ -428,7 +441,7 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
         }
         for a in range.clone() {
             let first = tid[a];
-            if first == u32::MAX || stop[first as usize] {
+            if first == u32::MAX || !at_edge(a, first) {
                 continue;
             }
             let e = &mut single[first as usize];
@@ -447,7 +460,7 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
                     break;
                 }
                 packed |= (u64::from(w) + 1) << (ID_BITS as usize * (len - 1));
-                if stop[w as usize] {
+                if !at_edge(last, w) {
                     continue;
                 }
                 let next = multi_at.len() as u32;
@@ -517,8 +530,14 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
         {
             continue;
         }
+        // Without its elision, a phrase may read as one already chosen.
+        let text = doc.span(a as usize, b as usize);
+        let text = &text[words::elision_len(text)..];
+        if out.iter().any(|o: &String| o.eq_ignore_ascii_case(text)) {
+            continue;
+        }
         chosen.push(key);
-        out.push(doc.span(a as usize, b as usize).to_owned());
+        out.push(text.to_owned());
         if out.len() == n {
             break;
         }

@@ -339,8 +339,9 @@ pub struct Resolved {
 
 /// Resolves a read stamp against the capture moment, in the capture's zone.
 ///
-/// - a time with no date is on the capture day, or the day before when that would be
-///   after the capture moment;
+/// - a time with no date, or with a same-day word (`today`, `this morning`,
+///   `aujourd'hui`, `ce soir`), is on the capture day, or the day before when that
+///   would be after the capture moment;
 /// - `yesterday`/`hier` is the day before the capture day;
 /// - a month and day with no year take the capture year, or the year before when that
 ///   would be after the capture day.
@@ -371,7 +372,8 @@ pub fn resolve(raw: &RawStamp, capture: &Zoned) -> Option<Resolved> {
         Some((h, m)) => {
             let t = Time::new(h, m, 0, 0).ok()?;
             let mut z = local(date.to_datetime(t), tz)?;
-            if !raw.has_day() && z.timestamp() > capture.timestamp() {
+            let capture_day = raw.month_day.is_none() && raw.rel != Some(RelDay::Yesterday);
+            if capture_day && z.timestamp() > capture.timestamp() {
                 z = local(date.checked_sub(1.day()).ok()?.to_datetime(t), tz)?;
             }
             Some(Resolved {
@@ -487,6 +489,62 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(res(line, CAP).as_deref(), Some(want), "{line}");
+        }
+    }
+
+    /// 2022-10-03 00:10 in Montreal: just after midnight.
+    const AFTER_MIDNIGHT: &str = "2022-10-03T04:10:00Z";
+
+    #[test]
+    fn english_same_day_words_after_midnight() {
+        let cases = [
+            ("Updated today at 10:34 p.m.", "2022-10-02T22:34:00-04:00"),
+            (
+                "Posted this morning at 9:05 a.m.",
+                "2022-10-02T09:05:00-04:00",
+            ),
+            (
+                "Posted this evening at 8:00 p.m.",
+                "2022-10-02T20:00:00-04:00",
+            ),
+            ("Posted today at 12:05 a.m.", "2022-10-03T00:05:00-04:00"),
+            (
+                "Posted yesterday at 11:30 p.m.",
+                "2022-10-02T23:30:00-04:00",
+            ),
+            (
+                "Posted yesterday at 12:05 a.m.",
+                "2022-10-02T00:05:00-04:00",
+            ),
+            ("Posted this morning", "2022-10-03"),
+            ("Updated at 10:34 p.m.", "2022-10-02T22:34:00-04:00"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(res(line, AFTER_MIDNIGHT).as_deref(), Some(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn french_same_day_words_after_midnight() {
+        let cases = [
+            (
+                "Mis à jour aujourd'hui à 22 h 34",
+                "2022-10-02T22:34:00-04:00",
+            ),
+            ("PUBLIÉ AUJOURD’HUI À 15 H 42", "2022-10-02T15:42:00-04:00"),
+            ("Publié ce matin à 9 h 05", "2022-10-02T09:05:00-04:00"),
+            ("Publié ce soir à 20 h", "2022-10-02T20:00:00-04:00"),
+            (
+                "Publié cet après-midi à 14 h 10",
+                "2022-10-02T14:10:00-04:00",
+            ),
+            ("Publié aujourd'hui à 0 h 05", "2022-10-03T00:05:00-04:00"),
+            ("Mis à jour hier à 23 h 30", "2022-10-02T23:30:00-04:00"),
+            ("Publié hier à 0 h 05", "2022-10-02T00:05:00-04:00"),
+            ("Publié ce matin", "2022-10-03"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(res(line, AFTER_MIDNIGHT).as_deref(), Some(want), "{line}");
         }
     }
 
