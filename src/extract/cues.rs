@@ -302,14 +302,14 @@ pub(crate) fn promote(doc: &Doc<'_>, gaz: &Gazetteer, m: &mut Mentions) {
                 continue;
             }
             let i = m.singles[s];
-            if cx.name_like(i) != Some(Word::Unknown)
-                && !cx.name_like(i).is_some_and(|w| w == Word::Listed)
-            {
-                continue;
-            }
-            let unknown = cx.name_like(i) == Some(Word::Unknown);
+            // A word no list knows, or a listed surname that is not a common word.
             let t = &doc.tokens[i];
-            if !unknown && !(t.has(flag::SURNAME) && !cx.common(i)) {
+            let eligible = match cx.name_like(i) {
+                Some(Word::Unknown) => true,
+                Some(Word::Listed) => t.has(flag::SURNAME) && !cx.common(i),
+                _ => false,
+            };
+            if !eligible {
                 continue;
             }
             let listed = |k: usize| {

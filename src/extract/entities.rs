@@ -825,7 +825,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
     fn initials(&self, i: usize) -> bool {
         let w = self.doc.text(i).as_bytes();
         w.len() >= 4
-            && w.len() % 2 == 0
+            && w.len().is_multiple_of(2)
             && w.chunks(2)
                 .all(|c| c[0].is_ascii_uppercase() && c[1] == b'.')
     }
