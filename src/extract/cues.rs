@@ -13,8 +13,9 @@
 //! - a list with a known person: `Paschal, Cooke and Hinton` once one is a person.
 //!
 //! A word that is a place's name (unless that name needs context, `Jackson`), a
-//! function word, a title or a month is never promoted; a common word (`Barber`,
-//! `Brown`) only when it is also a listed surname or stands in a speaker's slot. The
+//! function word, a title, a month or a word with digits is never promoted; a common
+//! word (`Barber`, `Brown`) only when it is also a listed surname, or stands inside the
+//! sentence in a speaker's slot or as a listed first name. The
 //! people pass then gives every other mention of the same word the same reading.
 
 use super::entities::{Mentions, PersonMention, NOT_PERSON};
@@ -235,7 +236,11 @@ impl Ctx<'_, '_> {
     /// what kind of word it is.
     fn name_like(&self, i: usize) -> Option<Word> {
         let t = self.tok(i)?;
-        if t.is(shape::ALLCAPS) || t.is(shape::INITIAL) || t.has(NOT_PERSON | flag::GEO) {
+        if t.is(shape::ALLCAPS)
+            || t.is(shape::INITIAL)
+            || t.is(shape::DIGIT)
+            || t.has(NOT_PERSON | flag::GEO)
+        {
             return None;
         }
         let place = self.gaz.place(self.doc.fold(i)).first();
@@ -288,7 +293,11 @@ pub(crate) fn promote(doc: &Doc<'_>, gaz: &Gazetteer, m: &mut Mentions) {
         let mid = !t.is(shape::SENT_START);
         person[s] = match cx.cue(i) {
             _ if word == Word::Place => cx.cue(i) == Cue::Strong && cx.speaker_slot(i),
-            Cue::Strong => !common || surname || mid,
+            // A common word inside the sentence: in a speaker's slot, or a first
+            // name (not `Officials said`, `Traveler said`).
+            Cue::Strong => {
+                !common || surname || (mid && (t.has(flag::FIRST) || cx.speaker_slot(i)))
+            }
             Cue::Weak => unknown || (surname && (!common || mid)),
             Cue::Adjective => surname && !common && !t.has(flag::FIRST),
             Cue::None => false,
