@@ -216,11 +216,13 @@ impl Ctx<'_, '_> {
         Cue::None
     }
 
-    /// Whether the word `i` reads as a common word: a listed one, a plural of one
-    /// (`Officials`, `Weeks`, `Floridians`), or an `-ing` form (`Having`).
+    /// Whether the word `i` reads as a common word: one that running text writes in
+    /// lower case (the Brown corpus; a dictionary entry that it never does, such as
+    /// `stram`, is rare enough to be a name), a plural of a common word (`Officials`,
+    /// `Weeks`, `Floridians`), or an `-ing` form (`Having`).
     fn common(&self, i: usize) -> bool {
         let t = &self.doc.tokens[i];
-        if t.has(flag::COMMON) {
+        if t.has(flag::LOWER) {
             return true;
         }
         let w = self.doc.fold(i);
@@ -257,7 +259,7 @@ impl Ctx<'_, '_> {
         if after_prep {
             return Some(Word::Place);
         }
-        let listed = flag::COMMON | flag::FIRST | flag::SURNAME | flag::TEAM;
+        let listed = flag::FIRST | flag::SURNAME | flag::TEAM;
         Some(
             if place.is_none() && t.lex & listed == 0 && !self.common(i) {
                 Word::Unknown

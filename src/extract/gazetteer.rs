@@ -19,6 +19,11 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 /// The embedded data file.
 pub const DATA: &str = include_str!("../../data/gazetteer.tsv");
 
+/// How the Brown corpus (categories C to R) writes each word, by
+/// `scripts/build_brown.py`: `word<TAB>flags`, `l` for a word written in lower case in
+/// running text, `n` for one written as a proper noun.
+pub const BROWN: &str = include_str!("../../data/brown.tsv");
+
 /// What sort of place an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaceKind {
@@ -116,12 +121,12 @@ impl fmt::Display for GazetteerError {
 impl std::error::Error for GazetteerError {}
 
 /// Bits of a [`WordTable`] slot that hold the word's lexicon flags
-/// ([`super::lexicon::flag`] uses bits 0..=29).
-const FLAG_BITS: u32 = 30;
+/// ([`super::lexicon::flag`] uses bits 0..=31).
+const FLAG_BITS: u32 = 32;
 const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 
 /// The word lexicon as one open-addressing hash table of `u64` slots:
-/// `tag << FLAG_BITS | flags`, where the tag is the top 34 bits of the word's
+/// `tag << FLAG_BITS | flags`, where the tag is the top 32 bits of the word's
 /// 64-bit hash (its lowest bit forced to 1, so 0 is an empty slot) and the slot
 /// position comes from the low bits, linear probing.
 ///
@@ -130,7 +135,7 @@ const FLAG_MASK: u64 = (1 << FLAG_BITS) - 1;
 /// CPU caches, and a daemon sees different articles one after the other, so each
 /// look-up is a cache miss per memory access. Here a look-up touches one slot
 /// (one cache line, rarely two) and never the word's bytes. The price: two words
-/// whose hashes agree on the slot position and the 33 free bits of the tag share
+/// whose hashes agree on the slot position and the 31 free bits of the tag share
 /// flags. A test checks that no two of the real lexicon's words do; an unknown word
 /// meets a known word's tag in its probe run about once in 10^10 look-ups.
 #[derive(Debug, Default)]
@@ -381,6 +386,20 @@ impl Gazetteer {
                 _ => return Err(bad("unknown record type")),
             }
         }
+        for line in BROWN.lines().filter(|l| !l.starts_with('#')) {
+            let (w, flags) = line.split_once('\t').unwrap_or((line, ""));
+            let mut bits = 0;
+            for c in flags.chars() {
+                bits |= match c {
+                    'l' => flag::LOWER,
+                    'n' => flag::PROPER,
+                    _ => 0,
+                };
+            }
+            if bits != 0 {
+                lexicon_words.push((w, bits));
+            }
+        }
         // Curated words join the data file's (a word listed twice gets both flag
         // sets): one look-up per token.
         for (words, bits) in lexicon::WORDS {
@@ -559,6 +578,7 @@ mod tests {
     fn data_words() -> impl Iterator<Item = &'static str> {
         DATA.lines()
             .filter_map(|l| l.strip_prefix("W\t"))
+            .chain(BROWN.lines().filter(|l| !l.starts_with('#')))
             .map(|w| w.split('\t').next().unwrap_or(w))
     }
 

@@ -71,6 +71,11 @@ pub(crate) mod flag {
     pub const TEAM: u32 = 1 << 28;
     /// A word that marks sports reporting: `inning`, `touchdown`, `coach` ...
     pub const SPORT: u32 = 1 << 29;
+    /// Written in lower case in running text of the Brown corpus (a word people use
+    /// as a common word, unlike `web2`'s rare entries such as `stram`).
+    pub const LOWER: u32 = 1 << 30;
+    /// Written as a proper noun in the Brown corpus at least as often as in lower case.
+    pub const PROPER: u32 = 1 << 31;
 }
 
 use flag::*;
@@ -296,6 +301,8 @@ pub(crate) const WORDS: &[(&[&str], u32)] = &[
             "leader",
             "treasurer",
             "comptroller",
+            "controller",
+            "consul",
             "auditor",
             "ombudsman",
             "detective",
@@ -903,6 +910,10 @@ pub(crate) const WORDS: &[(&[&str], u32)] = &[
             "brother",
             "uncle",
             "aunt",
+            "stepson",
+            "stepdaughter",
+            "stepfather",
+            "stepmother",
         ],
         NOT_NAME,
     ),
