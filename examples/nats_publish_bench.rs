@@ -15,8 +15,8 @@
 
 use std::time::Instant;
 
+use wirewatch::config::nats::NatsConfig;
 use wirewatch::dedupe::Ledger;
-use wirewatch::nats::config::NatsConfig;
 use wirewatch::sink::Sink;
 
 fn arg(args: &[String], name: &str) -> Option<String> {

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::logging::LogFormat;
 use crate::parse;
 use crate::pipeline;
 
@@ -125,15 +126,6 @@ pub enum Command {
     },
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One readable line per event.
-    Human,
-    /// One JSON object per event.
-    Json,
-}
-
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -172,7 +164,7 @@ pub fn main() -> ExitCode {
             limit,
             idle_ms,
         } => {
-            let _ = crate::daemon::init_logging(LogFormat::Human, "warn");
+            let _ = crate::logging::init_logging(LogFormat::Human, "warn");
             crate::nats::tail::cli(
                 &urls,
                 stream.as_deref(),

@@ -26,41 +26,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
 use crate::config::Config;
+use crate::logging::{init_logging, FilterHandle, LogFormat};
 use crate::pipeline::{self, Shared, Stop};
-
-type FilterHandle = reload::Handle<EnvFilter, Registry>;
-
-/// Installs the global logger (stderr); returns a handle to change its level (none when
-/// `RUST_LOG` rules).
-pub fn init_logging(format: LogFormat, level: &str) -> Option<FilterHandle> {
-    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
-    let filter = match &from_env {
-        Some(v) => EnvFilter::new(v),
-        // The NATS client is chatty at info; keep it to warnings unless asked.
-        None if !level.contains("async_nats") => {
-            EnvFilter::try_new(format!("{level},async_nats=warn"))
-                .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"))
-        }
-        None => EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let (filter, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = match format {
-        LogFormat::Human => fmt.boxed(),
-        LogFormat::Json => fmt.json().boxed(),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init();
-    from_env.is_none().then_some(handle)
-}
+use crate::runtime::runtime;
 
 /// Runs the daemon (or one pass with `once`) and returns the exit code.
 /// `config_path` is re-read on SIGHUP; `overrides` re-applies the command-line flags.
@@ -306,19 +277,4 @@ fn reload(
     tracing::info!("SIGHUP: configuration reloaded ([parse], [output] batch_*, [log] level)");
     *current = next.clone();
     let _ = reload_tx.send(Arc::new(next));
-}
-
-/// A multi-thread tokio runtime with `workers` async threads and at most
-/// `blocking` blocking ones. On failure the reason is printed and the exit code
-/// to return is given.
-pub fn runtime(workers: usize, blocking: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .max_blocking_threads(blocking)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("wirewatch: cannot start the runtime: {e}");
-            ExitCode::from(1)
-        })
 }

@@ -22,8 +22,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::id::fnv1a;
+use crate::hash::fnv1a;
 use crate::record::Record;
+pub use crate::record::{Changes, Delta, Edit, ParagraphChanges, QuoteChanges};
 
 /// Token Jaccard similarity at or above which two paragraphs are one edited paragraph.
 pub const EDIT_SIMILARITY: f64 = 0.5;
@@ -65,74 +66,11 @@ impl Snapshot {
     }
 }
 
-/// The `changes` object of a revision.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Changes {
-    /// Paragraph changes.
-    pub paragraphs: ParagraphChanges,
-    /// True when the lede differs.
-    pub lede_changed: bool,
-    /// The previous lede, when it changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lede_before: Option<String>,
-    /// Headings added and removed.
-    pub headings: Delta,
-    /// People newly named and no longer named.
-    pub people: Delta,
-    /// Places newly named and no longer named.
-    pub places: Delta,
-    /// Organizations newly named and no longer named.
-    pub organizations: Delta,
-    /// Quotes that are new in this version.
-    pub quotes: QuoteChanges,
-    /// Words in this version minus words in the previous one.
-    pub word_count_delta: i64,
-}
-
-/// Paragraph changes (indexes from 1, see the module docs).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ParagraphChanges {
-    /// Indexes (in this version) of new paragraphs.
-    pub added: Vec<usize>,
-    /// Texts of paragraphs of the previous version that are gone.
-    pub removed: Vec<String>,
-    /// Paragraphs reworded.
-    pub edited: Vec<Edit>,
-}
-
-/// One reworded paragraph.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Edit {
-    /// Index in this version.
-    pub index: usize,
-    /// Text in the previous version.
-    pub before: String,
-    /// Text in this version.
-    pub after: String,
-}
-
-/// Items added and removed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Delta {
-    /// New in this version.
-    pub added: Vec<String>,
-    /// Gone from this version.
-    pub removed: Vec<String>,
-}
-
-/// New quotes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QuoteChanges {
-    /// Texts of quotes not in the previous version.
-    pub added: Vec<String>,
-}
-
 /// The set of lowercased alphanumeric words of `s`, as sorted, distinct 64-bit
 /// FNV-1a hashes (no allocation per word; a collision between two different words
 /// of two paragraphs is a 2^-64 event per pair).
 pub fn tokens(s: &str) -> Vec<u64> {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    use crate::hash::{OFFSET, PRIME};
     let mut out = Vec::with_capacity(s.len() / 5);
     let mut h = OFFSET;
     let mut in_word = false;

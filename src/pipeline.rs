@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::dedupe::{mtime_ns, Dedupe, FileEntry, StateError, Store, Verdict};
 use crate::error::{Reject, RejectKind};
+pub use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::parse::{self, OpenError, ParseOptions};
 use crate::record::Record;
@@ -429,74 +430,6 @@ impl Event {
         self.sse
             .get_or_init(|| format!("event: record\ndata: {}\n\n", self.line()).into())
             .clone()
-    }
-}
-
-/// Liveness of the stages, read by `GET /health`.
-#[derive(Debug, Default)]
-pub struct Health {
-    /// The watcher task is running.
-    pub watcher_alive: std::sync::atomic::AtomicBool,
-    /// The committer is running.
-    pub committer_alive: std::sync::atomic::AtomicBool,
-    /// The last error of a commit that is still being retried.
-    pub sink_error: std::sync::Mutex<Option<String>>,
-    /// Outcomes waiting for the committer (work in progress).
-    pub backlog: std::sync::atomic::AtomicUsize,
-    /// The pipeline has recovered its state and started its stages.
-    pub ready: std::sync::atomic::AtomicBool,
-    /// What the start-up is doing while not ready (none: opening and recovering
-    /// the state).
-    pub starting: std::sync::Mutex<Option<String>>,
-    /// Why the NATS client is not connected, while it is not (see
-    /// [`crate::nats::health`]).
-    pub nats_connection: std::sync::Mutex<Option<String>>,
-    /// The last NATS request that failed, until a request succeeds.
-    pub nats_request: std::sync::Mutex<Option<String>>,
-}
-
-impl Health {
-    /// `Ok` when healthy, else the reasons. `last_commit` is Unix seconds (0: none);
-    /// a backlog that has not been committed for `stall` is unhealthy.
-    pub fn check(&self, last_commit: f64, now: f64, stall: f64) -> Result<(), Vec<String>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let said = |m: &std::sync::Mutex<Option<String>>| m.lock().ok().and_then(|g| g.clone());
-        let nats: Vec<String> = [&self.nats_connection, &self.nats_request]
-            .into_iter()
-            .filter_map(said)
-            .map(|e| format!("NATS: {e}"))
-            .collect();
-        if !self.ready.load(Relaxed) {
-            let phase = said(&self.starting)
-                .unwrap_or_else(|| "opening and recovering the state".to_owned());
-            return Err(std::iter::once(format!("starting: {phase}"))
-                .chain(nats)
-                .collect());
-        }
-        let mut why = Vec::new();
-        if !self.watcher_alive.load(Relaxed) {
-            why.push("watcher is not running".to_owned());
-        }
-        if !self.committer_alive.load(Relaxed) {
-            why.push("committer is not running".to_owned());
-        }
-        if let Ok(guard) = self.sink_error.lock() {
-            if let Some(e) = guard.as_ref() {
-                why.push(format!("cannot commit: {e}"));
-            }
-        }
-        if self.backlog.load(Relaxed) > 0 && last_commit > 0.0 && now - last_commit > stall {
-            why.push(format!(
-                "work is waiting and nothing was committed for {:.0} s",
-                now - last_commit
-            ));
-        }
-        why.extend(nats);
-        if why.is_empty() {
-            Ok(())
-        } else {
-            Err(why)
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::Daemon;
 use serde_json::Value;
-use wirewatch::nats::config::NatsConfig;
+use wirewatch::config::nats::NatsConfig;
 use wirewatch::nats::tail::{read_all, StreamRecord};
 
 static SERIAL: Mutex<()> = Mutex::new(());

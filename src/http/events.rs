@@ -34,9 +34,9 @@ use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::conn::Hangup;
 use super::AppState;
+use crate::filter::{fold, Filter};
 use crate::metrics::Metrics;
 use crate::pipeline::Event;
-use crate::tail::{fold, Filter};
 
 /// Records that may wait for one client (and how far behind the broadcast its
 /// subscriber may fall) before the client is disconnected.

@@ -1,4 +1,4 @@
-//! What the NATS side tells `/health` ([`crate::pipeline::Health`]), through a
+//! What the NATS side tells `/health` ([`Health`]), through a
 //! [`Reporter`]:
 //!
 //! * the connection, from the client's events: losing it, or failing to connect,
@@ -16,9 +16,9 @@
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
-use crate::pipeline::Health;
+use crate::health::Health;
 
-use super::config::NatsConfig;
+use crate::config::nats::NatsConfig;
 
 /// Reports NATS trouble to a [`Health`]; does nothing when made with `default()`
 /// (tools and tests that have no `/health`).

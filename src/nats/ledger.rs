@@ -40,9 +40,9 @@ use crate::dedupe::{judge, ArticleState, Ledger, StateError, Verdict};
 use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
-use super::config::DedupeConfig;
 use super::health::Reporter;
 use super::{classify, msg_id, Setup};
+use crate::config::nats::DedupeConfig;
 
 /// The value stored under an `article_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,6 @@
 //!
 //! The protocol is described in `notes/nats-readme.md` ("Scaling out").
 
-pub mod config;
 pub mod health;
 pub mod ledger;
 pub mod sink;
@@ -26,11 +25,11 @@ use async_nats::jetstream::{self, stream};
 
 use crate::config::Config;
 use crate::dedupe::Ledger;
-use crate::pipeline::Health;
+use crate::health::Health;
 use crate::record::Stamp;
 use crate::sink::{Sink, SinkError};
 
-pub use config::{DedupeConfig, DedupeStore, NatsConfig, SinkConfig, SinkKind};
+pub use crate::config::nats::{DedupeConfig, DedupeStore, NatsConfig, SinkConfig, SinkKind};
 pub use health::Reporter;
 
 /// An error talking to the cluster, as a [`SinkError`] naming what was addressed.

@@ -44,10 +44,10 @@ use crate::dedupe::Committed;
 use crate::record::Stamp;
 use crate::sink::{Sink, SinkError};
 
-use super::config::NatsConfig;
 use super::health::Reporter;
 use super::ledger::Shared;
 use super::{error, msg_id, stamp_of_msg_id, subject};
+use crate::config::nats::NatsConfig;
 
 /// The fields of a record line the sink needs.
 #[derive(Deserialize)]

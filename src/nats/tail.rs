@@ -9,8 +9,8 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::config::NatsConfig;
 use super::{classify, connect, context, error, Setup};
+use crate::config::nats::NatsConfig;
 use crate::sink::SinkError;
 
 /// Where following starts.
@@ -198,7 +198,7 @@ pub fn cli(
     idle: Option<Duration>,
 ) -> ExitCode {
     // 512 blocking threads: tokio's default.
-    let rt = match crate::daemon::runtime(1, 512) {
+    let rt = match crate::runtime::runtime(1, 512) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -22,6 +22,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::hash::fnv1a;
 use crate::record::{Section, Stamp};
 
 /// Common words left out of the sketch. A `match` rather than a list: it compiles to
@@ -98,16 +99,6 @@ fn fold_into(out: &mut String, word: &str) {
     } else {
         out.push_str(&deunicode::deunicode(word).to_lowercase());
     }
-}
-
-/// FNV-1a, 64-bit: stable across builds, hosts and versions (unlike `std`'s hasher),
-/// which ids and stored hashes need (the lede sketch, `changes`' quote hashes); cheap
-/// for short strings. (`scripts/build_gazetteer.py` orders the data file's words by
-/// it too, which only makes the file diff well.)
-pub fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The bottom-k min-hash sketch of a lede's content words, smallest hash first

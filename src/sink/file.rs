@@ -25,12 +25,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{rotated_siblings, Rotation, Sink, SinkError};
 use crate::dedupe::Committed;
+use crate::paths::kind_of;
 
 /// Appends to a file; fsyncs every batch.
 #[derive(Debug)]
@@ -54,25 +55,6 @@ struct Failed {
     /// The file's length right after it, when it could be read: bytes past that
     /// were written by someone else since, and are not cut.
     after: Option<u64>,
-}
-
-/// What a path names when it is not a regular file.
-pub(crate) fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a folder")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else if ft.is_fifo() {
-        Some("a FIFO")
-    } else if ft.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a file")
-    }
 }
 
 impl FileSink {

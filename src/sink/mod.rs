@@ -18,10 +18,9 @@ use std::path::{Path, PathBuf};
 use crate::dedupe::Committed;
 
 pub mod file;
-pub mod paths;
 
+pub use crate::paths::{check_paths, OwnFiles};
 pub use file::FileSink;
-pub use paths::{check_paths, OwnFiles};
 
 /// Errors of a sink.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,11 @@
 //! The `[sink]`, `[nats]` and `[dedupe]` sections of the configuration, and their
-//! validation (called from [`crate::config::Config::validate`]).
+//! validation (called from [`super::Config::validate`]).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::Config;
+use super::Config;
 use crate::error::ConfigError;
 
 /// Where records go.

@@ -13,6 +13,10 @@ use jiff::tz::{Offset, TimeZone};
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod changes;
+
+pub use changes::{Changes, Delta, Edit, ParagraphChanges, QuoteChanges};
+
 /// Version of the record layout; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -80,7 +84,7 @@ pub struct Record {
     /// What changed against the previous emitted version (set by dedupe; `null` on
     /// revision 1). See [`crate::diff`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<Option<crate::diff::Changes>>,
+    pub changes: Option<Option<Changes>>,
     /// Things the parser noticed but could work around (unreadable stamp, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -7,10 +7,8 @@
 //! be fsynced). [`OwnFiles`] is what the watcher skips: the outputs and the state
 //! are never input, even inside the watched folder.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-
-use super::file::kind_of;
 
 /// Checks the records output (`None` when records do not go to a file) and the
 /// rejects file. On error: the config key at fault and the reason.
@@ -145,6 +143,25 @@ fn spellings(path: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// What a path names when it is not a regular file.
+pub fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a folder")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    }
 }
 
 #[cfg(test)]

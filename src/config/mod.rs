@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod nats;
+
 use crate::error::ConfigError;
 use crate::parse::{Limits, ParseOptions};
 
@@ -37,11 +39,11 @@ pub struct Config {
     /// Logging.
     pub log: LogConfig,
     /// Where records go (`file` or `nats`).
-    pub sink: crate::nats::SinkConfig,
+    pub sink: nats::SinkConfig,
     /// The NATS JetStream cluster, stream and subjects.
-    pub nats: crate::nats::NatsConfig,
+    pub nats: nats::NatsConfig,
     /// Where dedupe decisions are kept (`local` or `nats`).
-    pub dedupe: crate::nats::DedupeConfig,
+    pub dedupe: nats::DedupeConfig,
 }
 
 /// `[http]`
@@ -449,9 +451,9 @@ impl Config {
                 "must be a file path or \"-\" for stdout".into(),
             ));
         }
-        let records = (self.sink.kind == crate::nats::SinkKind::File && self.output.path != "-")
+        let records = (self.sink.kind == nats::SinkKind::File && self.output.path != "-")
             .then(|| Path::new(&self.output.path));
-        if let Err((key, message)) = crate::sink::check_paths(records, &self.output.rejects) {
+        if let Err((key, message)) = crate::paths::check_paths(records, &self.output.rejects) {
             return Err(err(key, message));
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
@@ -467,7 +469,7 @@ impl Config {
         if let Err(why) = check_log_level(&self.log.level) {
             return Err(err("log.level", why));
         }
-        crate::nats::config::validate(self, origin)?;
+        nats::validate(self, origin)?;
         Ok(())
     }
 
@@ -494,7 +496,7 @@ mod tests {
 
     #[test]
     fn shipped_config_equals_defaults() {
-        let text = include_str!("../config/wirewatch.toml");
+        let text = include_str!("../../config/wirewatch.toml");
         assert_eq!(
             Config::from_toml(text, "config/wirewatch.toml").unwrap(),
             Config::default()
