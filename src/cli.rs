@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::logging::LogFormat;
-use crate::parse;
 use crate::pipeline;
 
 /// Watch a folder of news article files and append one enriched JSON record per
@@ -235,7 +234,7 @@ pub fn validate(config: Option<&Path>) -> ExitCode {
 }
 
 fn print_reject(path: &Path, reject: &crate::error::Reject) {
-    let (p, hex) = parse::path_strings(path);
+    let (p, hex) = crate::paths::to_strings(path);
     let mut v = json!({"path": p, "error": {"kind": reject.kind, "message": reject.message}});
     if let Some(h) = hex {
         v["path_hex"] = json!(h);

@@ -164,6 +164,40 @@ pub fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
     }
 }
 
+/// The raw bytes of a path (how the state keys files).
+pub fn to_bytes(path: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes()
+}
+
+/// The path whose raw bytes are `bytes`.
+pub fn from_bytes(bytes: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// The path as a string, plus its raw bytes in hex when it is not valid UTF-8 (how
+/// records and rejects carry it).
+pub fn to_strings(path: &Path) -> (String, Option<String>) {
+    match path.to_str() {
+        Some(s) => (s.to_owned(), None),
+        None => (
+            path.to_string_lossy().into_owned(),
+            Some(hex::encode(to_bytes(path))),
+        ),
+    }
+}
+
+/// The path [`to_strings`] wrote: from the hex bytes when present and valid, else the
+/// string.
+pub fn from_strings(path: &str, hex_path: Option<&str>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    match hex_path.and_then(|h| hex::decode(h).ok()) {
+        Some(b) => PathBuf::from(std::ffi::OsString::from_vec(b)),
+        None => PathBuf::from(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -314,10 +314,9 @@ impl State {
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < self.opts.settle);
         if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
-            use std::os::unix::ffi::OsStrExt;
             let mtime_ns = crate::dedupe::mtime_ns(m);
             let same = store
-                .file(path.as_os_str().as_bytes())
+                .file(crate::paths::to_bytes(&path))
                 .ok()
                 .flatten()
                 .is_some_and(|k| k.size == m.len() && k.mtime_ns == mtime_ns);

@@ -202,7 +202,7 @@ pub fn parse(
     let content_hash = id::content_hash(layout.dateline.as_deref(), &layout.lede, &layout.sections);
     let article_id = id::article_id(layout.dateline.as_deref(), posted_at.as_ref(), &layout.lede);
 
-    let (path, path_hex) = path_strings(&file.path);
+    let (path, path_hex) = crate::paths::to_strings(&file.path);
     Ok(Record {
         schema: SCHEMA_VERSION,
         article_id,
@@ -272,20 +272,6 @@ fn order_stamps(
             if earlier <= u.stamp {
                 p.stamp = earlier;
             }
-        }
-    }
-}
-
-/// The path as a string, plus its raw bytes in hex when it is not valid UTF-8.
-pub fn path_strings(path: &Path) -> (String, Option<String>) {
-    match path.to_str() {
-        Some(s) => (s.to_owned(), None),
-        None => {
-            use std::os::unix::ffi::OsStrExt;
-            (
-                path.to_string_lossy().into_owned(),
-                Some(hex::encode(path.as_os_str().as_bytes())),
-            )
         }
     }
 }

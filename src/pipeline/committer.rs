@@ -1,0 +1,343 @@
+//! The committer: batches of outcomes judged, written and committed in the order of
+//! the commit protocol ([`Committer`]), and crash recovery on start.
+
+use super::{Event, Outcome, PipelineError, RejectError, RejectLine, Shared, Stop};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::dedupe::{Dedupe, FileEntry, Store, Verdict};
+use crate::metrics::Metrics;
+use crate::record::Record;
+use crate::sink::Sink;
+
+/// The outputs the committer writes to.
+pub struct Outputs {
+    /// Records.
+    pub records: Box<dyn Sink>,
+    /// Rejects.
+    pub rejects: Box<dyn Sink>,
+}
+
+/// The committer: dedupe, sinks and state, driven one batch at a time.
+pub struct Committer {
+    dedupe: Dedupe,
+    outputs: Outputs,
+    metrics: Arc<Metrics>,
+    shared: Shared,
+    last_expiry: Instant,
+    expire_after: i64,
+}
+
+impl Committer {
+    /// Builds a committer and recovers from a crash: adopts complete output lines
+    /// past the committed positions and cuts a torn last line.
+    pub fn start(
+        store: Arc<Store>,
+        mut outputs: Outputs,
+        shared: Shared,
+        expire_days: u32,
+    ) -> Result<Committer, PipelineError> {
+        let metrics = shared.metrics.clone();
+        let mut dedupe = Dedupe::new(store.clone());
+        let now = Timestamp::now().as_second();
+        let lines = outputs.records.recover(store.committed("output")?)?;
+        let mut adopted = 0;
+        for line in &lines {
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => {
+                    dedupe.adopt(&r, now)?;
+                    dedupe.remember_content(&r.source.sha256, now);
+                    let path =
+                        crate::paths::from_strings(&r.source.path, r.source.path_hex.as_deref());
+                    let entry = FileEntry {
+                        size: r.source.bytes,
+                        mtime_ns: super::rejects::ts_ns(r.source.modified.as_deref()),
+                        sha256: Some(r.source.sha256.clone()),
+                    };
+                    dedupe
+                        .pending_mut()
+                        .files
+                        .push((crate::paths::to_bytes(&path).to_vec(), entry));
+                    adopted += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "output line past the committed point is not a record; left as is")
+                }
+            }
+        }
+        let rlines = outputs.rejects.recover(store.committed("rejects")?)?;
+        for line in &rlines {
+            if let Ok(r) = serde_json::from_str::<RejectLine>(line) {
+                if let Some(size) = r.bytes {
+                    let path = crate::paths::from_strings(&r.path, r.path_hex.as_deref());
+                    let entry = FileEntry {
+                        size,
+                        mtime_ns: super::rejects::ts_ns(r.modified.as_deref()),
+                        sha256: r.sha256.clone(),
+                    };
+                    dedupe
+                        .pending_mut()
+                        .files
+                        .push((crate::paths::to_bytes(&path).to_vec(), entry));
+                }
+            }
+        }
+        if adopted > 0 || !rlines.is_empty() {
+            tracing::info!(
+                records = adopted,
+                rejects = rlines.len(),
+                "adopted lines written before a crash"
+            );
+        }
+        // Record where the outputs stand now (also after a torn tail was cut).
+        let pos = outputs.records.append(&[])?;
+        dedupe.pending_mut().output = Some(pos);
+        let rpos = outputs.rejects.append(&[])?;
+        dedupe.pending_mut().rejects = Some(rpos);
+        dedupe.commit()?;
+        let expired = store.expire(now - i64::from(expire_days) * 86_400)?;
+        if expired > 0 {
+            tracing::info!(articles = expired, "expired articles from the dedupe state");
+        }
+        Ok(Committer {
+            dedupe,
+            outputs,
+            metrics,
+            shared,
+            last_expiry: Instant::now(),
+            expire_after: i64::from(expire_days) * 86_400,
+        })
+    }
+
+    /// Rotates the records output when its policy says so, after a commit: every
+    /// line of the old file is already in the state, so a crash at any point of the
+    /// rotation loses and doubles nothing.
+    fn rotate(&mut self) -> Result<(), PipelineError> {
+        if let Some(pos) = self.outputs.records.rotate_if_due()? {
+            self.dedupe.pending_mut().output = Some(pos);
+            self.dedupe.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the state gauges (articles, files, database size).
+    pub fn refresh_state_metrics(&self) {
+        if let Ok((a, f)) = self.dedupe.store().counts() {
+            self.metrics
+                .state_articles
+                .set(i64::try_from(a).unwrap_or(i64::MAX));
+            self.metrics
+                .state_files
+                .set(i64::try_from(f).unwrap_or(i64::MAX));
+        }
+        if let Ok(m) = std::fs::metadata(self.dedupe.store().path()) {
+            self.metrics
+                .state_bytes
+                .set(i64::try_from(m.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Judges against a cluster-wide ledger instead of the local store.
+    pub fn set_ledger(&mut self, ledger: Box<dyn crate::dedupe::Ledger>) {
+        self.dedupe.set_ledger(ledger);
+    }
+
+    /// True when this exact file version (path, size, mtime, content) was already
+    /// handled, in this batch or a committed one.
+    fn already_done(&self, key: &[u8], entry: &FileEntry) -> Result<bool, PipelineError> {
+        let pending = self.dedupe.pending_files_contains(key, entry);
+        Ok(pending || self.dedupe.store().file(key)?.as_ref() == Some(entry))
+    }
+
+    /// Judges, writes and commits one batch. Retries I/O errors with backoff (the
+    /// state database is closed and opened again before a retry, see
+    /// [`crate::dedupe::store`]) until they clear or the daemon is asked to stop (then
+    /// the batch is left uncommitted, [`PipelineError::Uncommitted`]: its lines already
+    /// in the output are adopted at the next start, the rest is processed again). A
+    /// sink error that retrying cannot clear ([`SinkError::is_fatal`]: a closed
+    /// stdout) is returned at once.
+    pub fn process(&mut self, batch: Vec<Outcome>, stop: &Stop) -> Result<(), PipelineError> {
+        let now_ts = Timestamp::now();
+        let now = now_ts.as_second();
+        let mut out = Vec::with_capacity(batch.len() * 4096);
+        let mut rej = Vec::new();
+        // Counted once the batch is committed, so the metrics reflect durable outcomes.
+        let (mut emitted, mut updates, mut duplicates, mut stale, mut unchanged) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut rejected_kinds = Vec::new();
+        let mut noticed_emitted = Vec::new();
+        let mut events = Vec::new();
+        let live = self.shared.events.receiver_count() > 0;
+        for mut o in batch {
+            // The same file can be handed over twice (a rescan racing an event): the
+            // second time, it is already known.
+            if let Some((key, entry)) = o.file_key() {
+                if self.already_done(key, entry)? {
+                    o = Outcome::Unchanged { refresh: None };
+                }
+            }
+            match o {
+                Outcome::Parsed {
+                    mut record,
+                    file,
+                    noticed,
+                } => {
+                    // The same bytes judged before (another name, another day) are
+                    // a duplicate whatever their stamps resolve to now.
+                    let seen = self.dedupe.content_seen(&record.source.sha256)?;
+                    let verdict = if seen {
+                        tracing::info!(path = %record.source.path, sha256 = %record.source.sha256, "duplicate: the same bytes were already processed; dropped");
+                        duplicates += 1;
+                        None
+                    } else {
+                        self.dedupe.remember_content(&record.source.sha256, now);
+                        Some(self.dedupe.judge(&mut record, now)?)
+                    };
+                    match verdict {
+                        None => {}
+                        Some(Verdict::Emit { revision, .. }) => {
+                            let start = out.len();
+                            serde_json::to_writer(&mut out, &record).map_err(|e| {
+                                PipelineError::Internal(format!("serialize record: {e}"))
+                            })?;
+                            if live {
+                                let line = String::from_utf8_lossy(&out[start..]).into_owned();
+                                let value = serde_json::to_value(&*record).unwrap_or_default();
+                                events.push(Event::new(line, value));
+                            }
+                            out.push(b'\n');
+                            noticed_emitted.push(noticed);
+                            emitted += 1;
+                            if revision > 1 {
+                                updates += 1;
+                            }
+                        }
+                        Some(Verdict::Duplicate) => {
+                            tracing::info!(path = %record.source.path, id = %record.article_id, "duplicate: same stamp as the newest emitted version; dropped");
+                            duplicates += 1;
+                        }
+                        Some(Verdict::Stale) => {
+                            tracing::info!(path = %record.source.path, id = %record.article_id, "stale: older than the newest emitted version; dropped");
+                            stale += 1;
+                        }
+                    }
+                    self.dedupe.pending_mut().files.push(file);
+                }
+                Outcome::Rejected { path, reject, file } => {
+                    let (p, hex_path) = crate::paths::to_strings(&path);
+                    tracing::info!(path = %p, kind = %reject.kind, "rejected: {}", reject.message);
+                    rejected_kinds.push(reject.kind);
+                    let line = RejectLine {
+                        path: p,
+                        path_hex: hex_path,
+                        error: RejectError {
+                            kind: reject.kind,
+                            message: reject.message,
+                        },
+                        bytes: file.as_ref().map(|f| f.1.size),
+                        modified: file
+                            .as_ref()
+                            .and_then(|f| Timestamp::from_nanosecond(f.1.mtime_ns).ok())
+                            .map(|t| t.to_string()),
+                        sha256: file.as_ref().and_then(|f| f.1.sha256.clone()),
+                        rejected_at: now_ts.to_string(),
+                    };
+                    serde_json::to_writer(&mut rej, &line)
+                        .map_err(|e| PipelineError::Internal(format!("serialize reject: {e}")))?;
+                    rej.push(b'\n');
+                    if let Some(f) = file {
+                        self.dedupe.pending_mut().files.push(f);
+                    }
+                }
+                Outcome::Unchanged { refresh } => {
+                    unchanged += 1;
+                    if let Some(f) = refresh {
+                        self.dedupe.pending_mut().files.push(f);
+                    }
+                }
+                Outcome::Deferred { path, reason } => {
+                    tracing::warn!(path = %path.display(), error = %reason, "stopping before the file could be read; it is read at the next start");
+                }
+            }
+        }
+        // Write rejects, then records, then the state; retry what fails.
+        let mut backoff = Duration::from_millis(50);
+        let (mut rej_done, mut out_done) = (rej.is_empty(), out.is_empty());
+        loop {
+            let step = (|| -> Result<(), PipelineError> {
+                if !rej_done {
+                    let pos = self.outputs.rejects.append(&rej)?;
+                    self.dedupe.pending_mut().rejects = Some(pos);
+                    rej_done = true;
+                }
+                if !out_done {
+                    let pos = self.outputs.records.append(&out)?;
+                    self.dedupe.pending_mut().output = Some(pos);
+                    out_done = true;
+                }
+                self.dedupe.commit()?;
+                Ok(())
+            })();
+            match step {
+                Ok(()) => break,
+                Err(e) => {
+                    if let Ok(mut g) = self.shared.health.sink_error.lock() {
+                        *g = Some(e.to_string());
+                    }
+                    if matches!(&e, PipelineError::Sink(s) if s.is_fatal()) {
+                        return Err(e);
+                    }
+                    if stop.requested() {
+                        return Err(PipelineError::Uncommitted(Box::new(e)));
+                    }
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot commit a batch; not taking new files until it succeeds");
+                    // A stop request cuts the wait short: one last try, then give up.
+                    let until = Instant::now() + backoff;
+                    while !stop.requested() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Ok(mut g) = self.shared.health.sink_error.lock() {
+            *g = None;
+        }
+        for n in noticed_emitted {
+            self.metrics.latency.observe(n.elapsed().as_secs_f64());
+        }
+        for e in events {
+            // No subscriber, or a lagging one: never waits.
+            let _ = self.shared.events.send(Arc::new(e));
+        }
+        self.metrics.duplicates.inc_by(duplicates);
+        self.metrics.stale.inc_by(stale);
+        self.metrics.unchanged.inc_by(unchanged);
+        for k in rejected_kinds {
+            self.metrics.reject(k);
+        }
+        self.metrics.emitted.inc_by(emitted);
+        self.metrics.updates.inc_by(updates);
+        self.metrics.output_bytes.inc_by(out.len() as u64);
+        self.metrics.commits.inc();
+        self.metrics
+            .last_commit
+            .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+        self.rotate()?;
+        if self.last_expiry.elapsed() > Duration::from_secs(3600) {
+            self.last_expiry = Instant::now();
+            // Not worth stopping for (a full disk): tried again in an hour.
+            match self.dedupe.store().expire(now - self.expire_after) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(articles = n, "expired articles from the dedupe state"),
+                Err(e) if e.is_io() => {
+                    tracing::warn!(error = %e, "cannot expire old articles now; trying again later")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

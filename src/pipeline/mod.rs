@@ -1,0 +1,388 @@
+//! The pipeline: stages wired with bounded channels, and the commit protocol.
+//!
+//! ```text
+//! watch ──Candidate──▶ dispatcher ──JoinHandle (in arrival order)──▶ orderer ──Outcome──▶ committer
+//!          (bounded)     │ spawn_blocking: read → parse → extract        (bounded)     dedupe → sink → state
+//!                        └ up to `workers` files in flight
+//! ```
+//!
+//! Parse and extract run on the blocking pool, several files at once; the orderer
+//! awaits their results in arrival order, so dedupe sees each article's versions in
+//! the order they landed. Every channel is bounded: a slow sink stops the orderer,
+//! which stops the dispatcher, which stops the watcher (backpressure; memory stays flat).
+//!
+//! # Commit protocol
+//!
+//! The committer takes batches (up to `output.batch_records` outcomes, or what
+//! arrived within `output.batch_ms`) and for each batch:
+//!
+//! 1. judges every parsed version against the state plus the batch so far
+//!    ([`crate::dedupe`]);
+//! 2. appends the batch's reject lines to the rejects file, then its records to the
+//!    output, each with one write of whole lines followed by fsync;
+//! 3. commits to the state, in one transaction, the new article versions, the
+//!    processed files (path, size, mtime, SHA-256; any outcome), and the output
+//!    positions reached in step 2.
+//!
+//! The output is therefore never behind the state. After a crash, on start,
+//! [`Sink::recover`] returns the complete lines past the committed position: they are
+//! *adopted* into the state (their versions and files count as done), and only an
+//! incomplete last line is cut. Lines a reader may already have read are never
+//! rewritten. Files whose outcome was a duplicate or stale version and did not reach
+//! the commit are simply processed again, with the same outcome and no output.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::dedupe::{FileEntry, StateError, Store};
+use crate::error::Reject;
+pub use crate::health::Health;
+use crate::parse;
+use crate::record::Record;
+use crate::sink::{FileSink, Sink, SinkError, StdoutSink};
+use crate::watch::{self as watcher, Candidate, WatchOptions};
+
+mod committer;
+mod events;
+mod reader;
+mod rejects;
+
+pub use committer::{Committer, Outputs};
+pub use events::{Event, Shared};
+pub use reader::{build_record, enrich, enrich_within, examine, ReaderContext};
+pub use rejects::{RejectError, RejectLine};
+
+/// Errors that stop the daemon from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
+    /// The state store.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// An output.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The watcher.
+    #[error(transparent)]
+    Watch(#[from] watcher::WatchError),
+    /// A task died.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Asked to stop while a batch could not be committed.
+    #[error("stopped with a batch not committed ({0}); what was not committed is recovered at the next start")]
+    Uncommitted(#[source] Box<PipelineError>),
+}
+
+/// What the readers made of one candidate file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A record to judge.
+    Parsed {
+        /// The record.
+        record: Box<Record>,
+        /// Key of the file in the state.
+        file: (Vec<u8>, FileEntry),
+        /// When the watcher handed it over.
+        noticed: Instant,
+    },
+    /// A file that cannot be an article.
+    Rejected {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reject: Reject,
+        /// Key of the file in the state (none when it vanished).
+        file: Option<(Vec<u8>, FileEntry)>,
+    },
+    /// Already processed with the same content.
+    Unchanged {
+        /// Refreshed key when only the mtime moved.
+        refresh: Option<(Vec<u8>, FileEntry)>,
+    },
+    /// Not read because of a transient error when the daemon stopped: no outcome
+    /// is recorded, so the next start reads the file.
+    Deferred {
+        /// The path.
+        path: PathBuf,
+        /// The last transient error.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The state key of the file this outcome is about, if any.
+    pub fn file_key(&self) -> Option<(&[u8], &FileEntry)> {
+        match self {
+            Outcome::Parsed { file, .. } => Some((&file.0, &file.1)),
+            Outcome::Rejected { file: Some(f), .. } => Some((&f.0, &f.1)),
+            _ => None,
+        }
+    }
+}
+
+/// How the daemon was asked to stop.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    /// Turns true on the first SIGINT/SIGTERM: stop taking files, drain, commit; a
+    /// commit that fails from then on is not retried.
+    pub graceful: watch::Receiver<bool>,
+    /// Turns true on a second signal: stop at once.
+    pub now: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stop {
+    /// True once a stop was asked for (either signal).
+    pub fn requested(&self) -> bool {
+        *self.graceful.borrow() || self.now.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Runs the pipeline until the watcher finishes (`once`) or `stop` fires.
+pub async fn run(
+    cfg: &Config,
+    once: bool,
+    stop: Stop,
+    shared: Shared,
+) -> Result<(), PipelineError> {
+    let metrics = shared.metrics.clone();
+    // Readers take read leases (see `parse::open`): a writer opening a file then
+    // must not end the process with SIGIO.
+    parse::open::ignore_lease_breaks();
+    let opts = cfg.parse_options(None)?;
+    let mut wopts = WatchOptions::from_config(&cfg.watch)?;
+    let store = Arc::new(Store::open(
+        &cfg.state.dir,
+        cfg.state.cache_mib.max(1) << 20,
+    )?);
+    wopts.known = Some(store.clone());
+    let mut ledger = None;
+    let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
+        // Connecting waits for the cluster; a stop request meanwhile ends it (nothing
+        // was taken yet, so nothing is left undone).
+        let mut graceful = stop.graceful.clone();
+        let (sink, l) = tokio::select! {
+            opened = crate::nats::open(cfg, shared.health.clone()) => opened?,
+            _ = graceful.wait_for(|s| *s) => {
+                tracing::info!("stopped while connecting to NATS");
+                return Ok(());
+            }
+        };
+        ledger = l;
+        sink
+    } else if cfg.output.path == "-" {
+        Box::new(StdoutSink::default())
+    } else {
+        Box::new(
+            FileSink::open(Path::new(&cfg.output.path))?
+                .with_rotation(crate::sink::Rotation::from_config(&cfg.output)),
+        )
+    };
+    let rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
+    // They exist now: resolve them, so the watcher never takes them as input.
+    let records_file = (cfg.sink.kind == crate::nats::SinkKind::File && cfg.output.path != "-")
+        .then(|| Path::new(&cfg.output.path));
+    wopts.own = crate::sink::OwnFiles::new(records_file, &cfg.output.rejects, &cfg.state.dir);
+    let mut committer = Committer::start(
+        store.clone(),
+        Outputs { records, rejects },
+        shared.clone(),
+        cfg.state.expire_days,
+    )?;
+    committer.refresh_state_metrics();
+    if let Some(l) = ledger {
+        committer.set_ledger(l);
+    }
+    // Forget files that left the folder, so the state stays the size of the folder.
+    let root = wopts.root.clone();
+    let gone = store.retain_files(|k| {
+        let p = crate::paths::from_bytes(k);
+        !p.starts_with(&root) || std::fs::symlink_metadata(p).is_ok()
+    })?;
+    if gone > 0 {
+        tracing::debug!(files = gone, "forgot files no longer in the watched folder");
+    }
+
+    let workers = cfg.pipeline.worker_count();
+    let cap = cfg.pipeline.channel_capacity;
+    let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
+    let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(cap);
+    metrics.probe_channel("watch", &cand_tx);
+    metrics.probe_channel("read", &job_tx);
+    metrics.probe_channel("commit", &out_tx);
+
+    let health = shared.health.clone();
+    health
+        .watcher_alive
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    health
+        .committer_alive
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    health
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let watch_task = {
+        let health = health.clone();
+        let fut = watcher::run(
+            wopts.clone(),
+            cand_tx,
+            once,
+            stop.graceful.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let r = fut.await;
+            health
+                .watcher_alive
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            r
+        })
+    };
+
+    let base = ReaderContext {
+        opts,
+        store: store.clone(),
+        root: wopts.root.clone(),
+        settle: wopts.settle,
+        stop: stop.graceful.clone(),
+    };
+    let mut reload = shared.reload.clone();
+    let dispatcher = {
+        tokio::spawn(async move {
+            let mut ctx = Arc::new(base);
+            while let Some(c) = cand_rx.recv().await {
+                if reload.has_changed().unwrap_or(false) {
+                    let cfg = reload.borrow_and_update().clone();
+                    match cfg.parse_options(None) {
+                        Ok(opts) => {
+                            let mut next = (*ctx).clone();
+                            next.opts = opts;
+                            ctx = Arc::new(next);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reloaded parse settings are invalid; keeping the old ones")
+                        }
+                    }
+                }
+                let ctx = ctx.clone();
+                let h = tokio::task::spawn_blocking(move || {
+                    let mut o = examine(&c.path, &ctx);
+                    if let Outcome::Parsed { noticed, .. } = &mut o {
+                        *noticed = c.noticed;
+                    }
+                    o
+                });
+                if job_tx.send(h).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let orderer = {
+        tokio::spawn(async move {
+            while let Some(h) = job_rx.recv().await {
+                match h.await {
+                    Ok(o) => {
+                        if out_tx.send(o).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "a reader task failed"),
+                }
+            }
+        })
+    };
+
+    let mut committer = Some(committer);
+    let mut result = Ok(());
+    let mut last_state_refresh = Instant::now();
+    let reload = shared.reload.clone();
+    'outer: loop {
+        let Some(first) = out_rx.recv().await else {
+            break;
+        };
+        let (batch_max, batch_wait) = {
+            let c = reload.borrow();
+            (
+                c.output.batch_records,
+                Duration::from_millis(c.output.batch_ms),
+            )
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + batch_wait;
+        while batch.len() < batch_max {
+            match out_rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, out_rx.recv()).await {
+                        Ok(Some(o)) => batch.push(o),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        health.backlog.store(
+            batch.len() + out_rx.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let Some(mut c) = committer.take() else {
+            break;
+        };
+        let stop = stop.clone();
+        let refresh = last_state_refresh.elapsed() > Duration::from_secs(5);
+        if refresh {
+            last_state_refresh = Instant::now();
+        }
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = c.process(batch, &stop);
+            if refresh {
+                c.refresh_state_metrics();
+            }
+            (c, r)
+        })
+        .await;
+        health
+            .backlog
+            .store(out_rx.len(), std::sync::atomic::Ordering::Relaxed);
+        match joined {
+            Ok((c, r)) => {
+                committer = Some(c);
+                if let Err(e) = r {
+                    result = Err(e);
+                    break 'outer;
+                }
+            }
+            Err(e) => {
+                result = Err(PipelineError::Internal(format!("committer failed: {e}")));
+                break 'outer;
+            }
+        }
+    }
+    health
+        .committer_alive
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = &committer {
+        c.refresh_state_metrics();
+    }
+    if result.is_err() {
+        // The committer gave up: the watcher may be idle, waiting for events.
+        watch_task.abort();
+    }
+    drop(out_rx);
+    let _ = orderer.await;
+    let _ = dispatcher.await;
+    let watched = watch_task.await;
+    result?;
+    match watched {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(PipelineError::Internal(format!("watcher failed: {e}"))),
+    }
+}

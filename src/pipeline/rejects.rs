@@ -1,0 +1,45 @@
+//! The rejects file: one JSON line per rejected input file, its path, size, time and
+//! reason ([`RejectLine`]), read back on start to rebuild what was rejected.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RejectKind;
+
+/// One line of the rejects file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectLine {
+    /// Path of the file (lossy UTF-8).
+    pub path: String,
+    /// Raw path bytes in hex, when the name is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    /// Kind and message.
+    pub error: RejectError,
+    /// File size when seen.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// Modification time (RFC 3339, UTC) when seen.
+    #[serde(default)]
+    pub modified: Option<String>,
+    /// SHA-256 of the content, when it was read.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// When it was rejected.
+    pub rejected_at: String,
+}
+
+/// The `error` object of a reject line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectError {
+    /// Stable kind.
+    pub kind: RejectKind,
+    /// Message for a person.
+    pub message: String,
+}
+
+/// A time stamp in RFC 3339 as nanoseconds (0 when absent or unreadable).
+pub(super) fn ts_ns(t: Option<&str>) -> i128 {
+    t.and_then(|s| s.parse::<Timestamp>().ok())
+        .map_or(0, |t| t.as_nanosecond())
+}
