@@ -73,7 +73,7 @@ fn main() {
             })
             .await
             .unwrap();
-            Some(std::sync::Arc::new(wirewatch::nats::ledger::Shared::new(
+            Some(std::sync::Arc::new(wirewatch::nats::ledger::Claims::new(
                 kv,
             )))
         } else {

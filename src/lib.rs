@@ -3,25 +3,47 @@
 //!
 //! # Layout
 //!
-//! Follow one file from the watched folder to the output:
+//! Follow one file from the watched folder to the output; every module uses only the
+//! ones above it in this list (no import cycles).
 //!
-//! * [`parse`] reads the file's bytes ([`parse::read_file`], refusing non-files and
-//!   files over the size limit before reading them), decodes them (UTF-8, else
-//!   Windows-1252), splits the lede and its `(Dateline)`, reads the `Posted`/`Updated`
-//!   lines and resolves them against the capture moment in the configured zone
-//!   ([`parse::stamp`]), groups paragraphs under headings ([`parse::layout`]), and
-//!   derives the story identity `article_id` and the `content_hash`
-//!   ([`parse::id`]). The result is a [`record::Record`]; a file that cannot be an
-//!   article is an [`error::Reject`] with a stable [`error::RejectKind`].
-//! * [`extract`] sits between parse and output: it reads the record's lede and paragraphs
-//!   and fills `people`, `places` (embedded GeoNames gazetteer), `organizations`, `quotes`
-//!   with speakers, `dates` resolved against the posted day, and `keywords` (YAKE).
-//! * [`record`] is the data model every stage shares and the JSON contract of the
-//!   output stream.
-//! * [`config`] loads and validates `config/wirewatch.toml` (unknown keys are errors).
-//! * [`tail`] reads the output back (`wirewatch tail`): follows the JSON-lines file
-//!   across rotation and truncation, filters records by time and names, and prints
-//!   them as JSON or as short blocks for a terminal.
+//! Leaves, shared by every stage:
+//! * [`error`]: the reject kinds and the configuration error; [`hash`]: FNV-1a, stable
+//!   across builds; [`paths`]: path ↔ bytes codecs, the checks of the output paths,
+//!   the daemon's own files; [`health`]: the liveness `/health` reports;
+//!   [`logging`], [`runtime`]: the logger and the tokio runtimes.
+//! * [`record`]: the data model every stage shares and the JSON contract of the
+//!   output, with the `changes` types (`record/changes.rs`).
+//!
+//! The stages, in the order a file meets them:
+//! * [`parse`] opens the file confined to the watched folder (`parse/open.rs`),
+//!   decodes it (`decode.rs`), splits lede, dateline, stamp lines and headings
+//!   (`layout.rs`), resolves the `Posted`/`Updated` stamps against the capture moment
+//!   (`stamp.rs`), and derives `article_id` and `content_hash` (`id.rs`); the result is
+//!   a [`record::Record`], or an [`error::Reject`].
+//! * [`config`] loads and validates `config/wirewatch.toml` (`config/nats.rs`: the
+//!   `[sink]`, `[nats]` and `[dedupe]` sections).
+//! * [`extract`] fills `people`, `places`, `organizations`, `quotes`, `dates` and
+//!   `keywords` (`extract/entities/` cuts names, `cues.rs`, `teams.rs`, `states.rs`
+//!   tell names by context, `people/`, `orgs.rs`, `places.rs` resolve them,
+//!   `quotes.rs`, `dates.rs`, `keywords/`).
+//! * [`diff`] computes a revision's `changes` against the previous version's snapshot.
+//! * [`sink`] appends records durably: the `Sink` trait, stdout, the locked file
+//!   (`sink/file.rs`).
+//! * [`dedupe`] judges each version (emit, duplicate, stale) and keeps the state: the
+//!   policy (`dedupe/mod.rs`), the redb store (`store.rs`, `open.rs`), its errors.
+//! * [`nats`] is the scale-out: the JetStream sink, the cluster-wide ledger, reading
+//!   the stream back.
+//! * [`metrics`] holds the counters and histograms.
+//! * [`watch`] finds the files that are ready (`watch/scan.rs`: the folder's state,
+//!   `paths.rs`: which paths are candidates).
+//! * [`pipeline`] wires the stages with bounded channels: the reader on the blocking
+//!   pool (`pipeline/reader.rs`), the committer and its commit protocol
+//!   (`committer.rs`), the rejects file (`rejects.rs`), what HTTP shares
+//!   (`events.rs`).
+//! * [`filter`] selects records by time and names, for [`http`] (`/metrics`,
+//!   `/health`, `/events`) and [`tail`] (`wirewatch tail`: `tail/follow.rs`,
+//!   `format.rs`, `printer.rs`).
+//! * [`daemon`] runs the pipeline with signals, `SIGHUP` reloads and progress.
 //! * [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 
 pub mod cli;

@@ -381,11 +381,11 @@ fn ledger_cas_race_two_ledgers() {
         let ctx_b = js(&urls).await;
         let kv_b = ctx_b.get_key_value(&bucket).await.unwrap();
         (
-            Arc::new(wirewatch::nats::ledger::Shared::new(kv_a)),
-            Arc::new(wirewatch::nats::ledger::Shared::new(kv_b)),
+            Arc::new(wirewatch::nats::ledger::Claims::new(kv_a)),
+            Arc::new(wirewatch::nats::ledger::Claims::new(kv_b)),
         )
     });
-    let run = |shared: Arc<wirewatch::nats::ledger::Shared>,
+    let run = |shared: Arc<wirewatch::nats::ledger::Claims>,
                order: Vec<wirewatch::record::Record>| async move {
         let mut got = Vec::new();
         for r in order {

@@ -28,6 +28,7 @@ use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
 mod error;
+mod open;
 pub mod store;
 
 pub use error::{Damage, StateError};
@@ -110,18 +111,11 @@ impl ArticleState {
     }
 }
 
-/// Positions in the output files up to which everything is reflected in the state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Committed {
-    /// Byte offset in the file.
-    pub offset: u64,
-    /// (device, inode) of the file, to notice a replaced file.
-    pub identity: Option<(u64, u64)>,
-}
+pub use crate::sink::Committed;
 
 /// Everything one batch changes, written in one transaction.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub struct Pending {
     /// Articles emitted or adopted.
     pub articles: HashMap<String, ArticleState>,
     /// Snapshots of the versions in `articles`.
@@ -139,7 +133,7 @@ pub struct Changes {
     pub rejects: Option<Committed>,
 }
 
-impl Changes {
+impl Pending {
     /// True when nothing would be written.
     pub fn is_empty(&self) -> bool {
         self.articles.is_empty()
@@ -172,7 +166,7 @@ pub trait Ledger: Send + std::fmt::Debug {
 #[derive(Debug)]
 pub struct Dedupe {
     store: std::sync::Arc<Store>,
-    pending: Changes,
+    pending: Pending,
     ledger: Option<Box<dyn Ledger>>,
 }
 
@@ -181,7 +175,7 @@ impl Dedupe {
     pub fn new(store: std::sync::Arc<Store>) -> Dedupe {
         Dedupe {
             store,
-            pending: Changes::default(),
+            pending: Pending::default(),
             ledger: None,
         }
     }
@@ -300,7 +294,7 @@ impl Dedupe {
     }
 
     /// The batch being assembled.
-    pub fn pending_mut(&mut self) -> &mut Changes {
+    pub fn pending_mut(&mut self) -> &mut Pending {
         &mut self.pending
     }
 
@@ -310,7 +304,7 @@ impl Dedupe {
             return Ok(());
         }
         self.store.commit(&self.pending)?;
-        self.pending = Changes::default();
+        self.pending = Pending::default();
         Ok(())
     }
 }

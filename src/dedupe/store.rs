@@ -33,21 +33,24 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::error::{is_damage, quietly};
-use super::{ArticleState, Changes, Committed, Damage, FileEntry, StateError};
+use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
 use crate::diff::Snapshot;
 
-const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
-const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
-const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
-const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const CONTENTS: TableDefinition<&[u8], i64> = TableDefinition::new("contents");
-const CONTENT_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("content_expiry");
+use super::open::{closed_note_matches, create, init, open_db};
+
+pub(super) const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
+pub(super) const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
+pub(super) const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+pub(super) const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const CONTENTS: TableDefinition<&[u8], i64> = TableDefinition::new("contents");
+pub(super) const CONTENT_EXPIRY: TableDefinition<(i64, &[u8]), ()> =
+    TableDefinition::new("content_expiry");
 
 /// Name of the database file in the state folder.
-const DB_FILE: &str = "wirewatch.redb";
+pub(super) const DB_FILE: &str = "wirewatch.redb";
 /// Name of the note written next to it at a clean close.
-const CLOSED_NOTE: &str = "wirewatch.redb.closed";
+pub(super) const CLOSED_NOTE: &str = "wirewatch.redb.closed";
 
 /// Version of the on-disk state layout. A state written by another version is
 /// refused with a message rather than misread.
@@ -61,7 +64,7 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StateError> {
     serde_json::from_slice(bytes).map_err(StateError::Decode)
 }
 
-enum Slot {
+pub(super) enum Slot {
     Open(Database),
     /// Closed after an I/O error; opened again by the next write.
     Closed,
@@ -72,12 +75,12 @@ enum Slot {
 /// The persistent store (one redb file in the state folder). Safe to share between
 /// threads; see the module documentation for damage and I/O errors.
 pub struct Store {
-    slot: RwLock<Slot>,
+    pub(super) slot: RwLock<Slot>,
     /// An operation met an I/O error: the next write closes and reopens the database.
-    reopen: AtomicBool,
-    path: PathBuf,
-    dir: PathBuf,
-    cache_bytes: usize,
+    pub(super) reopen: AtomicBool,
+    pub(super) path: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) cache_bytes: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -304,7 +307,7 @@ impl Store {
     /// Writes one batch's changes in one durable transaction. After an I/O error the
     /// database is closed and opened again first, so a retry of the same batch can
     /// succeed once the cause is gone.
-    pub fn commit(&self, changes: &Changes) -> Result<(), StateError> {
+    pub fn commit(&self, changes: &Pending) -> Result<(), StateError> {
         self.with_db(true, |db| {
             let tx = db.begin_write()?;
             {
@@ -433,175 +436,6 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    /// Closes the database; after a clean close, notes the file's identity so that the
-    /// next open can tell whether anything touched it since.
-    fn drop(&mut self) {
-        let slot = std::mem::replace(
-            self.slot.get_mut().unwrap_or_else(PoisonError::into_inner),
-            Slot::Closed,
-        );
-        if let Slot::Open(db) = slot {
-            let closed = quietly(|| drop(db)).is_ok();
-            if closed && !self.reopen.load(Ordering::Acquire) {
-                write_closed_note(&self.dir, &self.path);
-            }
-        }
-    }
-}
-
-/// The identity of the database file after a clean close.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct ClosedNote {
-    len: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    dev: u64,
-    ino: u64,
-}
-
-impl ClosedNote {
-    fn of(path: &Path) -> Option<ClosedNote> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(ClosedNote {
-            len: m.len(),
-            mtime_ns: super::mtime_ns(&m),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-            dev: m.dev(),
-            ino: m.ino(),
-        })
-    }
-}
-
-fn write_closed_note(dir: &Path, path: &Path) {
-    if let Some(note) = ClosedNote::of(path) {
-        if let Ok(bytes) = serde_json::to_vec(&note) {
-            // Only a hint: when it is lost, the next open verifies the file.
-            let _ = std::fs::write(dir.join(CLOSED_NOTE), bytes);
-        }
-    }
-}
-
-/// True when the database file is as the last clean close left it. The note is
-/// removed: the file changes from now on.
-fn closed_note_matches(dir: &Path, path: &Path) -> bool {
-    let note_path = dir.join(CLOSED_NOTE);
-    let note = std::fs::read(&note_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<ClosedNote>(&b).ok());
-    let _ = std::fs::remove_file(&note_path);
-    note.is_some() && note == ClosedNote::of(path)
-}
-
-fn builder(cache_bytes: usize, repaired: &Arc<AtomicBool>) -> redb::Builder {
-    let mut builder = redb::Builder::new();
-    builder.set_cache_size(cache_bytes);
-    let repaired = repaired.clone();
-    // Called when redb recovers from an unclean shutdown; that recovery verifies
-    // every page's checksum.
-    builder.set_repair_callback(move |_| repaired.store(true, Ordering::Relaxed));
-    builder
-}
-
-/// Opens the database file, with redb's panics and corruption reports as
-/// [`StateError::Damaged`].
-fn open_db(
-    dir: &Path,
-    path: &Path,
-    cache_bytes: usize,
-    repaired: &Arc<AtomicBool>,
-) -> Result<Database, StateError> {
-    let damaged = |source| StateError::Damaged {
-        path: path.to_owned(),
-        dir: dir.to_owned(),
-        source,
-    };
-    match quietly(|| builder(cache_bytes, repaired).open(path)) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StateError::Locked {
-            path: path.to_owned(),
-        }),
-        Ok(Err(e)) => {
-            let damage = match &e {
-                redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
-                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
-                    io.kind() == std::io::ErrorKind::UnexpectedEof
-                }
-                _ => false,
-            };
-            if damage {
-                Err(damaged(Damage::Redb(Box::new(e.into()))))
-            } else {
-                Err(StateError::Open {
-                    path: path.to_owned(),
-                    source: e,
-                })
-            }
-        }
-        Err(panic) => Err(damaged(Damage::Panic(panic))),
-    }
-}
-
-/// Creates a brand-new database aside and renames it into place, so a crash while it
-/// is being created never leaves a half-written file behind (write-tmp → fsync →
-/// rename).
-fn create(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), StateError> {
-    let tmp = dir.join(format!("{DB_FILE}.new"));
-    let _ = std::fs::remove_file(&tmp);
-    let db = builder(cache_bytes, &Arc::new(AtomicBool::new(false)))
-        .create(&tmp)
-        .map_err(|source| StateError::Open {
-            path: tmp.clone(),
-            source,
-        })?;
-    init(&db, &tmp)?;
-    drop(db);
-    let io = |source| StateError::Dir {
-        path: dir.to_owned(),
-        source,
-    };
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
-    Ok(())
-}
-
-/// Checks the layout version (writing it into a new database) and creates the tables.
-fn init(db: &Database, path: &Path) -> Result<(), StateError> {
-    let tx = db.begin_write()?;
-    {
-        let mut meta = tx.open_table(META)?;
-        let found = meta
-            .get("version")?
-            .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0; 4])));
-        match found {
-            Some(v) if v != STATE_VERSION => {
-                return Err(StateError::Version {
-                    path: path.to_owned(),
-                    found: v,
-                })
-            }
-            Some(_) => {}
-            None => {
-                meta.insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
-            }
-        }
-        tx.open_table(ARTICLES)?;
-        tx.open_table(EXPIRY)?;
-        tx.open_table(SNAPSHOTS)?;
-        tx.open_table(FILES)?;
-        tx.open_table(CONTENTS)?;
-        tx.open_table(CONTENT_EXPIRY)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,7 +458,7 @@ mod tests {
             Store::open(dir.path(), 1 << 20),
             Err(StateError::Locked { .. })
         ));
-        let mut ch = Changes::default();
+        let mut ch = Pending::default();
         let mut a = st("2022-10-02T22:23:00-04:00", 1);
         a.touched = 100;
         ch.articles.insert("a".into(), a.clone());
@@ -702,7 +536,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let (old, new) = ([1u8; 32], [2u8; 32]);
-        let mut ch = Changes::default();
+        let mut ch = Pending::default();
         ch.contents.push((old, 100));
         ch.contents.push((new, 300));
         store.commit(&ch).unwrap();
@@ -710,7 +544,7 @@ mod tests {
         assert!(store.content_seen(&new).unwrap());
         assert!(!store.content_seen(&[3u8; 32]).unwrap());
         // Seen again later: its time moves, so it outlives the first cutoff.
-        let mut ch = Changes::default();
+        let mut ch = Pending::default();
         ch.contents.push((old, 400));
         store.commit(&ch).unwrap();
         store.expire(350).unwrap();

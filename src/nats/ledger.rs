@@ -8,7 +8,7 @@
 //! [`Snapshot`], so that whichever host emits the next version computes its
 //! `changes` even when another host emitted this one.
 //!
-//! A claim ([`Shared::claim`]) reads the entry and judges the version against it
+//! A claim ([`Claims::claim`]) reads the entry and judges the version against it
 //! exactly like the local store ([`crate::dedupe::judge`]):
 //!
 //! * newer (or first): write the new entry with `create` (no entry) or
@@ -21,7 +21,7 @@
 //!   [`super::sink`]).
 //! * same stamp otherwise: duplicate; older: stale.
 //!
-//! After the sink's acknowledgements, [`Shared::mark_published`] sets `published`
+//! After the sink's acknowledgements, [`Claims::mark_published`] sets `published`
 //! and `seq` (again by compare-and-set; losing that race is harmless).
 //!
 //! Every call waits for the cluster: errors are retried with backoff for ever, so
@@ -82,16 +82,16 @@ pub struct Claim {
 
 /// The bucket plus the claims in flight, shared by the ledger (which claims) and the
 /// sink (which publishes and marks).
-pub struct Shared {
+pub struct Claims {
     kv: kv::Store,
     claims: Mutex<HashMap<String, Claim>>,
     by: String,
     reporter: Reporter,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for Claims {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("by", &self.by).finish()
+        f.debug_struct("Claims").field("by", &self.by).finish()
     }
 }
 
@@ -143,13 +143,13 @@ fn is_conflict_create(e: &kv::CreateError) -> bool {
     e.kind() == kv::CreateErrorKind::AlreadyExists
 }
 
-impl Shared {
+impl Claims {
     /// Wraps a bucket.
-    pub fn new(kv: kv::Store) -> Shared {
+    pub fn new(kv: kv::Store) -> Claims {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
-        Shared {
+        Claims {
             kv,
             claims: Mutex::new(HashMap::new()),
             by: format!("{host}:{}", std::process::id()),
@@ -158,7 +158,7 @@ impl Shared {
     }
 
     /// Tells `reporter` of failed bucket reads and writes and of the claims made.
-    pub fn with_reporter(mut self, reporter: Reporter) -> Shared {
+    pub fn with_reporter(mut self, reporter: Reporter) -> Claims {
         self.reporter = reporter;
         self
     }
@@ -373,13 +373,13 @@ pub async fn ensure_bucket(
 /// runtime captured at construction.
 #[derive(Debug)]
 pub struct KvLedger {
-    shared: Arc<Shared>,
+    shared: Arc<Claims>,
     handle: Handle,
 }
 
 impl KvLedger {
     /// Must be called inside the tokio runtime.
-    pub fn new(shared: Arc<Shared>) -> KvLedger {
+    pub fn new(shared: Arc<Claims>) -> KvLedger {
         KvLedger {
             shared,
             handle: Handle::current(),

@@ -11,7 +11,7 @@
 //! * [`tail`] follows the stream (`wirewatch nats-tail`) and reads it back whole.
 //! * [`health`] tells `/health` about the connection and failed requests.
 //!
-//! The protocol is described in `notes/nats-readme.md` ("Scaling out").
+//! The protocol is described in `docs/scaling-out.md`.
 
 pub mod health;
 pub mod ledger;
@@ -317,7 +317,7 @@ pub async fn open(
             ledger::ensure_bucket(&js, &cfg.dedupe, cfg.state.expire_days)
         })
         .await?;
-        let shared = Arc::new(ledger::Shared::new(kv).with_reporter(reporter.clone()));
+        let shared = Arc::new(ledger::Claims::new(kv).with_reporter(reporter.clone()));
         let l: Box<dyn Ledger> = Box::new(ledger::KvLedger::new(shared.clone()));
         (Some(l), Some(shared))
     } else {

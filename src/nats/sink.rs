@@ -40,12 +40,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::runtime::Handle;
 
-use crate::dedupe::Committed;
 use crate::record::Stamp;
+use crate::sink::Committed;
 use crate::sink::{Sink, SinkError};
 
 use super::health::Reporter;
-use super::ledger::Shared;
+use super::ledger::Claims;
 use super::{error, msg_id, stamp_of_msg_id, subject};
 use crate::config::nats::NatsConfig;
 
@@ -91,7 +91,7 @@ pub struct JetStreamSink {
     handle: Handle,
     prefix: String,
     target: String,
-    ledger: Option<Arc<Shared>>,
+    ledger: Option<Arc<Claims>>,
     /// Highest stream sequence acknowledged so far: the "position".
     last_seq: u64,
     give_up: Duration,
@@ -113,7 +113,7 @@ impl JetStreamSink {
         js: jetstream::Context,
         stream: stream::Stream,
         cfg: &NatsConfig,
-        ledger: Option<Arc<Shared>>,
+        ledger: Option<Arc<Claims>>,
     ) -> JetStreamSink {
         let kill_after_publish =
             std::env::var("WIREWATCH_FAULT").is_ok_and(|v| v == "kill_after_publish");

@@ -29,8 +29,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::Committed;
 use super::{rotated_siblings, Rotation, Sink, SinkError};
-use crate::dedupe::Committed;
 use crate::paths::kind_of;
 
 /// Appends to a file; fsyncs every batch.

@@ -12,15 +12,23 @@
 //! the two files before anything is opened ([`check_paths`]) and the daemon's own
 //! files the watcher skips ([`OwnFiles`]).
 
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use crate::dedupe::Committed;
 
 pub mod file;
 
 pub use crate::paths::{check_paths, OwnFiles};
 pub use file::FileSink;
+
+/// Positions in the output files up to which everything is reflected in the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Committed {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// (device, inode) of the file, to notice a replaced file.
+    pub identity: Option<(u64, u64)>,
+}
 
 /// Errors of a sink.
 #[derive(Debug, thiserror::Error)]
