@@ -10,11 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${WIREWATCH_NATS:-1}" != 0 ]]; then
     # Build first, so the cluster is not kept waiting on a cold compile.
-    cargo test --locked --no-run "$@"
+    cargo test --locked --features fault-injection --no-run "$@"
     trap 'scripts/nats-cluster.sh stop' EXIT
     scripts/nats-cluster.sh start
     WIREWATCH_NATS_URLS="$(scripts/nats-cluster.sh urls)"
     export WIREWATCH_NATS_URLS
     export WIREWATCH_NATS_DIR="$PWD/target/nats"
 fi
-cargo test --locked "$@"
+cargo test --locked --features fault-injection "$@"

@@ -64,6 +64,7 @@ pub mod parse;
 pub mod paths;
 pub mod pipeline;
 pub mod record;
+pub mod retry;
 pub mod runtime;
 pub mod sink;
 pub mod tail;

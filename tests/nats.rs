@@ -305,6 +305,10 @@ fn publish_read_back_and_subject_naming() {
 /// there, not marked published; the fence also recognises the stored copy).
 fn kill_between_publish_and_commit(with_ledger: bool) {
     let Some(urls) = nats_urls() else { return };
+    if !cfg!(feature = "fault-injection") {
+        common::skip_or_fail("the fault hook needs `--features fault-injection` (scripts/test.sh)");
+        return;
+    }
     let _g = serial();
     let stream = unique("WWTEST_KILL");
     let bucket = with_ledger.then(|| unique("wwtest-kill"));

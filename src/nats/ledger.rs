@@ -190,13 +190,13 @@ impl Claims {
     /// Retries cluster errors for ever.
     pub async fn claim(&self, record: &Record, now: i64) -> (Verdict, Option<LedgerEntry>) {
         let id = record.article_id.as_str();
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff =
+            crate::retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let reporter = &self.reporter;
         let mut wait = |e: &dyn std::fmt::Display, what: &str| {
             reporter.failed(&format!("dedupe bucket {what} of {id}"), e);
-            tracing::warn!(id, error = %e, retry_in_ms = backoff.as_millis() as u64, "dedupe bucket {what} failed; not taking new files until it succeeds");
-            let d = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            let d = backoff.wait();
+            tracing::warn!(id, error = %e, retry_in_ms = d.as_millis() as u64, "dedupe bucket {what} failed; not taking new files until it succeeds");
             d
         };
         loop {

@@ -269,7 +269,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Setup>>,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match f().await {
             Ok(v) => {
@@ -279,9 +280,9 @@ where
             Err(Setup::Fatal(e)) => return Err(e),
             Err(Setup::Retry(e)) => {
                 reporter.failed(what, &e);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "{what} failed; the NATS cluster may be unreachable");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.wait();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} failed; the NATS cluster may be unreachable");
+                tokio::time::sleep(wait).await;
             }
         }
     }

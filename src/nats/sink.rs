@@ -25,8 +25,8 @@
 //!   stored on the subject between the fence and the message (a leader change can
 //!   commit a message past its fence) and deletes the message if so.
 //!
-//! Test-only fault hook: with `WIREWATCH_FAULT=kill_after_publish` in the
-//! environment when the sink is built, the process aborts right after the first
+//! Test-only fault hook, in builds with the `fault-injection` feature only: with
+//! `WIREWATCH_FAULT=kill_after_publish` in the environment when the sink is built, the process aborts right after the first
 //! batch is acknowledged, before the ledger marks and before the local commit.
 
 use std::collections::HashMap;
@@ -115,8 +115,8 @@ impl JetStreamSink {
         cfg: &NatsConfig,
         ledger: Option<Arc<Claims>>,
     ) -> JetStreamSink {
-        let kill_after_publish =
-            std::env::var("WIREWATCH_FAULT").is_ok_and(|v| v == "kill_after_publish");
+        let kill_after_publish = cfg!(feature = "fault-injection")
+            && std::env::var("WIREWATCH_FAULT").is_ok_and(|v| v == "kill_after_publish");
         if kill_after_publish {
             tracing::warn!("test fault hook armed: aborting after the first acknowledged publish");
         }
@@ -260,7 +260,8 @@ impl JetStreamSink {
                     }
                 }
             }
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff =
+                crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
             while !pending.is_empty() {
                 let mut acks = Vec::with_capacity(pending.len());
                 let mut failed = Vec::new();
@@ -369,9 +370,9 @@ impl JetStreamSink {
                             ),
                         ));
                     }
-                    tracing::warn!(records = pending.len(), error = %last_error, retry_in_ms = backoff.as_millis() as u64, "publish not acknowledged; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    let wait = backoff.wait();
+                    tracing::warn!(records = pending.len(), error = %last_error, retry_in_ms = wait.as_millis() as u64, "publish not acknowledged; retrying");
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

@@ -263,7 +263,8 @@ impl Committer {
             }
         }
         // Write rejects, then records, then the state; retry what fails.
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff =
+            crate::retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let (mut rej_done, mut out_done) = (rej.is_empty(), out.is_empty());
         loop {
             let step = (|| -> Result<(), PipelineError> {
@@ -292,13 +293,13 @@ impl Committer {
                     if stop.requested() {
                         return Err(PipelineError::Uncommitted(Box::new(e)));
                     }
-                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot commit a batch; not taking new files until it succeeds");
+                    let wait = backoff.wait();
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot commit a batch; not taking new files until it succeeds");
                     // A stop request cuts the wait short: one last try, then give up.
-                    let until = Instant::now() + backoff;
+                    let until = Instant::now() + wait;
                     while !stop.requested() && Instant::now() < until {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }

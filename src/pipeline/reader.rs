@@ -36,7 +36,7 @@ pub struct ReaderContext {
 /// daemon stops meanwhile the file is left for the next start
 /// ([`Outcome::Deferred`]).
 pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = crate::retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         match examine_once(path, ctx) {
             Ok(outcome) => return outcome,
@@ -47,9 +47,9 @@ pub fn examine(path: &Path, ctx: &ReaderContext) -> Outcome {
                         reason: e.to_string(),
                     };
                 }
-                tracing::warn!(path = %path.display(), error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot read the file for now; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.wait();
+                tracing::warn!(path = %path.display(), error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the file for now; retrying");
+                std::thread::sleep(wait);
             }
         }
     }
