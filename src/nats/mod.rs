@@ -33,10 +33,10 @@ pub use crate::config::nats::{DedupeConfig, DedupeStore, NatsConfig, SinkConfig,
 pub use health::Reporter;
 
 /// An error talking to the cluster, as a [`SinkError`] naming what was addressed.
-pub fn error(target: &str, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Io {
-        path: target.into(),
-        source: std::io::Error::other(e.to_string()),
+pub fn error(target: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SinkError {
+    SinkError::Remote {
+        target: target.to_owned(),
+        source: e.into(),
     }
 }
 
@@ -176,7 +176,7 @@ pub enum Setup {
 }
 
 /// Classifies a JetStream API error: a 4xx answer is the cluster saying no.
-fn classify(target: &str, e: impl std::fmt::Display + std::fmt::Debug) -> Setup {
+fn classify(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> Setup {
     let debug = format!("{e:?}");
     let refused = debug
         .split("code: ")

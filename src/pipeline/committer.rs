@@ -199,8 +199,11 @@ impl Committer {
                         None => {}
                         Some(Verdict::Emit { revision, .. }) => {
                             let start = out.len();
-                            serde_json::to_writer(&mut out, &record).map_err(|e| {
-                                PipelineError::Internal(format!("serialize record: {e}"))
+                            serde_json::to_writer(&mut out, &record).map_err(|source| {
+                                PipelineError::Serialize {
+                                    what: "record",
+                                    source,
+                                }
                             })?;
                             if live {
                                 let line = String::from_utf8_lossy(&out[start..]).into_owned();
@@ -244,8 +247,12 @@ impl Committer {
                         sha256: file.as_ref().and_then(|f| f.1.sha256.clone()),
                         rejected_at: now_ts.to_string(),
                     };
-                    serde_json::to_writer(&mut rej, &line)
-                        .map_err(|e| PipelineError::Internal(format!("serialize reject: {e}")))?;
+                    serde_json::to_writer(&mut rej, &line).map_err(|source| {
+                        PipelineError::Serialize {
+                            what: "reject line",
+                            source,
+                        }
+                    })?;
                     rej.push(b'\n');
                     if let Some(f) = file {
                         self.dedupe.pending_mut().files.push(f);

@@ -71,9 +71,24 @@ pub enum PipelineError {
     /// The watcher.
     #[error(transparent)]
     Watch(#[from] watcher::WatchError),
-    /// A task died.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A stage's task died (a panic, or the runtime shutting down).
+    #[error("internal error: the {stage} task failed: {source}")]
+    Task {
+        /// `committer` or `watcher`.
+        stage: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A record or reject line could not be serialized.
+    #[error("internal error: cannot serialize a {what}: {source}")]
+    Serialize {
+        /// `record` or `reject line`.
+        what: &'static str,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Asked to stop while a batch could not be committed.
     #[error("stopped with a batch not committed ({0}); what was not committed is recovered at the next start")]
     Uncommitted(#[source] Box<PipelineError>),
@@ -360,7 +375,10 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                result = Err(PipelineError::Internal(format!("committer failed: {e}")));
+                result = Err(PipelineError::Task {
+                    stage: "committer",
+                    source: e,
+                });
                 break 'outer;
             }
         }
@@ -383,6 +401,9 @@ pub async fn run(
     match watched {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(PipelineError::Internal(format!("watcher failed: {e}"))),
+        Err(e) => Err(PipelineError::Task {
+            stage: "watcher",
+            source: e,
+        }),
     }
 }

@@ -66,6 +66,15 @@ pub enum SinkError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A remote output (the NATS cluster) failed a request.
+    #[error("output {target}: {source}")]
+    Remote {
+        /// What was addressed (`nats stream RECORDS (nats://…)`).
+        target: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The reader of standard output has gone (broken pipe). Retrying cannot help.
     #[error("stdout was closed by its reader (broken pipe); stopping: files whose records were not delivered are processed again at the next start")]
     Closed,
