@@ -1,5 +1,6 @@
-//! Process life cycle of `wirewatch run`: logging, the tokio runtime, signals, the
-//! HTTP listener, progress, periodic summaries, and the exit summary.
+//! Process life cycle of `wirewatch run`: starting the logger and the runtime
+//! ([`crate::logging`], [`crate::runtime`]), signals, the HTTP listener, progress,
+//! periodic summaries, and the exit summary.
 //!
 //! - The HTTP listener (`[http] listen`) is bound before the pipeline starts: an
 //!   address that cannot be bound (another process holds it) stops the daemon with

@@ -10,7 +10,8 @@
 //! * [`error`]: the reject kinds and the configuration error; [`hash`]: FNV-1a, stable
 //!   across builds; [`paths`]: path ↔ bytes codecs, the checks of the output paths,
 //!   the daemon's own files; [`health`]: the liveness `/health` reports;
-//!   [`logging`], [`runtime`]: the logger and the tokio runtimes.
+//!   [`logging`], [`runtime`]: the logger and the tokio runtimes; [`retry`]: the one
+//!   backoff every retry loop uses.
 //! * [`record`]: the data model every stage shares and the JSON contract of the
 //!   output, with the `changes` types (`record/changes.rs`).
 //!
