@@ -97,6 +97,16 @@ impl Scanner<'_, '_> {
         if !titled && names >= 2 && self.tok(end - 1).has(flag::GEO) && !self.anchored(i, end) {
             return (i, 0);
         }
+        // `Ben Epstein Good Guy Award`, `Sid Mercer Memorial Award`: a name that runs
+        // into the name of a prize or a place ends before the first common word.
+        if !titled && names >= 3 && self.tok(end - 1).has(flag::GEO) {
+            if let Some(k) = (i + 2..end - 1).find(|&k| {
+                let t = self.tok(k);
+                t.has(flag::COMMON) && !t.has(flag::SURNAME | flag::FIRST)
+            }) {
+                return (k, k - i);
+            }
+        }
         (end, names)
     }
 
