@@ -88,35 +88,6 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Follow the NATS stream and print its records (`--json`: raw JSON lines).
-    #[command(hide = true)]
-    NatsTail {
-        /// Server URLs, comma-separated.
-        #[arg(
-            long = "nats",
-            value_name = "URL[,URL...]",
-            env = "WIREWATCH_NATS_URLS"
-        )]
-        urls: String,
-        /// Subject filter (wildcards allowed).
-        #[arg(long, default_value = "articles.>")]
-        subject: String,
-        /// Stream name; default: the stream that holds the subject.
-        #[arg(long)]
-        stream: Option<String>,
-        /// Print each record as one JSON line.
-        #[arg(long)]
-        json: bool,
-        /// Where to start.
-        #[arg(long, value_enum, default_value_t = crate::nats::tail::Deliver::All)]
-        deliver: crate::nats::tail::Deliver,
-        /// Exit after this many records.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Exit after this many milliseconds without a record.
-        #[arg(long, value_name = "MS")]
-        idle_ms: Option<u64>,
-    },
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
@@ -154,26 +125,6 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Tail(args) => crate::tail::command(args),
-        Command::NatsTail {
-            urls,
-            subject,
-            stream,
-            json,
-            deliver,
-            limit,
-            idle_ms,
-        } => {
-            let _ = crate::logging::init_logging(LogFormat::Human, "warn");
-            crate::nats::tail::cli(
-                &urls,
-                stream.as_deref(),
-                &subject,
-                json,
-                deliver,
-                limit,
-                idle_ms.map(std::time::Duration::from_millis),
-            )
-        }
         Command::Run {
             config,
             watch,

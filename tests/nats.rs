@@ -205,7 +205,7 @@ fn cluster_script(args: &[&str]) {
 /// `run --once` with the NATS sink: the stream is created when missing with the
 /// configured replicas and duplicate window; every record is one message on
 /// `<prefix>.<dateline-slug>.<article_id>` with `Nats-Msg-Id` `<article_id>:<stamp>`;
-/// `wirewatch nats-tail --json` prints it back; a second pass publishes nothing.
+/// `wirewatch tail --nats --json` prints it back; a second pass publishes nothing.
 #[test]
 fn publish_read_back_and_subject_naming() {
     let Some(urls) = nats_urls() else { return };
@@ -264,11 +264,10 @@ fn publish_read_back_and_subject_naming() {
     assert_eq!(info.config.subjects, vec![format!("{prefix}.>")]);
     assert!(info.cluster.and_then(|c| c.leader).is_some());
 
-    // nats-tail prints the same records.
+    // `tail --nats --json` prints the same records, and stops once it has caught up.
     let out = Command::new(common::bin())
-        .args(["nats-tail", "--nats", &urls, "--json"])
+        .args(["tail", "--nats", &urls, "--json"])
         .args(["--subject", &format!("{prefix}.>")])
-        .args(["--limit", &msgs.len().to_string(), "--idle-ms", "20000"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -278,6 +277,18 @@ fn publish_read_back_and_subject_naming() {
         .collect();
     assert_eq!(lines.len(), msgs.len());
     assert_eq!(lines[0], msgs[0].record);
+    // A subject of the stream that holds nothing: nothing printed, and it stops at once.
+    let out = Command::new(common::bin())
+        .args(["tail", "--nats", &urls, "--json"])
+        .args(["--subject", &format!("{prefix}.nowhere.>")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // Nothing new on a second pass.
     let (code, err) = once_with_env(&d, &[]);

@@ -349,7 +349,7 @@ pub async fn ensure_bucket(
         Ok(kv) => Ok(kv),
         Err(e)
             if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
-                && format!("{e:?}").contains("stream not found") =>
+                && super::stream_not_found(&e) =>
         {
             tracing::info!(bucket = %cfg.kv_bucket, replicas = cfg.kv_replicas, "creating the dedupe bucket");
             js.create_key_value(kv::Config {

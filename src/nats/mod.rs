@@ -175,15 +175,57 @@ pub enum Setup {
     Fatal(SinkError),
 }
 
-/// Classifies a JetStream API error: a 4xx answer is the cluster saying no.
+/// The JetStream API answer (status and error code) behind `e`: the error itself,
+/// the `JetStream` kind of the stream errors, or the source of a bucket error,
+/// looked for down the source chain.
+fn api_error(e: &(dyn std::error::Error + 'static)) -> Option<jetstream::Error> {
+    use jetstream::context::{
+        CreateStreamError, CreateStreamErrorKind, GetStreamByNameError, GetStreamByNameErrorKind,
+        GetStreamError, GetStreamErrorKind,
+    };
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(j) = err.downcast_ref::<jetstream::Error>() {
+            return Some(j.clone());
+        }
+        let kind = if let Some(g) = err.downcast_ref::<GetStreamError>() {
+            match g.kind() {
+                GetStreamErrorKind::JetStream(j) => Some(j),
+                _ => None,
+            }
+        } else if let Some(c) = err.downcast_ref::<CreateStreamError>() {
+            match c.kind() {
+                CreateStreamErrorKind::JetStream(j) => Some(j),
+                _ => None,
+            }
+        } else if let Some(b) = err.downcast_ref::<GetStreamByNameError>() {
+            match b.kind() {
+                GetStreamByNameErrorKind::JetStream(j) => Some(j),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if kind.is_some() {
+            return kind;
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// True when the JetStream answer behind `e` is "stream not found".
+fn stream_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
+    api_error(e).is_some_and(|j| j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Classifies a JetStream API error: a 4xx answer (other than 404 and 408) is the
+/// cluster saying no, and stops; anything else is retried.
 fn classify(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> Setup {
-    let debug = format!("{e:?}");
-    let refused = debug
-        .split("code: ")
-        .skip(1)
-        .filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .filter_map(|n| n.parse::<u32>().ok())
-        .any(|c| (400..500).contains(&c) && c != 404 && c != 408);
+    let refused = api_error(&e).is_some_and(|j| {
+        let c = j.code();
+        (400..500).contains(&c) && c != 404 && c != 408
+    });
     if refused {
         Setup::Fatal(error(target, e))
     } else {
@@ -235,10 +277,7 @@ pub async fn ensure_stream(
             }
             Ok(s)
         }
-        Err(e)
-            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
-                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-        {
+        Err(e) if stream_not_found(&e) => {
             tracing::info!(stream = %want.name, replicas = want.num_replicas, subjects = ?want.subjects, "creating the stream");
             js.get_or_create_stream(want)
                 .await

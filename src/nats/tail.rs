@@ -1,29 +1,16 @@
-//! Reading the stream: following it ([`follow_stream`], `wirewatch nats-tail`) and
-//! reading it whole ([`read_all`], for tests and tools).
+//! Reading the stream: its records in order ([`follow_stream`], behind
+//! `wirewatch tail --nats`) and all of it by sequence ([`read_all`], for tests and
+//! tools).
 
 use std::ops::ControlFlow;
-use std::process::ExitCode;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use serde_json::Value;
 
 use super::{classify, connect, context, error, Setup};
 use crate::config::nats::NatsConfig;
 use crate::sink::SinkError;
-
-/// Where following starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Deliver {
-    /// From the first message kept.
-    #[default]
-    All,
-    /// Only messages stored from now on.
-    New,
-    /// The newest version of every article, then everything new.
-    LastPerArticle,
-}
 
 /// One message read back from the stream.
 #[derive(Debug, Clone)]
@@ -67,34 +54,38 @@ async fn find_stream(
         .map_err(|e| classify(&format!("stream {name}"), e))
 }
 
-/// Follows `subject` (wildcards allowed; default in the CLI `articles.>`) on the
-/// stream `stream` (default: the stream that holds the subject) through an ordered
-/// consumer — ephemeral, no acknowledgements, recreated by the client after a gap or
-/// a reconnection — and calls `on_record` with each record in stream order until it
-/// returns `Break` or the connection is closed for good.
+/// Reads `subject` (wildcards allowed; default in the CLI `articles.>`) on the
+/// stream `stream` (default: the stream that holds the subject) from its first
+/// message, through an ordered consumer — ephemeral, no acknowledgements, recreated
+/// by the client after a gap or a reconnection — and calls `on_record` with each
+/// record in stream order. Without `follow` it returns once it has caught up with
+/// what the stream held when the consumer was made (at once when that is nothing);
+/// with `follow` it goes on until `on_record` returns `Break` or the connection is
+/// closed for good.
 pub async fn follow_stream(
     urls: &str,
     stream: Option<&str>,
     subject: &str,
-    deliver: Deliver,
+    follow: bool,
     mut on_record: impl FnMut(StreamRecord) -> ControlFlow<()>,
 ) -> Result<(), SinkError> {
     let cfg = nats_config(urls);
     let js = context(connect(&cfg, "tail").await?, &cfg);
     let s = super::until_ok("finding the stream", || find_stream(&js, stream, subject)).await?;
-    let deliver_policy = match deliver {
-        Deliver::All => consumer::DeliverPolicy::All,
-        Deliver::New => consumer::DeliverPolicy::New,
-        Deliver::LastPerArticle => consumer::DeliverPolicy::LastPerSubject,
-    };
-    let c = s
+    let mut c = s
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: subject.to_owned(),
-            deliver_policy,
+            deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         })
         .await
         .map_err(|e| error("ordered consumer", e))?;
+    if !follow {
+        let info = c.info().await.map_err(|e| error("ordered consumer", e))?;
+        if info.num_pending == 0 {
+            return Ok(());
+        }
+    }
     let mut messages = c
         .messages()
         .await
@@ -107,11 +98,17 @@ pub async fn follow_stream(
                 continue;
             }
         };
-        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let (seq, pending) = m
+            .info()
+            .map_or((0, u64::MAX), |i| (i.stream_sequence, i.pending));
+        let caught_up = !follow && pending == 0;
         let record = match serde_json::from_slice::<Value>(&m.payload) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(seq, error = %e, "message is not JSON; skipped");
+                if caught_up {
+                    break;
+                }
                 continue;
             }
         };
@@ -126,7 +123,7 @@ pub async fn follow_stream(
             msg_id,
             record,
         };
-        if on_record(r).is_break() {
+        if on_record(r).is_break() || caught_up {
             break;
         }
     }
@@ -161,87 +158,9 @@ pub async fn read_all(
                     record,
                 });
             }
-            Err(e) if e.to_string().contains("no message found") => {}
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {}
             Err(e) => return Err(error(&target, e)),
         }
     }
     Ok(out)
-}
-
-/// A one-line summary of a record (until the shared terminal view is wired in).
-pub fn summary_line(r: &StreamRecord) -> String {
-    let v = &r.record;
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
-    format!(
-        "#{} {} rev {} {} {} {}",
-        r.seq,
-        s("article_id"),
-        v["revision"].as_u64().unwrap_or(0),
-        v["updated_at"]
-            .as_str()
-            .or(v["posted_at"].as_str())
-            .unwrap_or("-"),
-        s("dateline"),
-        s("title")
-    )
-}
-
-/// `wirewatch nats-tail`: prints each record as it arrives (`--json`: the raw JSON
-/// line), stops after `limit` records when given, or after `idle` without a message.
-pub fn cli(
-    urls: &str,
-    stream: Option<&str>,
-    subject: &str,
-    json: bool,
-    deliver: Deliver,
-    limit: Option<u64>,
-    idle: Option<Duration>,
-) -> ExitCode {
-    // 512 blocking threads: tokio's default.
-    let rt = match crate::runtime::runtime(1, 512) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async move {
-        use std::io::Write;
-        let mut n = 0u64;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let follow = follow_stream(urls, stream, subject, deliver, |r| {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let line = if json {
-                r.record.to_string()
-            } else {
-                summary_line(&r)
-            };
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                return ControlFlow::Break(());
-            }
-            let _ = tx.send(());
-            n += 1;
-            if limit.is_some_and(|l| n >= l) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        });
-        let watchdog = async {
-            match idle {
-                Some(idle) => {
-                    while let Ok(Some(())) = tokio::time::timeout(idle, rx.recv()).await {}
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = follow => match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("wirewatch: {e}");
-                    ExitCode::from(1)
-                }
-            },
-            () = watchdog => ExitCode::SUCCESS,
-        }
-    })
 }

@@ -1,7 +1,7 @@
 //! `wirewatch tail`: read the records stream back, for people and for scripts.
 //!
-//! This module owns three separable pieces, so that another source of lines (a later
-//! `--nats URL`) can reuse the last two unchanged:
+//! This module owns three separable pieces; the NATS source (`--nats URL`,
+//! [`nats`]) reuses the last two unchanged:
 //!
 //! * [`FileTail`], the **source**: reads complete lines from a JSON-lines file by
 //!   path and, when following, keeps reading across rotation by rename (the old file
@@ -32,7 +32,9 @@ use crate::error::ConfigError;
 
 mod follow;
 mod format;
+mod nats;
 mod printer;
+mod sys;
 
 pub use crate::filter::{fold, Filter};
 pub use follow::{FileTail, Line};
@@ -90,8 +92,9 @@ pub struct TailArgs {
     /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Follow a NATS JetStream stream instead of a file (server URLs, comma-separated);
-    /// same view and filters. Follows until interrupted.
+    /// Read a NATS JetStream stream instead of a file (server URLs, comma-separated):
+    /// the records it holds, in stream order, with the same view and filters; with
+    /// -f, keep following it.
     #[arg(long, value_name = "URL[,URL...]", conflicts_with = "file")]
     pub nats: Option<String>,
     /// With `--nats`: the subject to follow (wildcards allowed).
@@ -151,6 +154,18 @@ pub enum TailError {
     /// The config file is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Reading the NATS stream failed.
+    #[error("NATS {urls}: {source}")]
+    Nats {
+        /// The server URLs given.
+        urls: String,
+        /// Cause.
+        #[source]
+        source: crate::sink::SinkError,
+    },
+    /// The async runtime for the NATS client could not start.
+    #[error("cannot start the NATS client's runtime: {0}")]
+    Runtime(#[source] io::Error),
 }
 
 impl TailError {
@@ -240,51 +255,6 @@ pub fn command(args: TailArgs) -> ExitCode {
     }
 }
 
-/// `tail --nats`: the records of a JetStream stream, in stream order, through the same
-/// filters and printer as the file tail.
-fn follow_nats(urls: &str, subject: &str, filter: Filter, output: Output) -> Result<(), TailError> {
-    let rt = crate::runtime::current_thread().map_err(|source| TailError::Read {
-        path: PathBuf::from(urls),
-        source,
-    })?;
-    let stdout = io::stdout();
-    let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));
-    let mut broken = None;
-    let result = rt.block_on(crate::nats::tail::follow_stream(
-        urls,
-        None,
-        subject,
-        crate::nats::tail::Deliver::All,
-        |r| {
-            let line = r.record.to_string();
-            let done = printer
-                .line(&r.subject, r.seq, line.as_bytes())
-                .and_then(|()| printer.flush());
-            match done {
-                Err(e) => {
-                    broken = Some(e);
-                    std::ops::ControlFlow::Break(())
-                }
-                Ok(()) if sys::STOP.load(Ordering::Relaxed) => std::ops::ControlFlow::Break(()),
-                Ok(()) => std::ops::ControlFlow::Continue(()),
-            }
-        },
-    ));
-    if let Some(e) = broken {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(TailError::Read {
-                path: PathBuf::from("stdout"),
-                source: e,
-            });
-        }
-        return Ok(());
-    }
-    result.map_err(|e| TailError::Read {
-        path: PathBuf::from(urls),
-        source: io::Error::other(e.to_string()),
-    })
-}
-
 /// Resolves the arguments and runs the read (and follow) loop to its end.
 pub fn run(args: &TailArgs) -> Result<(), TailError> {
     let (cfg, _) = Config::load(args.config.as_deref())?;
@@ -317,7 +287,7 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
     };
     sys::stop_on_interrupt();
     if let Some(urls) = &args.nats {
-        return follow_nats(urls, &args.subject, filter, output);
+        return nats::follow_nats(urls, &args.subject, args.follow, filter, output);
     }
     let stdout = io::stdout();
     let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));
@@ -355,56 +325,6 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
         std::thread::sleep(POLL_INTERVAL);
     }
     Ok(())
-}
-
-/// The few system calls std does not wrap.
-mod sys {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Set by the first SIGINT or SIGTERM; the loops stop at the next line or poll.
-    pub static STOP: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn handler(_: libc::c_int) {
-        // An atomic store is async-signal-safe.
-        STOP.store(true, Ordering::Relaxed);
-    }
-
-    /// The first SIGINT or SIGTERM sets [`STOP`]; a second one kills as usual
-    /// (`SA_RESETHAND`), so a stuck write can still be interrupted.
-    pub fn stop_on_interrupt() {
-        // SAFETY: `sigaction` gets a zeroed, then filled, struct we own and a handler
-        // that only performs an atomic store.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            act.sa_flags = libc::SA_RESTART | libc::SA_RESETHAND;
-            libc::sigemptyset(&mut act.sa_mask);
-            for sig in [libc::SIGINT, libc::SIGTERM] {
-                libc::sigaction(sig, &act, std::ptr::null_mut());
-            }
-        }
-    }
-
-    /// Columns of the terminal on standard output, if it is one.
-    pub fn terminal_width() -> Option<usize> {
-        // SAFETY: TIOCGWINSZ fills a `winsize` we own; a failing call is reported
-        // by its return value and leaves it zeroed.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-        (rc == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
-    }
-
-    /// True when standard output is a pipe or socket whose reader has gone.
-    pub fn stdout_closed() -> bool {
-        let mut fds = libc::pollfd {
-            fd: libc::STDOUT_FILENO,
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: one valid `pollfd` we own, zero time-out.
-        let rc = unsafe { libc::poll(&mut fds, 1, 0) };
-        rc > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
-    }
 }
 
 #[cfg(test)]
