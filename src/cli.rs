@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::config::Config;
 use crate::logging::LogFormat;
@@ -184,13 +183,21 @@ pub fn validate(config: Option<&Path>) -> ExitCode {
     }
 }
 
-fn print_reject(path: &Path, reject: &crate::error::Reject) {
-    let (p, hex) = crate::paths::to_strings(path);
-    let mut v = json!({"path": p, "error": {"kind": reject.kind, "message": reject.message}});
-    if let Some(h) = hex {
-        v["path_hex"] = json!(h);
+/// Prints the rejects-file line of `path` on stderr (what `wirewatch check` says of
+/// a file that cannot be an article).
+fn print_reject(path: &Path, reject: crate::error::Reject) {
+    let seen = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| crate::dedupe::FileEntry {
+            size: m.len(),
+            mtime_ns: crate::dedupe::mtime_ns(&m),
+            sha256: None,
+        });
+    let line = pipeline::RejectLine::new(path, reject, seen.as_ref(), Timestamp::now());
+    match serde_json::to_string(&line) {
+        Ok(l) => eprintln!("{l}"),
+        Err(e) => eprintln!("wirewatch: {}: {e}", path.display()),
     }
-    eprintln!("{v}");
 }
 
 /// `wirewatch check`.
@@ -227,7 +234,7 @@ pub fn check(
             match pipeline::build_record(old, reference, &opts) {
                 Ok(r) => Some(crate::diff::Snapshot::of(&r)),
                 Err(reject) => {
-                    print_reject(old, &reject);
+                    print_reject(old, reject);
                     return ExitCode::from(1);
                 }
             }
@@ -251,7 +258,7 @@ pub fn check(
                 }
             }
             Err(reject) => {
-                print_reject(path, &reject);
+                print_reject(path, reject);
                 status = ExitCode::from(1);
             }
         }

@@ -1,7 +1,7 @@
 //! The committer: batches of outcomes judged, written and committed in the order of
 //! the commit protocol ([`Committer`]), and crash recovery on start.
 
-use super::{Event, Outcome, PipelineError, RejectError, RejectLine, Shared, Stop};
+use super::{Event, Outcome, PipelineError, RejectLine, Shared, Stop};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,24 +229,9 @@ impl Committer {
                     self.dedupe.pending_mut().files.push(file);
                 }
                 Outcome::Rejected { path, reject, file } => {
-                    let (p, hex_path) = crate::paths::to_strings(&path);
-                    tracing::info!(path = %p, kind = %reject.kind, "rejected: {}", reject.message);
+                    tracing::info!(path = %path.display(), kind = %reject.kind, "rejected: {}", reject.message);
                     rejected_kinds.push(reject.kind);
-                    let line = RejectLine {
-                        path: p,
-                        path_hex: hex_path,
-                        error: RejectError {
-                            kind: reject.kind,
-                            message: reject.message,
-                        },
-                        bytes: file.as_ref().map(|f| f.1.size),
-                        modified: file
-                            .as_ref()
-                            .and_then(|f| Timestamp::from_nanosecond(f.1.mtime_ns).ok())
-                            .map(|t| t.to_string()),
-                        sha256: file.as_ref().and_then(|f| f.1.sha256.clone()),
-                        rejected_at: now_ts.to_string(),
-                    };
+                    let line = RejectLine::new(&path, reject, file.as_ref().map(|f| &f.1), now_ts);
                     serde_json::to_writer(&mut rej, &line).map_err(|source| {
                         PipelineError::Serialize {
                             what: "reject line",

@@ -1,10 +1,13 @@
 //! The rejects file: one JSON line per rejected input file, its path, size, time and
 //! reason ([`RejectLine`]), read back on start to rebuild what was rejected.
 
+use std::path::Path;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::RejectKind;
+use crate::dedupe::FileEntry;
+use crate::error::{Reject, RejectKind};
 
 /// One line of the rejects file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +30,28 @@ pub struct RejectLine {
     pub sha256: Option<String>,
     /// When it was rejected.
     pub rejected_at: String,
+}
+
+impl RejectLine {
+    /// The line for `path`, rejected for `reject` at `at`, with what was seen of the
+    /// file (`None` when it vanished before it could be looked at).
+    pub fn new(path: &Path, reject: Reject, file: Option<&FileEntry>, at: Timestamp) -> RejectLine {
+        let (path, path_hex) = crate::paths::to_strings(path);
+        RejectLine {
+            path,
+            path_hex,
+            error: RejectError {
+                kind: reject.kind,
+                message: reject.message,
+            },
+            bytes: file.map(|f| f.size),
+            modified: file
+                .and_then(|f| Timestamp::from_nanosecond(f.mtime_ns).ok())
+                .map(|t| t.to_string()),
+            sha256: file.and_then(|f| f.sha256.clone()),
+            rejected_at: at.to_string(),
+        }
+    }
 }
 
 /// The `error` object of a reject line.
