@@ -6,6 +6,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::fold::match_key;
 use crate::record::Stamp;
 
 /// Which records to show. Every condition must hold (AND); an empty filter passes
@@ -27,7 +28,7 @@ impl Filter {
         places: &[String],
         orgs: &[String],
     ) -> Filter {
-        let fold_all = |v: &[String]| v.iter().map(|s| fold(s)).collect();
+        let fold_all = |v: &[String]| v.iter().map(|s| match_key(s)).collect();
         Filter {
             since,
             people: fold_all(people),
@@ -54,21 +55,12 @@ impl Filter {
         let all = |needles: &[String], key: &str, extra: &[&str]| {
             needles
                 .iter()
-                .all(|n| entity_names(record, key, extra).any(|name| fold(&name).contains(n)))
+                .all(|n| entity_names(record, key, extra).any(|name| match_key(&name).contains(n)))
         };
         all(&self.people, "people", &["aliases"])
             && all(&self.places, "places", &["aliases"])
             && all(&self.orgs, "organizations", &["acronym", "aliases"])
     }
-}
-
-/// Case-, accent- and spacing-insensitive form of a name: `Montréal` → `montreal`.
-pub fn fold(s: &str) -> String {
-    deunicode::deunicode(s)
-        .to_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Every name of the entries of `record[key]`: the `name` of each object (or the

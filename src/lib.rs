@@ -7,16 +7,17 @@
 //! ones above it in this list (no import cycles).
 //!
 //! Leaves, shared by every stage:
-//! * [`error`]: the reject kinds and the configuration error; [`hash`]: FNV-1a, stable
-//!   across builds; [`paths`]: path ↔ bytes codecs, the checks of the output paths,
-//!   the daemon's own files; [`health`]: the liveness `/health` reports;
-//!   [`logging`], [`runtime`]: the logger and the tokio runtimes; [`retry`]: the one
+//! * [`error`]: the reject kinds and the configuration error; `hash`: FNV-1a, stable
+//!   across builds; `fold`: the accent-free lower-case text that lookups and filters
+//!   compare; `paths`: path ↔ bytes codecs, the checks of the output paths,
+//!   the daemon's own files; `health`: the liveness `/health` reports;
+//!   `logging`, `runtime`: the logger and the tokio runtimes; `retry`: the one
 //!   backoff every retry loop uses.
 //! * [`record`]: the data model every stage shares and the JSON contract of the
 //!   output, with the `changes` types (`record/changes.rs`).
 //!
 //! The stages, in the order a file meets them:
-//! * [`parse`] opens the file confined to the watched folder (`parse/open.rs`),
+//! * [`parse`](mod@parse) opens the file confined to the watched folder (`parse/open.rs`),
 //!   decodes it (`decode.rs`), splits lede, dateline, stamp lines and headings
 //!   (`layout.rs`), resolves the `Posted`/`Updated` stamps against the capture moment
 //!   (`stamp.rs`), and derives `article_id` and `content_hash` (`id.rs`); the result is
@@ -34,42 +35,57 @@
 //!   policy (`dedupe/mod.rs`), the redb store (`store.rs`, `open.rs`), its errors.
 //! * [`nats`] is the scale-out: the JetStream sink, the cluster-wide ledger, reading
 //!   the stream back.
-//! * [`metrics`] holds the counters and histograms.
-//! * [`watch`] finds the files that are ready (`watch/scan.rs`: the folder's state,
+//! * `metrics` holds the counters and histograms.
+//! * `watch` finds the files that are ready (`watch/scan.rs`: the folder's state,
 //!   `paths.rs`: which paths are candidates).
 //! * [`pipeline`] wires the stages with bounded channels: the reader on the blocking
 //!   pool (`pipeline/reader.rs`), the committer and its commit protocol
 //!   (`committer.rs`), the rejects file (`rejects.rs`), what HTTP shares
 //!   (`events.rs`).
-//! * [`filter`] selects records by time and names, for [`http`] (`/metrics`,
-//!   `/health`, `/events`) and [`tail`] (`wirewatch tail`: `tail/follow.rs`,
-//!   `format.rs`, `printer.rs`).
-//! * [`daemon`] runs the pipeline with signals, `SIGHUP` reloads and progress.
+//! * `filter` selects records by time and names, for `http` (`/metrics`,
+//!   `/health`, `/events`) and `tail` (`wirewatch tail`: `tail/follow.rs`,
+//!   `nats.rs`, `format.rs`, `printer.rs`, `sys.rs`).
+//! * `daemon` runs the pipeline with signals, `SIGHUP` reloads and progress.
 //! * [`cli`] is the command line; `main.rs` only calls [`cli::main`].
+//!
+//! # Public API
+//!
+//! The modules above in links are public: the record model, the stages a program can
+//! run on its own text (`parse`, `extract`, `diff`, `dedupe`'s verdict and store), the
+//! sinks, the scale-out pieces and the command line. The plumbing (watcher, daemon,
+//! HTTP, tail, metrics and the leaves they share) is private; the names most callers
+//! need are re-exported here.
 
 pub mod cli;
 pub mod config;
-pub mod daemon;
+mod daemon;
 pub mod dedupe;
 pub mod diff;
 pub mod error;
 pub mod extract;
-pub mod filter;
-pub mod hash;
-pub mod health;
-pub mod http;
-pub mod logging;
-pub mod metrics;
+mod filter;
+mod fold;
+mod hash;
+mod health;
+mod http;
+mod logging;
+mod metrics;
 pub mod nats;
 pub mod parse;
-pub mod paths;
+mod paths;
 pub mod pipeline;
 pub mod record;
-pub mod retry;
-pub mod runtime;
+mod retry;
+mod runtime;
 pub mod sink;
-pub mod tail;
-pub mod watch;
+mod tail;
+mod watch;
+
+pub use error::{ConfigError, Reject, RejectKind};
+pub use extract::ExtractOptions;
+pub use parse::{parse, ParseOptions, SourceFile};
+pub use pipeline::enrich;
+pub use record::{Record, Stamp};
 
 /// The process allocator: mimalloc (see docs/design.md); building
 /// without the default `mimalloc` feature falls back to the system allocator.

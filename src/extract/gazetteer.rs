@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use super::lexicon::{self, flag};
-use super::tokens::fold_str;
+use crate::fold::fold_str;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -295,7 +295,7 @@ pub enum Phrase {
     Title,
     /// A demonym (`latin american`) naming a place key.
     Demonym(&'static str),
-    /// A well-known institution: index into [`lexicon::INSTITUTIONS`].
+    /// A well-known institution: index into `lexicon::INSTITUTIONS`.
     Institution(usize),
 }
 

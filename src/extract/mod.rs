@@ -2,25 +2,25 @@
 //! `quotes`, `dates` and `keywords`.
 //!
 //! It owns everything read from the article's words rather than its layout. The text is
-//! the lede (paragraph 0) and the body paragraphs (1..), tokenised once ([`tokens`]) and
+//! the lede (paragraph 0) and the body paragraphs (1..), tokenised once (`tokens`) and
 //! shared by every pass; section headings are not used as entity sources. Passes, in
 //! order:
 //!
-//! 1. [`quotes`] finds quotations (so that quoted titles such as `“Summit of the
+//! 1. `quotes` finds quotations (so that quoted titles such as `“Summit of the
 //!    Americas”` are kept out of the name passes);
-//! 2. [`entities`] cuts runs of capitalised words into titles, people, organizations and
-//!    places, using the embedded [`gazetteer`] and curated [`lexicon`];
-//! 3. [`people`] groups mentions into persons (surname coreference), then [`orgs`] and
-//!    [`places`] resolve what is left (acronyms, disambiguation by context);
-//! 4. [`quotes`] attributes each quotation to a person or to no one;
-//! 5. [`dates`] resolves date expressions against the posted date;
-//! 6. [`keywords`] ranks key phrases with YAKE.
+//! 2. `entities` cuts runs of capitalised words into titles, people, organizations and
+//!    places, using the embedded [`gazetteer`] and curated `lexicon`;
+//! 3. `people` groups mentions into persons (surname coreference), then `orgs` and
+//!    `places` resolve what is left (acronyms, disambiguation by context);
+//! 4. `quotes` attributes each quotation to a person or to no one;
+//! 5. `dates` resolves date expressions against the posted date;
+//! 6. `keywords` ranks key phrases with YAKE.
 //!
 //! [`extract`] is a pure function of the record (plus the gazetteer, loaded once behind a
 //! `LazyLock`), so it may run on many threads at once.
 //!
 //! Every pass is near-linear in the text, whatever it holds, and counts its steps in
-//! the document's [`budget`]; [`extract_within`] also gives the budget a deadline,
+//! the document's `budget`; [`extract_within`] also gives the budget a deadline,
 //! checked between passes and every few thousand steps within them, and returns
 //! [`TooSlow`] once it has passed. [`adversarial`] writes the hostile texts the
 //! linearity test measures.

@@ -13,7 +13,8 @@ use crate::record::Organization;
 use super::entities::Mentions;
 use super::gazetteer::Gazetteer;
 use super::places::add_alias;
-use super::tokens::{fold_str, shape, Doc};
+use super::tokens::{shape, Doc};
+use crate::fold::fold_str;
 
 /// All-capital words that are not organizations: units, broadcast bands, eras, Roman
 /// numerals are checked apart.

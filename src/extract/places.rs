@@ -17,7 +17,8 @@ use super::entities::Mentions;
 use super::gazetteer::{Gazetteer, PlaceEntry, PlaceKind};
 use super::lexicon::flag;
 use super::people::Span;
-use super::tokens::{fold_into, shape, Doc, Kind};
+use super::tokens::{shape, Doc, Kind};
+use crate::fold::fold_into;
 
 /// A place candidate: its gazetteer readings (looked up once) and how it is written.
 struct Cand<'a, 'g> {

@@ -6,6 +6,7 @@
 //! lower-case form (kept in one shared buffer) and the lexicon flags of that form, so
 //! that later passes never re-scan or re-allocate the text.
 
+use crate::fold::push_folded;
 use std::ops::Range;
 
 use super::budget::Budget;
@@ -481,39 +482,6 @@ fn char_at(text: &str, pos: usize) -> Option<(char, usize)> {
     }
     let c = text.get(pos..)?.chars().next()?;
     Some((c, c.len_utf8()))
-}
-
-/// Appends the accent-folded lower-case form of `ch`.
-pub(crate) fn push_folded(out: &mut String, ch: char) {
-    if ch.is_ascii() {
-        out.push(ch.to_ascii_lowercase());
-    } else if matches!(ch, '’' | '‘') {
-        out.push('\'');
-    } else if let Some(s) = deunicode::deunicode_char(ch) {
-        for c in s.chars() {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-}
-
-/// The accent-folded lower-case form of a string.
-pub(crate) fn fold_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    fold_into(&mut out, s);
-    out
-}
-
-/// Appends the accent-folded lower-case form of `s` to `out`.
-pub(crate) fn fold_into(out: &mut String, s: &str) {
-    if s.is_ascii() {
-        let start = out.len();
-        out.push_str(s);
-        out[start..].make_ascii_lowercase();
-        return;
-    }
-    for ch in s.chars() {
-        push_folded(out, ch);
-    }
 }
 
 #[cfg(test)]

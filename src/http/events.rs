@@ -34,7 +34,8 @@ use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::conn::Hangup;
 use super::AppState;
-use crate::filter::{fold, Filter};
+use crate::filter::Filter;
+use crate::fold::match_key;
 use crate::metrics::Metrics;
 use crate::pipeline::Event;
 
@@ -84,11 +85,15 @@ impl EventFilter {
         };
         EventFilter {
             names: Filter::new(None, &one(&q.person), &one(&q.place), &one(&q.org)),
-            dateline: q.dateline.as_deref().map(fold).filter(|s| !s.is_empty()),
+            dateline: q
+                .dateline
+                .as_deref()
+                .map(match_key)
+                .filter(|s| !s.is_empty()),
             words: q
                 .q
                 .as_deref()
-                .map(fold)
+                .map(match_key)
                 .unwrap_or_default()
                 .split_whitespace()
                 .map(str::to_owned)
@@ -104,7 +109,7 @@ impl EventFilter {
         if let Some(d) = &self.dateline {
             if !r["dateline"]
                 .as_str()
-                .is_some_and(|x| fold(x).contains(d.as_str()))
+                .is_some_and(|x| match_key(x).contains(d.as_str()))
             {
                 return false;
             }
@@ -123,7 +128,7 @@ impl EventFilter {
                     text.push(' ');
                 }
             }
-            let text = fold(&text);
+            let text = match_key(&text);
             if !self.words.iter().all(|w| text.contains(w.as_str())) {
                 return false;
             }

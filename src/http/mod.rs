@@ -26,8 +26,6 @@ use axum::Router;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-pub use events::{EventFilter, EventQuery};
-
 use crate::pipeline::Shared;
 
 /// Seconds without a commit while work waits before `/health` says 503.

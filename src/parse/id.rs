@@ -83,15 +83,18 @@ fn is_stop(w: &str) -> bool {
     )
 }
 
-/// Lowercase ASCII fold of a word (`Québec` → `quebec`).
-pub fn fold(word: &str) -> String {
+/// Lowercase ASCII fold of a word (`Québec` → `quebec`) for the story identity.
+/// It is not `crate::fold`'s: an article's id must not move when extraction's
+/// folding is tuned, so this one is frozen (whole-string `deunicode`, `[?]` for what
+/// it cannot spell).
+pub fn identity_fold(word: &str) -> String {
     let mut out = String::new();
-    fold_into(&mut out, word);
+    identity_fold_into(&mut out, word);
     out
 }
 
-/// [`fold`] into `out` (cleared first), without allocating for an ASCII word.
-fn fold_into(out: &mut String, word: &str) {
+/// [`identity_fold`] into `out` (cleared first), without allocating for an ASCII word.
+fn identity_fold_into(out: &mut String, word: &str) {
     out.clear();
     if word.is_ascii() {
         out.push_str(word);
@@ -112,7 +115,7 @@ pub fn lede_sketch(lede: &str, k: usize) -> Vec<String> {
         if word.len() < 4 || word.chars().count() < 4 {
             continue;
         }
-        fold_into(&mut w, word);
+        identity_fold_into(&mut w, word);
         if is_stop(&w) {
             continue;
         }
@@ -134,7 +137,7 @@ pub fn article_id(dateline: Option<&str>, posted: Option<&Stamp>, lede: &str) ->
         _ => 3,
     };
     let mut h = Sha256::new();
-    h.update(dateline.map(fold).unwrap_or_default().as_bytes());
+    h.update(dateline.map(identity_fold).unwrap_or_default().as_bytes());
     h.update([0]);
     h.update(posted.map(|p| p.to_string()).unwrap_or_default().as_bytes());
     h.update([0]);
@@ -190,7 +193,7 @@ mod tests {
         let mut words: Vec<(u64, String)> = lede
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.chars().count() >= 4)
-            .map(fold)
+            .map(identity_fold)
             .filter(|w| !is_stop(w))
             .map(|w| (fnv1a(&w), w))
             .collect();

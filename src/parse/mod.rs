@@ -1,10 +1,10 @@
-//! The parse stage: one file's bytes to one [`Record`](crate::record::Record).
+//! The parse stage: one file's bytes to one [`Record`].
 //!
 //! It owns everything that can be known from the file alone: decoding
 //! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
 //! ([`layout`]), opening a file safely beneath the watched folder ([`open`]), the
 //! `Posted`/`Updated` stamps resolved against the capture moment
-//! ([`stamp`]), and the story's identity and content hash ([`id`]); [`swar`] holds
+//! ([`stamp`]), and the story's identity and content hash ([`id`]); `swar` holds
 //! the eight-bytes-at-a-time tests that decoding, layout, the word count and the
 //! extract stage's tokeniser use. Extraction of
 //! people, places and quotes happens later, in [`crate::extract`].

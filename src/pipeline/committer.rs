@@ -156,7 +156,7 @@ impl Committer {
     /// [`crate::dedupe::store`]) until they clear or the daemon is asked to stop (then
     /// the batch is left uncommitted, [`PipelineError::Uncommitted`]: its lines already
     /// in the output are adopted at the next start, the rest is processed again). A
-    /// sink error that retrying cannot clear ([`SinkError::is_fatal`]: a closed
+    /// sink error that retrying cannot clear (`SinkError::is_fatal`: a closed
     /// stdout) is returned at once.
     pub fn process(&mut self, batch: Vec<Outcome>, stop: &Stop) -> Result<(), PipelineError> {
         let now_ts = Timestamp::now();

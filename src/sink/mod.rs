@@ -8,7 +8,7 @@
 //!
 //! [`FileSink`] (in [`mod@file`]) is the records output and the rejects file: locked for
 //! the process's lifetime, and never cutting or padding bytes it did not write
-//! itself. [`StdoutSink`] is `-`. [`paths`] holds what config validation asks of
+//! itself. [`StdoutSink`] is `-`. `paths` holds what config validation asks of
 //! the two files before anything is opened ([`check_paths`]) and the daemon's own
 //! files the watcher skips ([`OwnFiles`]).
 

@@ -36,9 +36,13 @@ mod nats;
 mod printer;
 mod sys;
 
-pub use crate::filter::{fold, Filter};
-pub use follow::{FileTail, Line};
-pub use format::{format_block, Style};
+pub use crate::filter::Filter;
+pub use follow::FileTail;
+#[cfg(test)]
+use follow::Line;
+#[cfg(test)]
+use format::format_block;
+pub use format::Style;
 use printer::warn;
 pub use printer::{Output, Printer};
 

@@ -86,6 +86,7 @@ impl<W: Write> Printer<W> {
     }
 
     /// How many records were written.
+    #[cfg(test)]
     pub fn printed(&self) -> u64 {
         self.printed
     }

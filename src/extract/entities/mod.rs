@@ -330,7 +330,7 @@ impl<'d, 'a> Scanner<'d, 'a> {
             // `Fla.`, `N. Y.`; `Ocala` in `Ocala, Fla.`.
             if let Some(st) = super::states::abbreviation_at(self.doc, i) {
                 self.key.clear();
-                super::tokens::fold_into(&mut self.key, st.state);
+                crate::fold::fold_into(&mut self.key, st.state);
                 self.out.places.push(PlaceMention {
                     span: st.span,
                     key: self.key.clone(),

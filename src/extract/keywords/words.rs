@@ -262,7 +262,8 @@ pub(crate) fn elision_len(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::tokens::{fold_str, Doc};
+    use crate::extract::tokens::Doc;
+    use crate::fold::fold_str;
 
     /// La Presse-style French copy, with adverbs and function words next to the nouns.
     const FRENCH: &str = "\
