@@ -316,18 +316,21 @@ fn raw_sha(hex_sha: &str) -> Option<[u8; 32]> {
     Some(raw)
 }
 
+/// An article state with stamp `s` and revision `rev`, for the tests of this module
+/// and of the store.
+#[cfg(test)]
+pub(crate) fn st(s: &str, rev: u32) -> ArticleState {
+    ArticleState {
+        stamp: Stamp::parse(s),
+        revision: rev,
+        content_hash: String::new(),
+        touched: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn st(s: &str, rev: u32) -> ArticleState {
-        ArticleState {
-            stamp: Stamp::parse(s),
-            revision: rev,
-            content_hash: String::new(),
-            touched: 0,
-        }
-    }
 
     #[test]
     fn verdicts() {

@@ -438,17 +438,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::st;
     use super::*;
-    use crate::record::Stamp;
-
-    fn st(s: &str, rev: u32) -> ArticleState {
-        ArticleState {
-            stamp: Stamp::parse(s),
-            revision: rev,
-            content_hash: String::new(),
-            touched: 0,
-        }
-    }
 
     #[test]
     fn store_round_trip_expiry_and_lock() {
