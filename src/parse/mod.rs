@@ -17,7 +17,6 @@ pub mod stamp;
 pub(crate) mod swar;
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -94,14 +93,29 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<SourceFile, Reject> {
 /// what is over the size limit (told by `fstat`, before reading), and never reads
 /// past the limit should the file grow meanwhile.
 pub fn read_opened(file: &File, path: &Path, limits: &Limits) -> Result<SourceFile, OpenError> {
-    let fail = |e: std::io::Error, what: &str| {
-        if open::is_transient(&e) {
-            OpenError::Transient(e)
-        } else {
-            OpenError::Reject(Reject::from_io(&e, what))
-        }
-    };
-    let meta = file.metadata().map_err(|e| fail(e, "stat the file"))?;
+    let meta = file.metadata().map_err(|e| io_error(e, "stat the file"))?;
+    read_opened_as(file, &meta, path, limits)
+}
+
+/// An I/O error of a read: transient (retry) or the file's reject.
+fn io_error(e: std::io::Error, what: &str) -> OpenError {
+    if open::is_transient(&e) {
+        OpenError::Transient(e)
+    } else {
+        OpenError::Reject(Reject::from_io(&e, what))
+    }
+}
+
+/// [`read_opened`] with the file's `fstat` already in hand (`meta`, taken of this
+/// descriptor): the bytes are read with positioned reads from offset 0, as one
+/// `pread` when the file is the size `meta` says.
+pub fn read_opened_as(
+    file: &File,
+    meta: &std::fs::Metadata,
+    path: &Path,
+    limits: &Limits,
+) -> Result<SourceFile, OpenError> {
+    use std::os::unix::fs::FileExt;
     if !meta.is_file() {
         let what = if meta.is_dir() {
             "a directory"
@@ -119,15 +133,34 @@ pub fn read_opened(file: &File, path: &Path, limits: &Limits) -> Result<SourceFi
             limits.max_bytes,
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    let mut reader = file;
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| fail(e, "read the file"))?;
-    reader
-        .take(limits.max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e, "read the file"))?;
+    // One byte more than the size: a read that fills it means the file grew.
+    let cap = limits.max_bytes.saturating_add(1);
+    let mut bytes = vec![0u8; (meta.len() + 1).min(cap) as usize];
+    let mut filled = 0usize;
+    loop {
+        if filled == bytes.len() {
+            if bytes.len() as u64 >= cap {
+                break;
+            }
+            let grown = (bytes.len() * 2).min(cap as usize);
+            bytes.resize(grown, 0);
+        }
+        match file.read_at(&mut bytes[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                // Short of the size fstat gave: the file may have been cut; ask again.
+                // At the size exactly: done (a change meanwhile shows in the second
+                // fstat the reader makes).
+                if filled as u64 == meta.len() && filled < bytes.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(e, "read the file")),
+        }
+    }
+    bytes.truncate(filled);
     if bytes.len() as u64 > limits.max_bytes {
         return Err(OpenError::Reject(decode::too_large(
             bytes.len() as u64,
@@ -430,6 +463,33 @@ fn detect_language(layout: &layout::Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_what_the_file_holds_whatever_fstat_said() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        let limits = Limits {
+            max_bytes: 64,
+            max_line_bytes: 64,
+        };
+        for (at_stat, now) in [(0, 0), (5, 5), (5, 20), (20, 5), (10, 64), (10, 65)] {
+            std::fs::write(&p, vec![b'x'; at_stat]).unwrap();
+            let f = File::open(&p).unwrap();
+            let meta = f.metadata().unwrap();
+            let mut w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            w.set_len(0).unwrap();
+            w.write_all(&vec![b'y'; now]).unwrap();
+            match read_opened_as(&f, &meta, &p, &limits) {
+                Ok(src) => assert_eq!(src.bytes, vec![b'y'; now], "{at_stat} then {now}"),
+                Err(OpenError::Reject(r)) => {
+                    assert!(now > 64, "{at_stat} then {now}: {r:?}");
+                    assert_eq!(r.kind, RejectKind::TooLarge);
+                }
+                Err(OpenError::Transient(e)) => panic!("{e}"),
+            }
+        }
+    }
 
     proptest::proptest! {
         /// The eight-bytes-at-a-time word count agrees with splitting on spaces.

@@ -1,14 +1,14 @@
 //! The pipeline: stages wired with bounded channels, and the commit protocol.
 //!
 //! ```text
-//! watch ──Candidate──▶ dispatcher ──JoinHandle (in arrival order)──▶ orderer ──Outcome──▶ committer
-//!          (bounded)     │ spawn_blocking: read → parse → extract        (bounded)     dedupe → sink → state
-//!                        └ up to `workers` files in flight
+//! watch ──Candidate──▶ dispatcher ──Job (≤ 16 files)──▶ reader threads ──outcomes──▶ orderer ──▶ committer
+//!          (bounded)     │ one reply per job, queued     read → parse → extract   (chunk order)   dedupe → sink → state
+//!                        └ in job order; ≤ 2 × workers jobs in flight
 //! ```
 //!
-//! Parse and extract run on the blocking pool, several files at once; the orderer
-//! awaits their results in arrival order, so dedupe sees each article's versions in
-//! the order they landed. Every channel is bounded: a slow sink stops the orderer,
+//! Parse and extract run on the reader threads ([`pool`]), several chunks at once;
+//! the orderer awaits their results in job order, so dedupe sees each article's
+//! versions in the order they landed. Every channel is bounded: a slow sink stops the orderer,
 //! which stops the dispatcher, which stops the watcher (backpressure; memory stays flat).
 //!
 //! # Commit protocol
@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::dedupe::{FileEntry, StateError, Store};
@@ -48,11 +48,13 @@ use crate::watch::{self as watcher, Candidate, WatchOptions};
 
 mod committer;
 mod events;
+mod pool;
 mod reader;
 mod rejects;
 
 pub use committer::{Committer, Outputs};
 pub use events::{Event, Shared};
+use pool::ReaderPool;
 pub use reader::{build_record, enrich, enrich_within, examine, ReaderContext};
 pub use rejects::{RejectError, RejectLine};
 
@@ -89,6 +91,9 @@ pub enum PipelineError {
         #[source]
         source: serde_json::Error,
     },
+    /// The reader threads could not be started.
+    #[error("cannot start the reader threads: {0} (lower pipeline.workers?)")]
+    Readers(#[source] std::io::Error),
     /// Asked to stop while a batch could not be committed.
     #[error("stopped with a batch not committed ({0}); what was not committed is recovered at the next start")]
     Uncommitted(#[source] Box<PipelineError>),
@@ -226,11 +231,12 @@ pub async fn run(
     let workers = cfg.pipeline.worker_count();
     let cap = cfg.pipeline.channel_capacity;
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
-    let (job_tx, mut job_rx) = mpsc::channel::<tokio::task::JoinHandle<Outcome>>(workers * 2);
-    let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(cap);
+    let (job_tx, mut job_rx) = mpsc::channel::<oneshot::Receiver<Vec<Outcome>>>(workers * 2);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<Outcome>>(cap.div_ceil(pool::CHUNK).max(2));
     metrics.probe_channel("watch", &cand_tx);
     metrics.probe_channel("read", &job_tx);
     metrics.probe_channel("commit", &out_tx);
+    let (readers, queue) = ReaderPool::start(workers).map_err(PipelineError::Readers)?;
 
     let health = shared.health.clone();
     health
@@ -271,7 +277,17 @@ pub async fn run(
     let dispatcher = {
         tokio::spawn(async move {
             let mut ctx = Arc::new(base);
-            while let Some(c) = cand_rx.recv().await {
+            let mut files = Vec::with_capacity(pool::CHUNK);
+            // A job takes a slot from when it is queued until its reader is done with
+            // it: at most `workers * 2` chunks are queued or being read.
+            let slots = Arc::new(tokio::sync::Semaphore::new(workers * 2));
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                if cand_rx.recv_many(&mut files, pool::CHUNK).await == 0 {
+                    break;
+                }
                 if reload.has_changed().unwrap_or(false) {
                     let cfg = reload.borrow_and_update().clone();
                     match cfg.parse_options(None) {
@@ -285,15 +301,15 @@ pub async fn run(
                         }
                     }
                 }
-                let ctx = ctx.clone();
-                let h = tokio::task::spawn_blocking(move || {
-                    let mut o = examine(&c.path, &ctx);
-                    if let Outcome::Parsed { noticed, .. } = &mut o {
-                        *noticed = c.noticed;
-                    }
-                    o
-                });
-                if job_tx.send(h).await.is_err() {
+                let (reply, outcomes) = oneshot::channel();
+                let job = pool::Job {
+                    files: std::mem::replace(&mut files, Vec::with_capacity(pool::CHUNK)),
+                    ctx: ctx.clone(),
+                    reply,
+                    slot,
+                };
+                let sent = queue.send(job).is_ok();
+                if !sent || job_tx.send(outcomes).await.is_err() {
                     break;
                 }
             }
@@ -301,14 +317,15 @@ pub async fn run(
     };
     let orderer = {
         tokio::spawn(async move {
-            while let Some(h) = job_rx.recv().await {
-                match h.await {
+            while let Some(r) = job_rx.recv().await {
+                match r.await {
+                    Ok(o) if o.is_empty() => {}
                     Ok(o) => {
                         if out_tx.send(o).await.is_err() {
                             break;
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "a reader task failed"),
+                    Err(_) => tracing::error!("a reader thread ended early"),
                 }
             }
         })
@@ -319,7 +336,7 @@ pub async fn run(
     let mut last_state_refresh = Instant::now();
     let reload = shared.reload.clone();
     'outer: loop {
-        let Some(first) = out_rx.recv().await else {
+        let Some(mut batch) = out_rx.recv().await else {
             break;
         };
         let (batch_max, batch_wait) = {
@@ -329,15 +346,14 @@ pub async fn run(
                 Duration::from_millis(c.output.batch_ms),
             )
         };
-        let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + batch_wait;
         while batch.len() < batch_max {
             match out_rx.try_recv() {
-                Ok(o) => batch.push(o),
+                Ok(mut o) => batch.append(&mut o),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     match tokio::time::timeout_at(deadline, out_rx.recv()).await {
-                        Ok(Some(o)) => batch.push(o),
+                        Ok(Some(mut o)) => batch.append(&mut o),
                         Ok(None) | Err(_) => break,
                     }
                 }
@@ -396,6 +412,10 @@ pub async fn run(
     drop(out_rx);
     let _ = orderer.await;
     let _ = dispatcher.await;
+    // The dispatcher held the last sender of the readers' queue: they end now.
+    tokio::task::spawn_blocking(move || readers.join())
+        .await
+        .ok();
     let watched = watch_task.await;
     result?;
     match watched {

@@ -1,4 +1,4 @@
-//! The reader: what happens to one candidate file on the blocking pool, from open to
+//! The reader: what happens to one candidate file on a reader thread, from open to
 //! parsed and extracted record or reject ([`examine`]).
 
 use super::Outcome;
@@ -29,7 +29,7 @@ pub struct ReaderContext {
     pub stop: watch::Receiver<bool>,
 }
 
-/// Reads, parses and enriches one candidate. Runs on the blocking pool.
+/// Reads, parses and enriches one candidate. Runs on a reader thread.
 ///
 /// A transient error (descriptors or memory used up, a full disk, an interrupted
 /// call) is retried with backoff, never recorded as the file's outcome; when the
@@ -102,7 +102,7 @@ fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Er
         }
     }
     if !meta.is_file() {
-        return match parse::read_opened(&file, path, &ctx.opts.limits) {
+        return match parse::read_opened_as(&file, &meta, path, &ctx.opts.limits) {
             Err(OpenError::Transient(e)) => Err(e),
             Err(OpenError::Reject(r)) => Ok(rejected(r, Some((key, entry_of(&meta, None))))),
             Ok(_) => Ok(rejected(
@@ -124,7 +124,7 @@ fn examine_once(path: &Path, ctx: &ReaderContext) -> Result<Outcome, std::io::Er
     let mut meta = meta;
     let mut tries = 0;
     let source = loop {
-        let source = match parse::read_opened(&file, path, &ctx.opts.limits) {
+        let source = match parse::read_opened_as(&file, &meta, path, &ctx.opts.limits) {
             Ok(f) => f,
             Err(OpenError::Transient(e)) => return Err(e),
             Err(OpenError::Reject(r)) => {
