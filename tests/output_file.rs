@@ -1,6 +1,7 @@
 //! The output and rejects files under hostile conditions, with the real binary on real
 //! files: a second daemon on the same output, `copytruncate` and deletion while the
-//! daemon runs, the same file for records and rejects, outputs inside the watched
+//! daemon runs, a rename of the output followed by a SIGKILL, the same file for
+//! records and rejects, outputs inside the watched
 //! folder, an output that cannot be fsynced (`/dev/null`) and a stdout whose reader
 //! has gone.
 
@@ -111,6 +112,43 @@ fn copytruncate_while_running_leaves_no_nul_bytes() {
     let (code, err) = d.once();
     assert_eq!(code, 0, "{err}");
     assert_eq!(d.records().len(), 5);
+}
+
+/// logrotate's rename while the state's last commits are not on disk yet, then a
+/// SIGKILL: the daemon puts the state on disk before it moves to the new file, so the
+/// next start neither loses nor repeats a record across the two files.
+#[test]
+fn an_output_renamed_away_then_a_kill_loses_and_doubles_nothing() {
+    let mut d = Daemon::new("");
+    d.start();
+    for n in 0..3 {
+        d.drop_file(&format!("a{n}.txt"), &story(n), None);
+    }
+    d.wait_records(3);
+    let old = d.path("out/articles.jsonl.1");
+    std::fs::rename(d.path("out/articles.jsonl"), &old).unwrap();
+    for n in 3..6 {
+        d.drop_file(&format!("b{n}.txt"), &story(n), None);
+    }
+    d.wait_records(3);
+    d.kill9();
+    let log = d.log();
+    assert!(
+        log.contains("state on disk before the output moves"),
+        "{log}"
+    );
+    let (code, err) = d.once();
+    assert_eq!(code, 0, "{err}");
+    let mut paths: Vec<String> = common::read_jsonl(&old)
+        .into_iter()
+        .chain(d.records())
+        .map(|r| r["source"]["path"].as_str().unwrap().to_owned())
+        .collect();
+    paths.sort();
+    let n = paths.len();
+    paths.dedup();
+    assert_eq!(n, paths.len(), "a record was written twice: {paths:?}");
+    assert_eq!(n, 6, "{paths:?}");
 }
 
 #[test]
