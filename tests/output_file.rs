@@ -114,9 +114,8 @@ fn copytruncate_while_running_leaves_no_nul_bytes() {
     assert_eq!(d.records().len(), 5);
 }
 
-/// logrotate's rename while the state's last commits are not on disk yet, then a
-/// SIGKILL: the daemon puts the state on disk before it moves to the new file, so the
-/// next start neither loses nor repeats a record across the two files.
+/// logrotate's rename of the output while the daemon runs, then a SIGKILL: the next
+/// start neither loses nor repeats a record across the two files.
 #[test]
 fn an_output_renamed_away_then_a_kill_loses_and_doubles_nothing() {
     let mut d = Daemon::new("");
@@ -132,11 +131,6 @@ fn an_output_renamed_away_then_a_kill_loses_and_doubles_nothing() {
     }
     d.wait_records(3);
     d.kill9();
-    let log = d.log();
-    assert!(
-        log.contains("state on disk before the output moves"),
-        "{log}"
-    );
     let (code, err) = d.once();
     assert_eq!(code, 0, "{err}");
     let mut paths: Vec<String> = common::read_jsonl(&old)

@@ -300,42 +300,12 @@ impl Dedupe {
 
     /// Commits the pending batch; on error the batch is kept for a retry.
     pub fn commit(&mut self) -> Result<(), StateError> {
-        self.commit_as(Durability::Durable)
-    }
-
-    /// [`Dedupe::commit`] with the given durability.
-    pub fn commit_as(&mut self, durability: Durability) -> Result<(), StateError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.store.commit_as(&self.pending, durability)?;
+        self.store.commit(&self.pending)?;
         self.pending = Pending::default();
         Ok(())
-    }
-
-    /// Puts every commit made so far on disk; the pending batch stays pending.
-    pub fn sync(&self) -> Result<(), StateError> {
-        self.store.sync()
-    }
-}
-
-/// When a state commit reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// On disk (fsynced) when the commit returns.
-    Durable,
-    /// Written now, on disk with the next durable commit. A crash before that rolls
-    /// the state back to the last durable commit; the output, always durable
-    /// first, holds every line since, which the next start adopts.
-    Deferred,
-}
-
-impl Durability {
-    fn redb(self) -> redb::Durability {
-        match self {
-            Durability::Durable => redb::Durability::Immediate,
-            Durability::Deferred => redb::Durability::None,
-        }
     }
 }
 

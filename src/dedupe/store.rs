@@ -33,7 +33,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::error::{is_damage, quietly};
-use super::{ArticleState, Committed, Damage, Durability, FileEntry, Pending, StateError};
+use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
 use crate::diff::Snapshot;
 
 use super::open::{closed_note_matches, create, init, open_db};
@@ -308,15 +308,8 @@ impl Store {
     /// database is closed and opened again first, so a retry of the same batch can
     /// succeed once the cause is gone.
     pub fn commit(&self, changes: &Pending) -> Result<(), StateError> {
-        self.commit_as(changes, Durability::Durable)
-    }
-
-    /// [`Store::commit`], on disk now or with the next durable commit
-    /// ([`Durability`]).
-    pub fn commit_as(&self, changes: &Pending, durability: Durability) -> Result<(), StateError> {
         self.with_db(true, |db| {
-            let mut tx = db.begin_write()?;
-            tx.set_durability(durability.redb());
+            let tx = db.begin_write()?;
             {
                 let mut articles = tx.open_table(ARTICLES)?;
                 let mut expiry = tx.open_table(EXPIRY)?;
@@ -359,15 +352,6 @@ impl Store {
                     meta.insert("rejects", encode(c)?.as_slice())?;
                 }
             }
-            tx.commit()?;
-            Ok(())
-        })
-    }
-
-    /// Puts every commit made so far on disk (an empty durable transaction).
-    pub fn sync(&self) -> Result<(), StateError> {
-        self.with_db(true, |db| {
-            let tx = db.begin_write()?;
             tx.commit()?;
             Ok(())
         })

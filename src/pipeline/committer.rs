@@ -7,15 +7,10 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::dedupe::{Dedupe, Durability, FileEntry, Store, Verdict};
+use crate::dedupe::{Dedupe, FileEntry, Store, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Record;
-use crate::sink::{Sink, SinkError};
-
-/// The longest a batch's state commit stays off the disk: batches in between are
-/// committed without an fsync of the state (their output lines are fsynced, and a
-/// crash's recovery adopts them), then one durable commit puts them all on disk.
-pub const STATE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+use crate::sink::Sink;
 
 /// The outputs the committer writes to.
 pub struct Outputs {
@@ -33,13 +28,6 @@ pub struct Committer {
     shared: Shared,
     last_expiry: Instant,
     expire_after: i64,
-    /// The outputs recover every line past a committed position, and no cluster
-    /// ledger judges: state commits may be deferred.
-    deferrable: bool,
-    /// State commits since the last durable one are not on disk yet.
-    deferred: bool,
-    /// When the state was last put on disk.
-    last_durable: Instant,
 }
 
 impl Committer {
@@ -113,7 +101,6 @@ impl Committer {
         if expired > 0 {
             tracing::info!(articles = expired, "expired articles from the dedupe state");
         }
-        let deferrable = outputs.records.recovers() && outputs.rejects.recovers();
         Ok(Committer {
             dedupe,
             outputs,
@@ -121,59 +108,16 @@ impl Committer {
             shared,
             last_expiry: Instant::now(),
             expire_after: i64::from(expire_days) * 86_400,
-            deferrable,
-            deferred: false,
-            last_durable: Instant::now(),
         })
-    }
-
-    /// Tells the outputs whether the state has commits not on disk yet (they must not
-    /// move to another file then).
-    fn hold_switches(&mut self) {
-        self.outputs.records.hold_switches(self.deferred);
-        self.outputs.rejects.hold_switches(self.deferred);
-    }
-
-    /// Puts the state's deferred commits on disk.
-    fn sync(&mut self) -> Result<(), PipelineError> {
-        if self.deferred {
-            self.dedupe.sync()?;
-            self.deferred = false;
-        }
-        self.last_durable = Instant::now();
-        self.hold_switches();
-        Ok(())
-    }
-
-    /// Puts the state's deferred commits on disk (when idle, and before the pipeline
-    /// ends).
-    pub fn finish(&mut self) -> Result<(), PipelineError> {
-        self.sync()
-    }
-
-    /// True when state commits are waiting to be put on disk.
-    pub fn has_deferred(&self) -> bool {
-        self.deferred
     }
 
     /// Rotates the records output when its policy says so, after a commit: every
     /// line of the old file is already in the state, so a crash at any point of the
     /// rotation loses and doubles nothing.
     fn rotate(&mut self) -> Result<(), PipelineError> {
-        self.hold_switches();
-        let moved = match self.outputs.records.rotate_if_due() {
-            Err(SinkError::SwitchWaits) => {
-                tracing::info!("putting the state on disk before the output moves to another file");
-                self.sync()?;
-                self.outputs.records.rotate_if_due()?
-            }
-            r => r?,
-        };
-        if let Some(pos) = moved {
+        if let Some(pos) = self.outputs.records.rotate_if_due()? {
             self.dedupe.pending_mut().output = Some(pos);
             self.dedupe.commit()?;
-            self.deferred = false;
-            self.last_durable = Instant::now();
         }
         Ok(())
     }
@@ -198,7 +142,6 @@ impl Committer {
     /// Judges against a cluster-wide ledger instead of the local store.
     pub fn set_ledger(&mut self, ledger: Box<dyn crate::dedupe::Ledger>) {
         self.dedupe.set_ledger(ledger);
-        self.deferrable = false;
     }
 
     /// True when this exact file version (path, size, mtime, content) was already
@@ -315,15 +258,6 @@ impl Committer {
         let mut backoff =
             crate::retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let (mut rej_done, mut out_done) = (rej.is_empty(), out.is_empty());
-        let durability = if self.deferrable
-            && !stop.requested()
-            && self.last_durable.elapsed() < STATE_SYNC_INTERVAL
-        {
-            Durability::Deferred
-        } else {
-            Durability::Durable
-        };
-        self.hold_switches();
         loop {
             let step = (|| -> Result<(), PipelineError> {
                 if !rej_done {
@@ -336,22 +270,11 @@ impl Committer {
                     self.dedupe.pending_mut().output = Some(pos);
                     out_done = true;
                 }
-                self.dedupe.commit_as(durability)?;
+                self.dedupe.commit()?;
                 Ok(())
             })();
             match step {
                 Ok(()) => break,
-                Err(PipelineError::Sink(SinkError::SwitchWaits)) => {
-                    // An output is about to move to another file: put the state on
-                    // disk first, then write the batch.
-                    tracing::info!(
-                        "putting the state on disk before the output moves to another file"
-                    );
-                    if let Err(e) = self.sync() {
-                        tracing::warn!(error = %e, "cannot put the state on disk before the output moves; retrying");
-                        std::thread::sleep(backoff.wait());
-                    }
-                }
                 Err(e) => {
                     if let Ok(mut g) = self.shared.health.sink_error.lock() {
                         *g = Some(e.to_string());
@@ -371,13 +294,6 @@ impl Committer {
                     }
                 }
             }
-        }
-        match durability {
-            Durability::Durable => {
-                self.deferred = false;
-                self.last_durable = Instant::now();
-            }
-            Durability::Deferred => self.deferred = true,
         }
         if let Ok(mut g) = self.shared.health.sink_error.lock() {
             *g = None;

@@ -336,37 +336,7 @@ pub async fn run(
     let mut last_state_refresh = Instant::now();
     let reload = shared.reload.clone();
     'outer: loop {
-        let deferred = committer.as_ref().is_some_and(Committer::has_deferred);
-        let next = if deferred {
-            match tokio::time::timeout(committer::STATE_SYNC_INTERVAL, out_rx.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    // Idle with state commits off the disk: put them on it now.
-                    let Some(mut c) = committer.take() else {
-                        break;
-                    };
-                    match tokio::task::spawn_blocking(move || (c.finish(), c)).await {
-                        Ok((r, c)) => {
-                            committer = Some(c);
-                            if let Err(e) = r {
-                                tracing::warn!(error = %e, "cannot put the state on disk now; trying again with the next batch");
-                            }
-                        }
-                        Err(e) => {
-                            result = Err(PipelineError::Task {
-                                stage: "committer",
-                                source: e,
-                            });
-                            break 'outer;
-                        }
-                    }
-                    continue;
-                }
-            }
-        } else {
-            out_rx.recv().await
-        };
-        let Some(mut batch) = next else {
+        let Some(mut batch) = out_rx.recv().await else {
             break;
         };
         let (batch_max, batch_wait) = {
@@ -429,30 +399,12 @@ pub async fn run(
             }
         }
     }
-    if let Some(mut c) = committer.take() {
-        // The deferred state commits go to disk before the pipeline ends.
-        match tokio::task::spawn_blocking(move || (c.finish(), c)).await {
-            Ok((r, c)) => {
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "cannot put the last state commits on disk; the next start adopts their output lines");
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
-                }
-                c.refresh_state_metrics();
-            }
-            Err(e) if result.is_ok() => {
-                result = Err(PipelineError::Task {
-                    stage: "committer",
-                    source: e,
-                });
-            }
-            Err(_) => {}
-        }
-    }
     health
         .committer_alive
         .store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = &committer {
+        c.refresh_state_metrics();
+    }
     if result.is_err() {
         // The committer gave up: the watcher may be idle, waiting for events.
         watch_task.abort();

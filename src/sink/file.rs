@@ -45,8 +45,6 @@ pub struct FileSink {
     opened: Instant,
     /// This sink's last write or fsync failed: what may be cut before the next one.
     failed: Option<Failed>,
-    /// Do not move to another file ([`Sink::hold_switches`]).
-    hold: bool,
 }
 
 /// A failed write of this sink.
@@ -122,7 +120,6 @@ impl FileSink {
             rotation: Rotation::default(),
             opened: Instant::now(),
             failed: None,
-            hold: false,
         })
     }
 
@@ -210,7 +207,6 @@ impl FileSink {
     fn follow_path(&mut self) -> Result<bool, SinkError> {
         match std::fs::metadata(&self.path) {
             Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(false),
-            Ok(_) | Err(_) if self.hold => return Err(SinkError::SwitchWaits),
             Ok(_) => tracing::warn!(
                 path = %self.path.display(),
                 "the output path now names another file (rotated or replaced by another process); continuing in the file at the path"
@@ -279,14 +275,6 @@ impl Sink for FileSink {
         self.path.display().to_string()
     }
 
-    fn recovers(&self) -> bool {
-        true
-    }
-
-    fn hold_switches(&mut self, hold: bool) {
-        self.hold = hold;
-    }
-
     fn append(&mut self, lines: &[u8]) -> Result<Committed, SinkError> {
         let mid_line = self.reconcile()?;
         if lines.is_empty() {
@@ -331,9 +319,6 @@ impl Sink for FileSink {
         let by_size = r.max_bytes > 0 && self.end >= r.max_bytes;
         let by_age = r.max_secs > 0 && self.opened.elapsed().as_secs() >= r.max_secs;
         if by_size || by_age {
-            if self.hold {
-                return Err(SinkError::SwitchWaits);
-            }
             return self.rotate().map(Some);
         }
         Ok(switched.then(|| self.position()))

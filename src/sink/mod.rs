@@ -78,11 +78,6 @@ pub enum SinkError {
     /// The reader of standard output has gone (broken pipe). Retrying cannot help.
     #[error("stdout was closed by its reader (broken pipe); stopping: files whose records were not delivered are processed again at the next start")]
     Closed,
-    /// The sink would move to another file (a rotation, or a path that names another
-    /// file now) while the state has commits not yet on disk: the committer makes the
-    /// state durable first, then calls again (see [`Sink::hold_switches`]).
-    #[error("the output is about to move to another file: the state must be made durable first")]
-    SwitchWaits,
 }
 
 impl SinkError {
@@ -111,21 +106,6 @@ pub trait Sink: Send {
     /// its path naming another file).
     fn rotate_if_due(&mut self) -> Result<Option<Committed>, SinkError> {
         Ok(None)
-    }
-
-    /// True when [`Sink::recover`] gives back every complete line written past a
-    /// committed position (a file). Only then may the state's commits reach the disk
-    /// later than the sink's lines: a crash rolls the state back, and the recovery
-    /// adopts what it lost.
-    fn recovers(&self) -> bool {
-        false
-    }
-
-    /// While `hold` is set, the state has commits that are not on disk yet, whose
-    /// lines the recovery would look for in this file: the sink must not move to
-    /// another file, and returns [`SinkError::SwitchWaits`] instead of moving.
-    fn hold_switches(&mut self, hold: bool) {
-        let _ = hold;
     }
 }
 
