@@ -259,3 +259,153 @@ fn one_sigterm_stops_the_daemon_while_state_commits_fail() {
     assert_eq!(recs.len(), 10, "lost or doubled: {stderr}");
     assert_eq!(names(&recs).len(), 10);
 }
+
+/// Rewrites a state in layout 1, as the release before layout 2 wrote it: every
+/// value as `serde_json::to_vec` of its type (that release's encoding), the version
+/// as 1.
+fn downgrade_to_layout_1(state: &Path) {
+    use redb::{ReadableTable, TableDefinition};
+    use wirewatch::dedupe::codec;
+    const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
+    const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+    const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    let _ = std::fs::remove_file(state.join("wirewatch.redb.closed"));
+    let db = redb::Database::open(state.join("wirewatch.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table(ARTICLES).unwrap();
+        let rows: Vec<(String, Vec<u8>)> = t
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let a = codec::decode_article(v.value()).unwrap();
+                (k.value().to_owned(), serde_json::to_vec(&a).unwrap())
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        for (k, v) in rows {
+            t.insert(k.as_str(), v.as_slice()).unwrap();
+        }
+        let mut t = tx.open_table(SNAPSHOTS).unwrap();
+        let rows: Vec<(String, Vec<u8>)> = t
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let s = codec::decode_snapshot(v.value()).unwrap();
+                (k.value().to_owned(), serde_json::to_vec(&s).unwrap())
+            })
+            .collect();
+        for (k, v) in rows {
+            t.insert(k.as_str(), v.as_slice()).unwrap();
+        }
+        let mut t = tx.open_table(FILES).unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = t
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let f = codec::decode_file(v.value()).unwrap();
+                (k.value().to_vec(), serde_json::to_vec(&f).unwrap())
+            })
+            .collect();
+        for (k, v) in rows {
+            t.insert(k.as_slice(), v.as_slice()).unwrap();
+        }
+        let mut t = tx.open_table(META).unwrap();
+        for name in ["output", "rejects"] {
+            let c = t
+                .get(name)
+                .unwrap()
+                .map(|v| codec::decode_committed(v.value()).unwrap());
+            if let Some(c) = c {
+                t.insert(name, serde_json::to_vec(&c).unwrap().as_slice())
+                    .unwrap();
+            }
+        }
+        t.insert("version", 1u32.to_le_bytes().as_slice()).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn sorted_lines(file: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_layout_1_state_is_migrated_at_open_and_the_updates_come_out_the_same() {
+    let manifest = common::manifest();
+    let d = Daemon::new("");
+    let inbox = d.path("inbox");
+    for (i, e) in manifest
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.role == "first")
+    {
+        common::copy_with_mtime(e, &inbox, &format!("{i:03}-{}", e.file));
+    }
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    // The same state twice: one left in the current layout, one taken back to layout 1.
+    let (state, out) = (d.path("state"), d.path("out"));
+    let (kept_state, kept_out) = (d.path("state.kept"), d.path("out.kept"));
+    copy_dir(&state, &kept_state);
+    copy_dir(&out, &kept_out);
+    downgrade_to_layout_1(&state);
+    for (i, e) in manifest
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.role != "first")
+    {
+        common::copy_with_mtime(e, &inbox, &format!("{i:03}-{}", e.file));
+    }
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("state migrated from layout version 1 to 2"),
+        "{stderr}"
+    );
+    let migrated = sorted_lines(&out.join("articles.jsonl"));
+    let again = d.once();
+    assert_eq!(again.0, 0, "{}", again.1);
+    assert!(!again.1.contains("migrated"), "migrated twice: {}", again.1);
+    // The same inputs on the state that never left the current layout.
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::rename(&kept_state, &state).unwrap();
+    std::fs::rename(&kept_out, &out).unwrap();
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    let control = sorted_lines(&out.join("articles.jsonl"));
+    assert_eq!(migrated.len(), control.len());
+    assert_eq!(migrated, control, "the records differ after the migration");
+    // Updates were diffed against snapshots that went through the migration.
+    let diffed = d
+        .records()
+        .iter()
+        .filter(|r| {
+            let c = &r["changes"];
+            c.is_object()
+                && (c["lede_changed"] == true
+                    || !c["paragraphs"]["removed"].as_array().unwrap().is_empty()
+                    || !c["paragraphs"]["edited"].as_array().unwrap().is_empty())
+        })
+        .count();
+    assert!(diffed >= 5, "{diffed} revisions with changes");
+}

@@ -6,6 +6,7 @@
 use std::cell::Cell;
 use std::path::PathBuf;
 
+use super::codec::CodecError;
 use super::store::STATE_VERSION;
 
 /// Errors of the state store.
@@ -26,7 +27,7 @@ pub enum StateError {
         path: PathBuf,
     },
     /// The state was written by an incompatible version.
-    #[error("state {path} has layout version {found}, this wirewatch reads {STATE_VERSION}; move the folder away to start afresh")]
+    #[error("state {path} has layout version {found}, written by another wirewatch release; this one reads layout {STATE_VERSION} and migrates layout 1. Run the release that wrote it, or move the folder away to start afresh (the records already in the output are adopted, so none is emitted twice)")]
     Version {
         /// Database file.
         path: PathBuf,
@@ -62,10 +63,10 @@ pub enum StateError {
     Db(#[source] Box<redb::Error>),
     /// A value could not be encoded for the state.
     #[error("cannot encode a state value: {0}")]
-    Encode(#[source] serde_json::Error),
+    Encode(#[source] CodecError),
     /// A stored value does not decode (the store turns this into [`StateError::Damaged`]).
     #[error("a stored state value does not decode: {0}")]
-    Decode(#[source] serde_json::Error),
+    Decode(#[source] CodecError),
 }
 
 /// What showed that the database file is damaged.
@@ -76,7 +77,7 @@ pub enum Damage {
     Redb(#[source] Box<redb::Error>),
     /// A stored value is not what this program wrote.
     #[error("a stored value does not decode: {0}")]
-    Value(#[source] serde_json::Error),
+    Value(#[source] CodecError),
     /// redb stopped on an internal consistency check (the message of its panic).
     #[error("the database code stopped on an inconsistency: {0}")]
     Panic(String),

@@ -13,7 +13,10 @@
 //! | `files` | raw path bytes | [`FileEntry`]: size, mtime, SHA-256 of a processed file |
 //! | `contents` | SHA-256 of a judged file | second last seen: the same bytes again are a `duplicate` |
 //! | `content_expiry` | (that second, SHA-256) | — : expires `contents` with the articles |
-//! | `meta` | name | committed output / rejects positions and file identities |
+//! | `meta` | name | layout version; committed output / rejects positions and file identities |
+//!
+//! Values are stored in a compact binary encoding, snapshots compressed ([`codec`]);
+//! a state of the previous, JSON, layout is migrated at open (`migrate.rs`).
 //!
 //! State is written only by the committer (see [`crate::pipeline`]), one
 //! transaction per batch, *after* the batch's lines are durable in the output; the
@@ -27,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
+pub mod codec;
 mod error;
+mod migrate;
 mod open;
 pub mod store;
 

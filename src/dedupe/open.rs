@@ -1,4 +1,5 @@
-//! Opening the store: creating the file and its tables, the note of a clean close
+//! Opening the store: creating the file and its tables, the layout version check
+//! (a layout-1 state is migrated, see [`super::migrate`]), the note of a clean close
 //! (`wirewatch.redb.closed`) that decides whether the integrity check runs, and the
 //! close itself.
 
@@ -10,6 +11,7 @@ use redb::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::error::quietly;
+use super::migrate::{self, Migrated};
 use super::{Damage, StateError, STATE_VERSION};
 
 use super::store::{
@@ -155,25 +157,31 @@ pub(super) fn create(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), 
     Ok(())
 }
 
-/// Checks the layout version (writing it into a new database) and creates the tables.
-pub(super) fn init(db: &Database, path: &Path) -> Result<(), StateError> {
+/// Checks the layout version (writing it into a new database), migrates a layout-1
+/// state ([`super::migrate`]) and creates the tables, in one write transaction.
+/// Returns what was migrated, if anything.
+pub(super) fn init(db: &Database, path: &Path) -> Result<Option<Migrated>, StateError> {
     let tx = db.begin_write()?;
+    let mut migrated = None;
     {
-        let mut meta = tx.open_table(META)?;
-        let found = meta
+        let found = tx
+            .open_table(META)?
             .get("version")?
             .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0; 4])));
         match found {
-            Some(v) if v != STATE_VERSION => {
+            Some(STATE_VERSION) => {}
+            Some(1) => migrated = Some(migrate::from_v1(&tx)?),
+            Some(v) => {
                 return Err(StateError::Version {
                     path: path.to_owned(),
                     found: v,
                 })
             }
-            Some(_) => {}
-            None => {
-                meta.insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
-            }
+            None => {}
+        }
+        if found != Some(STATE_VERSION) {
+            tx.open_table(META)?
+                .insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
         }
         tx.open_table(ARTICLES)?;
         tx.open_table(EXPIRY)?;
@@ -183,5 +191,5 @@ pub(super) fn init(db: &Database, path: &Path) -> Result<(), StateError> {
         tx.open_table(CONTENT_EXPIRY)?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(migrated)
 }

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
 
+use super::codec::{self, Encoded};
 use super::error::{is_damage, quietly};
 use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
 use crate::diff::Snapshot;
@@ -52,17 +52,11 @@ pub(super) const DB_FILE: &str = "wirewatch.redb";
 /// Name of the note written next to it at a clean close.
 pub(super) const CLOSED_NOTE: &str = "wirewatch.redb.closed";
 
-/// Version of the on-disk state layout. A state written by another version is
-/// refused with a message rather than misread.
-pub const STATE_VERSION: u32 = 1;
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(v).map_err(StateError::Encode)
-}
-
-fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(StateError::Decode)
-}
+/// Version of the on-disk state layout: 2 is the compact binary encoding of
+/// [`codec`]. A state of layout 1 (JSON values) is migrated in place at open
+/// (`migrate.rs`); one of any other version is refused with a message rather than
+/// misread.
+pub const STATE_VERSION: u32 = 2;
 
 pub(super) enum Slot {
     Open(Database),
@@ -134,14 +128,32 @@ impl Store {
                 }
             }
         }
-        let store = Store {
+        let mut store = Store {
             slot: RwLock::new(Slot::Open(db)),
             reopen: AtomicBool::new(false),
             path,
             dir,
             cache_bytes,
         };
-        store.with_db(true, |db| init(db, &store.path))?;
+        let migrated = store.with_db(true, |db| init(db, &store.path))?;
+        if let Some(m) = migrated {
+            tracing::info!(
+                path = %store.path.display(),
+                articles = m.articles,
+                snapshots = m.snapshots,
+                files = m.files,
+                "state migrated from layout version 1 to {STATE_VERSION}"
+            );
+            let slot = store.slot.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if let Slot::Open(db) = slot {
+                if let Err(panic) = super::migrate::compact(db, &store.path) {
+                    if let Slot::Open(db) = std::mem::replace(slot, Slot::Damaged(panic.clone())) {
+                        std::mem::forget(db);
+                    }
+                    return Err(store.damaged(Damage::Panic(panic)));
+                }
+            }
+        }
         Ok(store)
     }
 
@@ -258,7 +270,8 @@ impl Store {
             let tx = db.begin_read()?;
             let t = tx.open_table(ARTICLES)?;
             let v = t.get(id)?;
-            v.map(|v| decode(v.value())).transpose()
+            v.map(|v| codec::decode_article(v.value()).map_err(StateError::Decode))
+                .transpose()
         })
     }
 
@@ -268,7 +281,8 @@ impl Store {
             let tx = db.begin_read()?;
             let t = tx.open_table(SNAPSHOTS)?;
             let v = t.get(id)?;
-            v.map(|v| decode(v.value())).transpose()
+            v.map(|v| codec::decode_snapshot(v.value()).map_err(StateError::Decode))
+                .transpose()
         })
     }
 
@@ -278,7 +292,8 @@ impl Store {
             let tx = db.begin_read()?;
             let t = tx.open_table(FILES)?;
             let v = t.get(path)?;
-            v.map(|v| decode(v.value())).transpose()
+            v.map(|v| codec::decode_file(v.value()).map_err(StateError::Decode))
+                .transpose()
         })
     }
 
@@ -298,37 +313,41 @@ impl Store {
             let t = tx.open_table(META)?;
             let v = t.get(which)?;
             match v {
-                Some(v) => decode(v.value()),
+                Some(v) => codec::decode_committed(v.value()).map_err(StateError::Decode),
                 None => Ok(Committed::default()),
             }
         })
     }
 
-    /// Writes one batch's changes in one durable transaction. After an I/O error the
-    /// database is closed and opened again first, so a retry of the same batch can
-    /// succeed once the cause is gone.
+    /// Writes one batch's changes in one durable transaction. Every value is encoded
+    /// before the transaction begins; each table is opened once. After an I/O error
+    /// the database is closed and opened again first, so a retry of the same batch
+    /// can succeed once the cause is gone.
     pub fn commit(&self, changes: &Pending) -> Result<(), StateError> {
+        let enc = Encoded::of(changes).map_err(StateError::Encode)?;
         self.with_db(true, |db| {
             let tx = db.begin_write()?;
             {
                 let mut articles = tx.open_table(ARTICLES)?;
                 let mut expiry = tx.open_table(EXPIRY)?;
-                for (id, st) in &changes.articles {
+                for (id, bytes, touched) in &enc.articles {
                     let old = articles
-                        .insert(id.as_str(), encode(st)?.as_slice())?
-                        .map(|v| serde_json::from_slice::<ArticleState>(v.value()));
-                    if let Some(Ok(old)) = old {
-                        expiry.remove((old.touched, id.as_str()))?;
+                        .insert(*id, bytes.as_slice())?
+                        .map(|v| codec::decode_article(v.value()))
+                        .transpose()
+                        .map_err(StateError::Decode)?;
+                    if let Some(old) = old {
+                        expiry.remove((old.touched, *id))?;
                     }
-                    expiry.insert((st.touched, id.as_str()), ())?;
+                    expiry.insert((*touched, *id), ())?;
                 }
                 let mut snapshots = tx.open_table(SNAPSHOTS)?;
-                for (id, snap) in &changes.snapshots {
-                    snapshots.insert(id.as_str(), encode(snap)?.as_slice())?;
+                for (id, bytes) in &enc.snapshots {
+                    snapshots.insert(*id, bytes.as_slice())?;
                 }
                 let mut files = tx.open_table(FILES)?;
-                for (path, entry) in &changes.files {
-                    files.insert(path.as_slice(), encode(entry)?.as_slice())?;
+                for (path, bytes) in &enc.files {
+                    files.insert(*path, bytes.as_slice())?;
                 }
                 for path in &changes.forget_files {
                     files.remove(path.as_slice())?;
@@ -345,11 +364,11 @@ impl Store {
                     content_expiry.insert((*touched, sha.as_slice()), ())?;
                 }
                 let mut meta = tx.open_table(META)?;
-                if let Some(c) = &changes.output {
-                    meta.insert("output", encode(c)?.as_slice())?;
+                if let Some(bytes) = &enc.output {
+                    meta.insert("output", bytes.as_slice())?;
                 }
-                if let Some(c) = &changes.rejects {
-                    meta.insert("rejects", encode(c)?.as_slice())?;
+                if let Some(bytes) = &enc.rejects {
+                    meta.insert("rejects", bytes.as_slice())?;
                 }
             }
             tx.commit()?;
