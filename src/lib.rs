@@ -20,8 +20,9 @@
 //! * [`parse`](mod@parse) opens the file confined to the watched folder (`parse/open.rs`),
 //!   decodes it (`decode.rs`), splits lede, dateline, stamp lines and headings
 //!   (`layout.rs`), resolves the `Posted`/`Updated` stamps against the capture moment
-//!   (`stamp.rs`), and derives `article_id` and `content_hash` (`id.rs`); the result is
-//!   a [`record::Record`], or an [`error::Reject`].
+//!   (`stamp.rs`), derives `article_id` and `content_hash` (`id.rs`) and tells the
+//!   body language (`lang.rs`); the result is a [`record::Record`], or an
+//!   [`error::Reject`].
 //! * [`config`] loads and validates `config/wirewatch.toml` (`config/nats.rs`: the
 //!   `[sink]`, `[nats]` and `[dedupe]` sections).
 //! * [`extract`] fills `people`, `places`, `organizations`, `quotes`, `dates` and

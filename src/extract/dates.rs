@@ -106,7 +106,7 @@ pub(crate) fn find(doc: &Doc<'_>, reference: Date) -> Vec<DateMention> {
                         &mut out,
                         DateMention {
                             text: doc.text(i).to_owned(),
-                            date: format!("{y:04}"),
+                            date: fmt_year(y),
                             kind: "year".into(),
                         },
                     );
@@ -203,7 +203,7 @@ fn month_expr(
                     i + 2,
                     DateMention {
                         text: doc.span(i, i + 2).to_owned(),
-                        date: format!("{y:04}-{month:02}"),
+                        date: fmt_month(y, month),
                         kind: "month".into(),
                     },
                 ));
@@ -241,7 +241,7 @@ fn month_expr(
         i + 1,
         DateMention {
             text: doc.span(a, i + 1).to_owned(),
-            date: format!("{y:04}-{m:02}"),
+            date: fmt_month(y, m),
             kind: "month".into(),
         },
     ))
@@ -325,8 +325,48 @@ fn year_number(s: &str) -> Option<i16> {
     (1000..=2999).contains(&y).then_some(y)
 }
 
+/// `YYYY-MM-DD`. The three date forms are written digit by digit: `format!` with
+/// padding costs about ten times as much, and an article holds a dozen dates.
 fn fmt_day(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    let mut out = fmt_month(d.year(), d.month());
+    out.push('-');
+    push_padded(&mut out, d.day().into(), 2);
+    out
+}
+
+/// `YYYY-MM`.
+fn fmt_month(y: i16, m: i8) -> String {
+    let mut out = fmt_year(y);
+    out.push('-');
+    push_padded(&mut out, m.into(), 2);
+    out
+}
+
+/// `YYYY`.
+fn fmt_year(y: i16) -> String {
+    let mut out = String::with_capacity(10);
+    push_padded(&mut out, y.into(), 4);
+    out
+}
+
+/// Appends `v` as `format!("{v:0width$}")` writes it.
+fn push_padded(out: &mut String, v: i32, width: usize) {
+    if !(0..10_000).contains(&v) {
+        use std::fmt::Write;
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "{v:0width$}");
+        return;
+    }
+    let digits = [v / 1000, v / 100 % 10, v / 10 % 10, v % 10];
+    let len = match v {
+        1000.. => 4,
+        100.. => 3,
+        10.. => 2,
+        _ => 1,
+    };
+    for &d in &digits[4 - len.max(width).min(4)..] {
+        out.push(char::from(b'0' + d as u8));
+    }
 }
 
 fn resolve_day(
@@ -495,6 +535,20 @@ mod tests {
 
     fn d(s: &str) -> Date {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn dates_are_written_as_format_writes_them() {
+        for v in (-10_050..-9_950).chain(-120..12_100).chain(32_700..=32_767) {
+            for width in [2, 4] {
+                let mut out = String::new();
+                push_padded(&mut out, v, width);
+                assert_eq!(out, format!("{v:0width$}"));
+            }
+        }
+        assert_eq!(fmt_day(d("0987-03-04")), "0987-03-04");
+        assert_eq!(fmt_month(2022, 10), "2022-10");
+        assert_eq!(fmt_year(31), "0031");
     }
 
     #[test]

@@ -375,21 +375,27 @@ impl<'a> Doc<'a> {
             if caps & 0x80 != 0 {
                 sh |= shape::CAP;
             }
-            let bytes = low.to_le_bytes();
-            self.folded
-                .extend(bytes.iter().take(n).map(|&b| char::from(b)));
+            // The folded form is the word in ASCII lower case: copied whole (and
+            // lower-cased in place if it has capitals), not pushed a character at a
+            // time.
+            self.folded.push_str(word);
+            if caps != 0 {
+                self.folded[fold_start..].make_ascii_lowercase();
+            }
             word_hash_short(low, n)
         } else if word.is_ascii() {
-            // One pass folds, counts and hashes.
+            // One pass counts and hashes; the folded form is copied and lower-cased.
             let mut hasher = WordHasher::new(word.len());
-            self.folded.reserve(word.len());
             for &b in word.as_bytes() {
                 let up = b.is_ascii_uppercase();
                 let low = b | u8::from(up) << 5;
                 letters += usize::from(up | low.is_ascii_lowercase());
                 upper += usize::from(up);
                 hasher.push(low);
-                self.folded.push(char::from(low));
+            }
+            self.folded.push_str(word);
+            if upper != 0 {
+                self.folded[fold_start..].make_ascii_lowercase();
             }
             if word.as_bytes()[0].is_ascii_uppercase() {
                 sh |= shape::CAP;

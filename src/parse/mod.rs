@@ -3,14 +3,15 @@
 //! It owns everything that can be known from the file alone: decoding
 //! ([`decode`]), the layout of lede, dateline, stamp lines, headings and paragraphs
 //! ([`layout`]), opening a file safely beneath the watched folder ([`open`]), the
-//! `Posted`/`Updated` stamps resolved against the capture moment
-//! ([`stamp`]), and the story's identity and content hash ([`id`]); `swar` holds
-//! the eight-bytes-at-a-time tests that decoding, layout, the word count and the
-//! extract stage's tokeniser use. Extraction of
-//! people, places and quotes happens later, in [`crate::extract`].
+//! `Posted`/`Updated` stamps resolved against the capture moment ([`stamp`]), the
+//! story's identity and content hash ([`id`]) and the body language (`lang`);
+//! `swar` holds the eight-bytes-at-a-time tests that decoding, layout, the word
+//! count and the extract stage's tokeniser use. Extraction of people, places and
+//! quotes happens later, in [`crate::extract`].
 
 pub mod decode;
 pub mod id;
+mod lang;
 pub mod layout;
 pub mod open;
 pub mod stamp;
@@ -231,7 +232,7 @@ pub fn parse(
     let reading_time_min = u32::try_from(word_count.div_ceil(230))
         .unwrap_or(u32::MAX)
         .max(1);
-    let language = detect_language(&layout);
+    let language = lang::detect(&layout);
     let content_hash = id::content_hash(layout.dateline.as_deref(), &layout.lede, &layout.sections);
     let article_id = id::article_id(layout.dateline.as_deref(), posted_at.as_ref(), &layout.lede);
 
@@ -415,49 +416,6 @@ pub fn first_sentence(text: &str) -> &str {
         return text[..end].trim_end();
     }
     text
-}
-
-/// The languages a newsroom's wire copy comes in. Restricting whatlang to these
-/// (instead of all ~70) makes detection about eight times cheaper and avoids
-/// confusing short English text with, say, Scots or Afrikaans.
-const LANGUAGES: [whatlang::Lang; 8] = [
-    whatlang::Lang::Eng,
-    whatlang::Lang::Fra,
-    whatlang::Lang::Spa,
-    whatlang::Lang::Por,
-    whatlang::Lang::Deu,
-    whatlang::Lang::Ita,
-    whatlang::Lang::Nld,
-    whatlang::Lang::Cat,
-];
-
-static LANG_DETECTOR: std::sync::LazyLock<whatlang::Detector> =
-    std::sync::LazyLock::new(|| whatlang::Detector::with_allowlist(LANGUAGES.to_vec()));
-
-/// ISO 639-1 code of the body language, detected with `whatlang`.
-fn detect_language(layout: &layout::Layout) -> String {
-    // Trigram detection costs time in proportion to the text: a few hundred bytes
-    // of prose are plenty to tell English from French.
-    const SAMPLE: usize = 320;
-    let mut sample = String::with_capacity(SAMPLE + 64);
-    for p in std::iter::once(&layout.lede).chain(layout.sections.iter().flat_map(|s| &s.paragraphs))
-    {
-        if sample.len() >= SAMPLE {
-            break;
-        }
-        let mut end = p.len().min(SAMPLE - sample.len());
-        while !p.is_char_boundary(end) {
-            end -= 1;
-        }
-        sample.push(' ');
-        sample.push_str(&p[..end]);
-    }
-    LANG_DETECTOR
-        .detect_lang(&sample)
-        .and_then(|l| isolang::Language::from_639_3(l.code()))
-        .and_then(|l| l.to_639_1())
-        .unwrap_or("und")
-        .to_owned()
 }
 
 #[cfg(test)]

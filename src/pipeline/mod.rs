@@ -6,7 +6,7 @@
 //!                        └ in job order; ≤ 2 × workers jobs in flight
 //! ```
 //!
-//! Parse and extract run on the reader threads ([`pool`]), several chunks at once;
+//! Parse and extract run on the reader threads (`pool.rs`), several chunks at once;
 //! the orderer awaits their results in job order, so dedupe sees each article's
 //! versions in the order they landed. Every channel is bounded: a slow sink stops the orderer,
 //! which stops the dispatcher, which stops the watcher (backpressure; memory stays flat).

@@ -165,7 +165,12 @@ pub(crate) fn edge(w: &str, lex: u32) -> Edge {
         Some(Listed::Named) => Edge::Named,
         Some(Listed::French) => Edge::French,
         Some(Listed::NotAdverb) => Edge::Free,
-        None if emment_adverb(w) || contraction(w) || elided_function(w) => Edge::Never,
+        // Contractions and elisions have an apostrophe: most words are spared both tests.
+        None if emment_adverb(w)
+            || (w.bytes().any(|b| b == b'\'') && (contraction(w) || elided_function(w))) =>
+        {
+            Edge::Never
+        }
         // A surname missing from the name lists is capitalised where it is a name.
         None if ly_adverb(w, lex) => Edge::Named,
         None => Edge::Free,
