@@ -78,6 +78,10 @@ pub enum Command {
         /// Log format on stderr.
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
+        /// Log level (`error`, `warn`, `info`, `debug`, `trace`, or `target=level`
+        /// directives joined by commas); overrides `[log] level` and `RUST_LOG`.
+        #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+        log_level: Option<String>,
     },
     /// Print the records of the output file as short readable blocks (or raw JSON
     /// with --json); with -f, keep following it across rotation.
@@ -86,6 +90,13 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line; with --dir,
+    /// write it and one page per subcommand (`wirewatch-run.1`, ...) there.
+    Man {
+        /// Folder to write every page into (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Check a config file and say which key is wrong and why.
     Validate {
@@ -123,6 +134,31 @@ pub fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            // The pages carry the release, not the commit: one text per version.
+            let cmd = Cli::command()
+                .version(env!("CARGO_PKG_VERSION"))
+                .long_version(None::<&str>);
+            if let Some(dir) = dir {
+                return match clap_mangen::generate_to(cmd, &dir) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(format!(
+                        "cannot write the man pages to {}: {e}",
+                        dir.display()
+                    )),
+                };
+            }
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut page) {
+                return fail(e);
+            }
+            match std::io::stdout().write_all(&page) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::Tail(args) => crate::tail::command(args),
         Command::Run {
             config,
@@ -132,7 +168,12 @@ pub fn main() -> ExitCode {
             state,
             once,
             log_format,
+            log_level,
         } => {
+            let log = crate::daemon::LogArgs {
+                format: log_format,
+                level_from_flag: log_level.is_some(),
+            };
             let (mut cfg, path) = match Config::load(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
@@ -150,14 +191,21 @@ pub fn main() -> ExitCode {
                 if let Some(s) = &state {
                     cfg.state.dir = s.clone();
                 }
+                if let Some(l) = &log_level {
+                    cfg.log.level = l.clone();
+                }
             };
             overrides(&mut cfg);
             if let Err(e) = cfg.validate("command line") {
                 return fail(e);
             }
-            crate::daemon::run(cfg, path, overrides, once, log_format)
+            crate::daemon::run(cfg, path, overrides, once, log)
         }
     }
+}
+
+fn parse_log_level(spec: &str) -> Result<String, String> {
+    crate::config::check_log_level(spec).map(|()| spec.to_owned())
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

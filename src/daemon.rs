@@ -34,6 +34,15 @@ use crate::logging::{init_logging, FilterHandle, LogFormat};
 use crate::pipeline::{self, Shared, Stop};
 use crate::runtime::runtime;
 
+/// How the daemon logs (the `run` flags).
+#[derive(Debug, Clone, Copy)]
+pub struct LogArgs {
+    /// Human lines or JSON objects.
+    pub format: LogFormat,
+    /// `[log] level` was set by `--log-level`: it rules over `RUST_LOG`.
+    pub level_from_flag: bool,
+}
+
 /// Runs the daemon (or one pass with `once`) and returns the exit code.
 /// `config_path` is re-read on SIGHUP; `overrides` re-applies the command-line flags.
 pub fn run(
@@ -41,9 +50,17 @@ pub fn run(
     config_path: Option<PathBuf>,
     overrides: impl Fn(&mut Config) + Send + 'static,
     once: bool,
-    log_format: LogFormat,
+    log: LogArgs,
 ) -> ExitCode {
-    let log_handle = init_logging(log_format, &cfg.log.level);
+    let log_handle = init_logging(log.format, &cfg.log.level, log.level_from_flag);
+    match &config_path {
+        Some(p) => tracing::info!(config = %p.display(), "configuration loaded"),
+        None => tracing::info!(
+            config = "built-in defaults",
+            "no config file ({} absent): using the built-in defaults",
+            crate::config::DEFAULT_PATH
+        ),
+    }
     let workers = cfg.pipeline.worker_count();
     let rt = match runtime(2, workers + 2) {
         Ok(rt) => rt,
@@ -67,6 +84,8 @@ pub fn run(
             graceful: stop_rx.clone(),
             now,
         };
+        let notifier =
+            crate::systemd::spawn(shared.health.clone(), metrics.clone(), stop_rx.clone());
         // Bound before anything starts: a taken address stops the daemon here.
         let http = if cfg.http.listen.is_empty() {
             None
@@ -119,6 +138,9 @@ pub fn run(
         }
         let result = pipeline::run(&cfg, once, stop, shared).await;
         signals.abort();
+        if let Some(n) = notifier {
+            n.abort();
+        }
         if let Some(s) = summaries {
             s.abort();
         }

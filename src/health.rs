@@ -22,9 +22,57 @@ pub struct Health {
     pub nats_connection: std::sync::Mutex<Option<String>>,
     /// The last NATS request that failed, until a request succeeds.
     pub nats_request: std::sync::Mutex<Option<String>>,
+    /// The watcher's first scan has listed the folder (shared with `WatchOptions`).
+    pub scanned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// When the committer last showed it is alive, in ms of [`monotonic_ms`]; it
+    /// beats between batches, at least every second while idle, and while it waits
+    /// to retry a commit. The systemd watchdog is fed only while it beats.
+    pub committer_beat: std::sync::atomic::AtomicU64,
+    /// How often an idle committer beats, in ms (0: every second); the systemd
+    /// notifier sets it to a quarter of the watchdog period when that is shorter.
+    pub beat_every_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock that starts at the process's first call.
+pub fn monotonic_ms() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Health {
+    /// The committer is alive now.
+    pub fn beat(&self) {
+        self.committer_beat
+            .store(monotonic_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How often an idle committer beats.
+    pub fn beat_every(&self) -> std::time::Duration {
+        match self
+            .beat_every_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => std::time::Duration::from_secs(1),
+            ms => std::time::Duration::from_millis(ms),
+        }
+    }
+
+    /// How long since the committer last beat.
+    pub fn since_beat(&self) -> std::time::Duration {
+        let last = self
+            .committer_beat
+            .load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_millis(monotonic_ms().saturating_sub(last))
+    }
+
+    /// Ready for systemd: the state is recovered, the stages run, and the first scan
+    /// has listed the folder.
+    pub fn started(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.ready.load(Ordering::Relaxed) && self.scanned.load(Ordering::Acquire)
+    }
+
     /// `Ok` when healthy, else the reasons. `last_commit` is Unix seconds (0: none);
     /// a backlog that has not been committed for `stall` is unhealthy.
     pub fn check(&self, last_commit: f64, now: f64, stall: f64) -> Result<(), Vec<String>> {

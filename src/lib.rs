@@ -46,6 +46,8 @@
 //! * `filter` selects records by time and names, for `http` (`/metrics`,
 //!   `/health`, `/events`) and `tail` (`wirewatch tail`: `tail/follow.rs`,
 //!   `nats.rs`, `format.rs`, `printer.rs`, `sys.rs`).
+//! * `systemd` tells a service manager when the daemon is ready, what it is doing,
+//!   and feeds its watchdog while the committer beats.
 //! * `daemon` runs the pipeline with signals, `SIGHUP` reloads and progress.
 //! * [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 //!
@@ -79,6 +81,7 @@ pub mod record;
 mod retry;
 mod runtime;
 pub mod sink;
+mod systemd;
 mod tail;
 mod watch;
 

@@ -159,6 +159,15 @@ impl Committer {
     /// sink error that retrying cannot clear (`SinkError::is_fatal`: a closed
     /// stdout) is returned at once.
     pub fn process(&mut self, batch: Vec<Outcome>, stop: &Stop) -> Result<(), PipelineError> {
+        // Test-only (builds with `fault-injection`): a committer that hangs for
+        // good, as on a dead disk, for the watchdog test.
+        #[cfg(feature = "fault-injection")]
+        if std::env::var_os("WIREWATCH_FAULT").is_some_and(|v| v == "hang_commit") {
+            tracing::warn!("test fault hook: the committer hangs");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         let now_ts = Timestamp::now();
         let now = now_ts.as_second();
         let mut out = Vec::with_capacity(batch.len() * 4096);
@@ -290,6 +299,8 @@ impl Committer {
                     // A stop request cuts the wait short: one last try, then give up.
                     let until = Instant::now() + wait;
                     while !stop.requested() && Instant::now() < until {
+                        // Waiting on purpose is alive: the watchdog is fed.
+                        self.shared.health.beat();
                         std::thread::sleep(Duration::from_millis(20));
                     }
                 }

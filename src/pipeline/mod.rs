@@ -208,6 +208,7 @@ pub async fn run(
     let records_file = (cfg.sink.kind == crate::nats::SinkKind::File && cfg.output.path != "-")
         .then(|| Path::new(&cfg.output.path));
     wopts.own = crate::sink::OwnFiles::new(records_file, &cfg.output.rejects, &cfg.state.dir);
+    wopts.scanned = shared.health.scanned.clone();
     let mut committer = Committer::start(
         store.clone(),
         Outputs { records, rejects },
@@ -336,8 +337,14 @@ pub async fn run(
     let mut last_state_refresh = Instant::now();
     let reload = shared.reload.clone();
     'outer: loop {
-        let Some(mut batch) = out_rx.recv().await else {
-            break;
+        health.beat();
+        // Idle, the committer still beats (the systemd watchdog).
+        let mut batch = loop {
+            match tokio::time::timeout(health.beat_every(), out_rx.recv()).await {
+                Ok(Some(batch)) => break batch,
+                Ok(None) => break 'outer,
+                Err(_) => health.beat(),
+            }
         };
         let (batch_max, batch_wait) = {
             let c = reload.borrow();

@@ -77,6 +77,9 @@ pub struct WatchOptions {
     pub known: Option<std::sync::Arc<crate::dedupe::Store>>,
     /// The daemon's own outputs and state: skipped.
     pub own: crate::sink::OwnFiles,
+    /// Turns true once the first scan has listed the folder: every file present at
+    /// start is then known or handed over (the daemon's readiness, see `systemd`).
+    pub scanned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WatchOptions {
@@ -99,6 +102,7 @@ impl WatchOptions {
             filter: PathFilter::new(&cfg.include, &cfg.exclude)?,
             known: None,
             own: crate::sink::OwnFiles::default(),
+            scanned: Default::default(),
         })
     }
 }
@@ -136,6 +140,7 @@ pub async fn run(
         if !st.scan(root.clone()).await {
             return Ok(());
         }
+        st.mark_scanned();
         while !st.pending.is_empty() {
             tokio::time::sleep(st.opts.settle / 4 + Duration::from_millis(1)).await;
             if !st.flush_settled().await || *stop.borrow() {
@@ -176,6 +181,7 @@ pub async fn run(
             if !st.scan(root.clone()).await {
                 return Ok(());
             }
+            st.mark_scanned();
             let tick =
                 (st.opts.settle / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
             let mut ticker = tokio::time::interval(tick);
@@ -310,6 +316,7 @@ async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), Watc
             }
         }
         sent.retain(|p, _| present.contains(p));
+        st.mark_scanned();
     }
 }
 

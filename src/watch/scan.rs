@@ -111,6 +111,13 @@ impl State {
         path.strip_prefix(&self.opts.root).ok()
     }
 
+    /// Records that the first scan has listed the folder.
+    pub(super) fn mark_scanned(&self) {
+        self.opts
+            .scanned
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// True once the daemon is asked to stop.
     pub(super) fn stopping(&self) -> bool {
         *self.stop.borrow()
