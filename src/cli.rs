@@ -30,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Parse article files and print one JSON record per file on stdout.
     ///
+    /// The record is the daemon's without what only emitting sets: `emitted_at` is
+    /// null, `revision` and `supersedes` are left out.
+    ///
     /// Files that cannot be articles print `{"path":…,"error":{"kind":…,"message":…}}`
     /// on stderr; the others still print, and the exit status is then 1.
     Check {
