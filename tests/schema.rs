@@ -331,6 +331,18 @@ fn edited(seed: &Value, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) 
     v.to_string()
 }
 
+/// What the daemon adds to a revision 1 that `check` leaves out.
+fn daemon_fields() -> Vec<(&'static str, Value)> {
+    vec![
+        ("revision", json!(1)),
+        ("supersedes", Value::Null),
+        ("supersedes_utc", Value::Null),
+        ("supersedes_precision", Value::Null),
+        ("changes", Value::Null),
+        ("emitted_at", json!("2026-12-02T05:04:12Z")),
+    ]
+}
+
 /// Broken lines fail: a required field removed, a wrong type, a value the pattern
 /// lets through but the format does not (a 13th month: only format checking catches
 /// it), an unknown field, a kind outside its enum, a precision that contradicts the
@@ -401,9 +413,29 @@ fn broken_lines_fail_the_schema() {
                 m.insert("revision".into(), json!(1));
             }),
         ),
+        (
+            "a daemon's revision 1 without emitted_at",
+            edited(&seed, |m| {
+                for (k, v) in daemon_fields() {
+                    m.insert(k.into(), v);
+                }
+                m.insert("emitted_at".into(), Value::Null);
+            }),
+        ),
     ];
-    let lines: Vec<String> = cases.iter().map(|(_, l)| l.clone()).collect();
-    let verdicts = validate(&py, &["record"], &lines);
+    let mut lines: Vec<String> = cases.iter().map(|(_, l)| l.clone()).collect();
+    // Control: the same as the daemon writes it passes.
+    lines.push(edited(&seed, |m| {
+        for (k, v) in daemon_fields() {
+            m.insert(k.into(), v);
+        }
+    }));
+    let mut verdicts = validate(&py, &["record"], &lines);
+    assert_eq!(
+        verdicts.pop().as_deref(),
+        Some("ok"),
+        "a daemon's revision 1"
+    );
     assert_eq!(verdicts[0], "ok", "the unedited seed record");
     for ((what, _), verdict) in cases.iter().zip(&verdicts).skip(1) {
         assert!(verdict.starts_with("invalid: "), "{what}: {verdict}");
