@@ -96,6 +96,8 @@ fn main() {
                     }
                     r.revision = Some(1);
                     r.supersedes = Some(None);
+                    // As the committer does: the line carries its emission time.
+                    r.emitted_at = Some(wirewatch::record::format_utc(jiff::Timestamp::now()));
                     serde_json::to_writer(&mut out, &r).unwrap();
                     out.push(b'\n');
                     i += 1;

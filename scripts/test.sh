@@ -6,8 +6,14 @@
 # first and stopped on exit, failure included. WIREWATCH_NATS=0 skips it: the NATS
 # tests then print "skipped: WIREWATCH_NATS_URLS not set" and pass, unless CI is set
 # (then they fail).
+#
+# The JSON Schema tests (tests/schema.rs) validate with python jsonschema, pinned,
+# installed by scripts/schema-validator.sh into target/schema-venv/ (needs python3
+# with venv and PyPI); WIREWATCH_SCHEMA_PYTHON names its python for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WIREWATCH_SCHEMA_PYTHON="$(scripts/schema-validator.sh)"
+export WIREWATCH_SCHEMA_PYTHON
 if [[ "${WIREWATCH_NATS:-1}" != 0 ]]; then
     # Build first, so the cluster is not kept waiting on a cold compile.
     cargo test --locked --features fault-injection --no-run "$@"

@@ -1,4 +1,5 @@
-//! Command line: `wirewatch check`, `wirewatch validate` (and the daemon's `run`).
+//! Command line: `wirewatch check`, `wirewatch validate`, `wirewatch schema` (and the
+//! daemon's `run`).
 //!
 //! Every subcommand returns an exit code instead of exiting, so tests can drive it
 //! and `main.rs` stays a one-liner.
@@ -7,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
 use crate::config::Config;
@@ -28,6 +29,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse article files and print one JSON record per file on stdout.
+    ///
+    /// The record is the daemon's without what only emitting sets: `emitted_at` is
+    /// null, `revision` and `supersedes` are left out.
     ///
     /// Files that cannot be articles print `{"path":…,"error":{"kind":…,"message":…}}`
     /// on stderr; the others still print, and the exit status is then 1.
@@ -98,12 +102,46 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Print the JSON Schema (draft 2020-12) of a record line or of a reject line.
+    Schema {
+        /// Which line: `record` (the output) or `reject` (the rejects file).
+        #[arg(value_enum, default_value_t = SchemaKind::Record)]
+        kind: SchemaKind,
+        /// The reject line's schema (the same as `schema reject`).
+        #[arg(long, conflicts_with = "kind")]
+        reject: bool,
+    },
     /// Check a config file and say which key is wrong and why.
     Validate {
         /// Config file; default: config/wirewatch.toml when present, else built-in defaults.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+/// The lines `wirewatch schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// A record line of the output.
+    Record,
+    /// A line of the rejects file.
+    Reject,
+}
+
+/// `wirewatch schema`: prints the JSON Schema of `kind`'s line on stdout.
+pub fn schema(kind: SchemaKind) -> ExitCode {
+    let text = match kind {
+        SchemaKind::Record => crate::record::RECORD_SCHEMA,
+        SchemaKind::Reject => pipeline::REJECT_SCHEMA,
+    };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wirewatch: cannot write the schema to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Parses the command line and runs it.
@@ -124,6 +162,7 @@ pub fn main() -> ExitCode {
             &files,
         ),
         Command::Validate { config } => validate(config.as_deref()),
+        Command::Schema { kind, reject } => schema(if reject { SchemaKind::Reject } else { kind }),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();

@@ -14,7 +14,8 @@
 //!   `logging`, `runtime`: the logger and the tokio runtimes; `retry`: the one
 //!   backoff every retry loop uses.
 //! * [`record`]: the data model every stage shares and the JSON contract of the
-//!   output, with the `changes` types (`record/changes.rs`).
+//!   output: the line as written (`record/wire.rs`), its JSON Schema
+//!   (`schema.rs`), the `changes` types (`changes.rs`).
 //!
 //! The stages, in the order a file meets them:
 //! * [`parse`](mod@parse) opens the file confined to the watched folder (`parse/open.rs`),
@@ -40,8 +41,9 @@
 //! * `watch` finds the files that are ready (`watch/scan.rs`: the folder's state,
 //!   `paths.rs`: which paths are candidates).
 //! * [`pipeline`] wires the stages with bounded channels: the reader on the blocking
-//!   pool (`pipeline/reader.rs`), the committer and its commit protocol
-//!   (`committer.rs`), the rejects file (`rejects.rs`), what HTTP shares
+//!   pool (`pipeline/reader.rs`), the committer and its commit protocol, which stamps
+//!   `emitted_at` (`committer.rs`), the rejects file and its JSON Schema
+//!   (`rejects.rs`), what HTTP shares
 //!   (`events.rs`).
 //! * `filter` selects records by time and names, for `http` (`/metrics`,
 //!   `/health`, `/events`) and `tail` (`wirewatch tail`: `tail/follow.rs`,

@@ -297,6 +297,23 @@ impl Store {
         })
     }
 
+    /// What is remembered of each of `paths`, in one read (the watcher's scan asks
+    /// for a batch of the walk at a time).
+    pub fn files(&self, paths: &[&[u8]]) -> Result<Vec<Option<FileEntry>>, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(FILES)?;
+            let mut out = Vec::with_capacity(paths.len());
+            for p in paths {
+                out.push(match t.get(*p)? {
+                    Some(v) => Some(codec::decode_file(v.value()).map_err(StateError::Decode)?),
+                    None => None,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// True when a file with this content (raw SHA-256) was judged before.
     pub fn content_seen(&self, sha256: &[u8; 32]) -> Result<bool, StateError> {
         self.with_db(false, |db| {

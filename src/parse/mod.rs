@@ -271,6 +271,7 @@ pub fn parse(
         supersedes: None,
         changes: None,
         warnings,
+        emitted_at: None,
     })
 }
 

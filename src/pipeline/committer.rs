@@ -207,6 +207,8 @@ impl Committer {
                     match verdict {
                         None => {}
                         Some(Verdict::Emit { revision, .. }) => {
+                            // Final: nothing changes the record after this line.
+                            record.emitted_at = Some(crate::record::format_utc(Timestamp::now()));
                             let start = out.len();
                             serde_json::to_writer(&mut out, &record).map_err(|source| {
                                 PipelineError::Serialize {

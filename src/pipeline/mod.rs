@@ -56,7 +56,7 @@ pub use committer::{Committer, Outputs};
 pub use events::{Event, Shared};
 use pool::ReaderPool;
 pub use reader::{build_record, enrich, enrich_within, examine, ReaderContext};
-pub use rejects::{RejectError, RejectLine};
+pub use rejects::{RejectError, RejectLine, REJECT_SCHEMA};
 
 /// Errors that stop the daemon from starting or running.
 #[derive(Debug, thiserror::Error)]

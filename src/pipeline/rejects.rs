@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::dedupe::FileEntry;
 use crate::error::{Reject, RejectKind};
 
+/// The JSON Schema (draft 2020-12) of one [`RejectLine`], `docs/schema/reject.schema.json`
+/// embedded in the binary; `wirewatch schema reject` prints it.
+pub const REJECT_SCHEMA: &str = include_str!("../../docs/schema/reject.schema.json");
+
 /// One line of the rejects file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RejectLine {
@@ -67,4 +71,33 @@ pub struct RejectError {
 pub(super) fn ts_ns(t: Option<&str>) -> i128 {
     t.and_then(|s| s.parse::<Timestamp>().ok())
         .map_or(0, |t| t.as_nanosecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_lists_every_reject_kind_and_every_field() {
+        let schema: serde_json::Value = serde_json::from_str(REJECT_SCHEMA).expect("JSON");
+        let kinds: Vec<&str> = schema["properties"]["error"]["properties"]["kind"]["enum"]
+            .as_array()
+            .expect("enum")
+            .iter()
+            .filter_map(|k| k.as_str())
+            .collect();
+        let all: Vec<&str> = RejectKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, all);
+        let line = RejectLine::new(
+            Path::new("a.txt"),
+            Reject::new(RejectKind::Empty, "empty"),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
+        let v = serde_json::to_value(&line).expect("serializes");
+        let props = schema["properties"].as_object().expect("properties");
+        for key in v.as_object().expect("object").keys() {
+            assert!(props.contains_key(key), "schema lacks {key}");
+        }
+    }
 }

@@ -14,14 +14,24 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod changes;
+mod schema;
+mod wire;
 
 pub use changes::{Changes, Delta, Edit, ParagraphChanges, QuoteChanges};
+pub use schema::RECORD_SCHEMA;
 
-/// Version of the record layout; bumped when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the record layout; bumped when a field changes meaning or the set of
+/// fields the JSON Schema ([`RECORD_SCHEMA`]) requires changes.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One article version, as emitted on the output stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialized, a record also carries fields derived from the ones below, never
+/// stored: beside each local stamp its UTC form and precision (`posted_at_utc`,
+/// `posted_precision`, `updated_at_utc`, `updated_precision`, `capture_time_utc`,
+/// `supersedes_utc`, `supersedes_precision`); reading a line back ignores them.
+/// Serializing fails when `capture_time` is not an RFC 3339 time with an offset.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record {
     /// Layout version of this record (see [`SCHEMA_VERSION`]).
     pub schema: u32,
@@ -86,8 +96,12 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Option<Changes>>,
     /// Things the parser noticed but could work around (unreadable stamp, ...).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub warnings: Vec<String>,
+    /// When the committer wrote this line to the output: UTC, RFC 3339 to the second
+    /// (`2022-10-03T02:55:01Z`). `None` (`null`) until then, as in `wirewatch check`.
+    #[serde(default)]
+    pub emitted_at: Option<String>,
 }
 
 impl Record {
@@ -222,6 +236,16 @@ pub struct DateMention {
     pub kind: String,
 }
 
+/// How much of a moment a stamp gives: the `*_precision` fields of the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// A time of day, to the minute (the articles' stamps carry no seconds).
+    Minute,
+    /// A day with no time of day: there is no instant, so no UTC form.
+    Date,
+}
+
 /// A resolved time stamp: an instant with the zone's offset, or a bare day when the
 /// stamp gave no time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +275,28 @@ impl Stamp {
         match self {
             Stamp::At { ts, offset } => offset.to_datetime(*ts).date(),
             Stamp::Day(d) => *d,
+        }
+    }
+
+    /// The instant, or `None` for a bare day.
+    pub fn instant(&self) -> Option<Timestamp> {
+        match self {
+            Stamp::At { ts, .. } => Some(*ts),
+            Stamp::Day(_) => None,
+        }
+    }
+
+    /// The instant in UTC, RFC 3339 with `Z` (`2022-10-03T02:23:00Z`), or `None` for a
+    /// bare day.
+    pub fn utc(&self) -> Option<String> {
+        self.instant().map(format_utc)
+    }
+
+    /// Whether the stamp has a time of day or only a date.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Stamp::At { .. } => Precision::Minute,
+            Stamp::Day(_) => Precision::Date,
         }
     }
 
@@ -349,6 +395,12 @@ impl<'de> Deserialize<'de> for Stamp {
 /// Formats an instant as RFC 3339 in a zone, e.g. `2022-10-02T22:55:00-04:00`.
 pub fn format_instant(ts: Timestamp, tz: &TimeZone) -> String {
     Stamp::at(ts, tz).to_string()
+}
+
+/// Formats an instant as RFC 3339 in UTC to the second, e.g. `2022-10-03T02:55:00Z`
+/// (the form `jq`'s `fromdateiso8601` reads: no fraction, `Z`).
+pub fn format_utc(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]

@@ -106,6 +106,14 @@ pub(super) enum Found {
     Known,
 }
 
+/// A directory entry the walk kept: its path, its size and modification time (ns)
+/// when it is a regular file, and whether it changed within the settle time.
+pub(super) struct Seen {
+    path: PathBuf,
+    sig: Option<(u64, i128)>,
+    young: bool,
+}
+
 impl State {
     pub(super) fn rel<'a>(&self, path: &'a Path) -> Option<&'a Path> {
         path.strip_prefix(&self.opts.root).ok()
@@ -138,14 +146,14 @@ impl State {
         }
     }
 
-    /// Classifies one directory entry the walk found (None: skipped; a folder to
+    /// Looks at one directory entry the walk found (None: skipped; a folder to
     /// descend into is pushed on `walker`).
-    pub(super) fn classify(
+    fn look(
         &self,
         e: &std::fs::DirEntry,
         now: SystemTime,
         walker: &mut Walker,
-    ) -> Option<Found> {
+    ) -> Option<Seen> {
         let path = e.path();
         let rel = self.rel(&path)?;
         if !self.opts.filter.accepts(rel) || self.opts.own.contains(&path) {
@@ -166,26 +174,45 @@ impl State {
             .and_then(|m| m.modified().ok())
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < self.opts.settle);
-        if let (Some(m), Some(store), false) = (&meta, &self.opts.known, young) {
-            let mtime_ns = crate::dedupe::mtime_ns(m);
-            let same = store
-                .file(crate::paths::to_bytes(&path))
-                .ok()
-                .flatten()
-                .is_some_and(|k| k.size == m.len() && k.mtime_ns == mtime_ns);
-            if same {
-                return Some(Found::Known);
-            }
-        }
-        Some(if young {
-            Found::Young(path)
-        } else {
-            let sig = meta
-                .as_ref()
-                .map(|m| (m.len(), crate::dedupe::mtime_ns(m)))
-                .unwrap_or_default();
-            Found::Ready(path, sig)
-        })
+        let sig = meta
+            .as_ref()
+            .map(|m| (m.len(), crate::dedupe::mtime_ns(m)));
+        Some(Seen { path, sig, young })
+    }
+
+    /// Classifies what one batch of the walk saw: files processed before and
+    /// unchanged (same size and modification time) are looked up in the state in
+    /// one read, the rest are ready or young.
+    fn classify(&self, seen: Vec<Seen>) -> Vec<Found> {
+        let lookup: Vec<&[u8]> = seen
+            .iter()
+            .filter(|s| s.sig.is_some() && !s.young)
+            .map(|s| crate::paths::to_bytes(&s.path))
+            .collect();
+        // A state that cannot be read now only costs a read of each file.
+        let known = match (&self.opts.known, lookup.is_empty()) {
+            (Some(store), false) => store.files(&lookup).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let mut known = known.into_iter();
+        seen.into_iter()
+            .map(|s| {
+                let remembered = if s.sig.is_some() && !s.young {
+                    known.next().flatten()
+                } else {
+                    None
+                };
+                match s.sig {
+                    _ if s.young => Found::Young(s.path),
+                    Some((size, mtime_ns))
+                        if remembered.is_some_and(|k| k.size == size && k.mtime_ns == mtime_ns) =>
+                    {
+                        Found::Known
+                    }
+                    sig => Found::Ready(s.path, sig.unwrap_or_default()),
+                }
+            })
+            .collect()
     }
 
     /// The next batch of the walk, classified (empty: the walk is over, or the
@@ -199,12 +226,12 @@ impl State {
             let Some(entries) = walker.next_batch() else {
                 return Vec::new();
             };
-            let found: Vec<Found> = entries
+            let seen: Vec<Seen> = entries
                 .iter()
-                .filter_map(|e| self.classify(e, now, walker))
+                .filter_map(|e| self.look(e, now, walker))
                 .collect();
-            if !found.is_empty() {
-                return found;
+            if !seen.is_empty() {
+                return self.classify(seen);
             }
         }
     }
