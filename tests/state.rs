@@ -420,3 +420,34 @@ fn a_layout_1_state_is_migrated_at_open_and_the_updates_come_out_the_same() {
         .count();
     assert!(diffed >= 5, "{diffed} revisions with changes");
 }
+
+/// The state stays the size of the folder: files that left it are forgotten after
+/// the next start's scan, files still there (and one landing during the run) are not.
+#[test]
+fn files_that_left_the_folder_are_forgotten_at_the_next_start() {
+    let d = Daemon::new("");
+    for n in 0..6 {
+        d.drop_file(&format!("s{n}.txt"), &story(n), None);
+    }
+    let (code, log) = d.once();
+    assert_eq!(code, 0, "{log}");
+    let files = || {
+        let store = wirewatch::dedupe::Store::open(&d.path("state"), 1 << 20).unwrap();
+        store.counts().unwrap().1
+    };
+    assert_eq!(files(), 6);
+    for n in 0..4 {
+        std::fs::remove_file(d.path(&format!("inbox/s{n}.txt"))).unwrap();
+    }
+    let (code, log) = d.once();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("2 unchanged"), "{log}");
+    assert_eq!(files(), 2, "the 4 gone files are forgotten");
+    // The two left are still known: a third start reads nothing.
+    let (code, log) = d.once();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("0 emitted") && log.contains("2 unchanged"),
+        "{log}"
+    );
+}

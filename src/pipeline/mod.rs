@@ -219,16 +219,6 @@ pub async fn run(
     if let Some(l) = ledger {
         committer.set_ledger(l);
     }
-    // Forget files that left the folder, so the state stays the size of the folder.
-    let root = wopts.root.clone();
-    let gone = store.retain_files(|k| {
-        let p = crate::paths::from_bytes(k);
-        !p.starts_with(&root) || std::fs::symlink_metadata(p).is_ok()
-    })?;
-    if gone > 0 {
-        tracing::debug!(files = gone, "forgot files no longer in the watched folder");
-    }
-
     let workers = cfg.pipeline.worker_count();
     let cap = cfg.pipeline.channel_capacity;
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);

@@ -135,6 +135,7 @@ pub async fn run(
         new_dirs: HashMap::new(),
         metrics,
         stop: stop.clone(),
+        first_seen: Some(Vec::new()),
     };
     if once {
         if !st.scan(root.clone()).await {
@@ -283,7 +284,7 @@ async fn handle_event(st: &mut State, ev: notify::Event) -> bool {
     true
 }
 
-async fn run_poll(st: State, mut stop: watch::Receiver<bool>) -> Result<(), WatchError> {
+async fn run_poll(mut st: State, mut stop: watch::Receiver<bool>) -> Result<(), WatchError> {
     tracing::info!(watch = %st.opts.root.display(), mode = "poll", "wirewatch running");
     // path → (size, mtime) of what was already sent.
     let mut sent: HashMap<PathBuf, (u64, i128)> = HashMap::new();

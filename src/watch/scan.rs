@@ -24,6 +24,9 @@ pub(super) struct State {
     pub(super) metrics: std::sync::Arc<Metrics>,
     /// Turns true when the daemon is asked to stop: scans and sends end early.
     pub(super) stop: watch::Receiver<bool>,
+    /// During the first scan, the hashes of the paths it walks: afterwards the state
+    /// forgets the files it remembers that are no longer there ([`State::mark_scanned`]).
+    pub(super) first_seen: Option<Vec<u64>>,
 }
 
 /// When a folder created while running is scanned again: the event backend adds
@@ -119,8 +122,32 @@ impl State {
         path.strip_prefix(&self.opts.root).ok()
     }
 
-    /// Records that the first scan has listed the folder.
-    pub(super) fn mark_scanned(&self) {
+    /// Records that a scan has listed the folder. After the first, the state forgets
+    /// the files it remembers that left the folder, so that it stays the size of the
+    /// folder: only paths the scan did not walk are looked at (one `stat` each, for a
+    /// file that landed during the scan).
+    pub(super) fn mark_scanned(&mut self) {
+        if let (Some(mut seen), Some(store)) = (self.first_seen.take(), self.opts.known.clone()) {
+            seen.sort_unstable();
+            seen.dedup();
+            let root = self.opts.root.clone();
+            let gone = tokio::task::block_in_place(|| {
+                store.retain_files(|k| {
+                    let p = crate::paths::from_bytes(k);
+                    !p.starts_with(&root)
+                        || seen.binary_search(&path_hash(k)).is_ok()
+                        || std::fs::symlink_metadata(p).is_ok()
+                })
+            });
+            match gone {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(files = n, "forgot files no longer in the watched folder"),
+                // Housekeeping only: the entries stay until the next start.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot forget the files that left the watched folder now")
+                }
+            }
+        }
         self.opts
             .scanned
             .store(true, std::sync::atomic::Ordering::Release);
@@ -148,12 +175,7 @@ impl State {
 
     /// Looks at one directory entry the walk found (None: skipped; a folder to
     /// descend into is pushed on `walker`).
-    fn look(
-        &self,
-        e: &std::fs::DirEntry,
-        now: SystemTime,
-        walker: &mut Walker,
-    ) -> Option<Seen> {
+    fn look(&self, e: &std::fs::DirEntry, now: SystemTime, walker: &mut Walker) -> Option<Seen> {
         let path = e.path();
         let rel = self.rel(&path)?;
         if !self.opts.filter.accepts(rel) || self.opts.own.contains(&path) {
@@ -174,9 +196,7 @@ impl State {
             .and_then(|m| m.modified().ok())
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < self.opts.settle);
-        let sig = meta
-            .as_ref()
-            .map(|m| (m.len(), crate::dedupe::mtime_ns(m)));
+        let sig = meta.as_ref().map(|m| (m.len(), crate::dedupe::mtime_ns(m)));
         Some(Seen { path, sig, young })
     }
 
@@ -217,7 +237,7 @@ impl State {
 
     /// The next batch of the walk, classified (empty: the walk is over, or the
     /// daemon is stopping).
-    pub(super) fn walk_batch(&self, walker: &mut Walker) -> Vec<Found> {
+    pub(super) fn walk_batch(&mut self, walker: &mut Walker) -> Vec<Found> {
         let now = SystemTime::now();
         loop {
             if self.stopping() {
@@ -231,6 +251,12 @@ impl State {
                 .filter_map(|e| self.look(e, now, walker))
                 .collect();
             if !seen.is_empty() {
+                if let Some(first) = &mut self.first_seen {
+                    first.extend(
+                        seen.iter()
+                            .map(|s| path_hash(crate::paths::to_bytes(&s.path))),
+                    );
+                }
                 return self.classify(seen);
             }
         }
@@ -374,4 +400,10 @@ pub(super) fn identity(path: &Path) -> Option<(u64, u64, Option<SystemTime>)> {
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.dev(), m.ino(), m.created().ok()))
+}
+
+/// The hash the first scan keeps of each path it walks (64-bit: a collision only
+/// keeps a gone file's entry until the next start).
+fn path_hash(path: &[u8]) -> u64 {
+    crate::hash::fnv1a_bytes(path.iter().copied())
 }
