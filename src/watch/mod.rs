@@ -136,9 +136,12 @@ pub async fn run(
         if !st.scan(root.clone()).await {
             return Ok(());
         }
+        st.count_pending();
         while !st.pending.is_empty() {
             tokio::time::sleep(st.opts.settle / 4 + Duration::from_millis(1)).await;
-            if !st.flush_settled().await || *stop.borrow() {
+            let flushed = st.flush_settled().await;
+            st.count_pending();
+            if !flushed || *stop.borrow() {
                 return Ok(());
             }
         }
@@ -176,6 +179,7 @@ pub async fn run(
             if !st.scan(root.clone()).await {
                 return Ok(());
             }
+            st.count_pending();
             let tick =
                 (st.opts.settle / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
             let mut ticker = tokio::time::interval(tick);
@@ -222,6 +226,7 @@ pub async fn run(
                         }
                     }
                 }
+                st.count_pending();
             }
             drop(watcher);
             Ok(())
