@@ -1024,8 +1024,8 @@ impl Drop for Restart {
 /// The whole cluster goes away under a running daemon (cluster-wide dedupe, HTTP
 /// on): while it is idle, `/health` turns 503 with the lost connection and
 /// `wirewatch_nats_connected` 0; a file dropped meanwhile adds the failed request,
-/// with its reason, and counts publish errors and retries; once the cluster is
-/// back, `/health` is 200 again, the gauge 1, and the file is published.
+/// with its reason; once the cluster is back, `/health` is 200 again, the gauge 1,
+/// and the file is published.
 #[test]
 fn health_reports_a_cluster_outage_while_idle_and_busy() {
     let Some(urls) = nats_urls() else { return };
@@ -1080,10 +1080,6 @@ fn health_reports_a_cluster_outage_while_idle_and_busy() {
     );
     eprintln!("reasons during the outage: {reasons:?}");
     assert_eq!(metric(port, "wirewatch_nats_connected"), Some(0.0));
-    common::wait_for(Duration::from_secs(30), || {
-        publish_errors(port) > 0.0
-            && metric(port, "wirewatch_nats_publish_retries_total").is_some_and(|n| n > 0.0)
-    });
 
     cluster_script(&["start"]);
     restart.0 = false;
@@ -1096,4 +1092,58 @@ fn health_reports_a_cluster_outage_while_idle_and_busy() {
     assert_eq!(metric(port, "wirewatch_nats_connected"), Some(1.0));
     assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
     cleanup(&urls, &stream, Some(&bucket));
+}
+
+/// The cluster goes away under a daemon with local dedupe (so the file dropped
+/// meanwhile goes straight to the sink): its publish times out, and
+/// `wirewatch_nats_publish_errors_total{kind="timeout"}` and
+/// `wirewatch_nats_publish_retries_total` count it while the connection gauge
+/// reads 0; once the cluster is back the file is published and timed.
+#[test]
+fn nats_metrics_count_failed_publishes_and_retries() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_METRICS");
+    let port = common::free_port();
+    let mut d = nats_daemon(
+        &urls,
+        &stream,
+        None,
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[watch]\nsettle_ms = 50\n"),
+    );
+    d.start();
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    common::wait_for(Duration::from_secs(30), || {
+        metric(port, "wirewatch_nats_publish_seconds_count") == Some(1.0)
+    });
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(1.0));
+    assert_eq!(publish_errors(port), 0.0);
+    assert_eq!(
+        metric(port, "wirewatch_nats_publish_retries_total"),
+        Some(0.0)
+    );
+
+    let mut restart = Restart(true);
+    cluster_script(&["stop"]);
+    let manifest = common::manifest();
+    let first = manifest.iter().find(|e| e.role == "first").unwrap();
+    d.drop_fixture(first, "during.txt");
+    let timeouts = "wirewatch_nats_publish_errors_total{kind=\"timeout\"}";
+    common::wait_for(Duration::from_secs(60), || {
+        metric(port, timeouts).is_some_and(|n| n > 0.0)
+            && metric(port, "wirewatch_nats_publish_retries_total").is_some_and(|n| n > 0.0)
+    });
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(0.0));
+
+    cluster_script(&["start"]);
+    restart.0 = false;
+    common::wait_for(Duration::from_secs(90), || {
+        read_stream(&urls, &stream).len() == 2
+    });
+    common::wait_for(Duration::from_secs(20), || {
+        metric(port, "wirewatch_nats_publish_seconds_count") == Some(2.0)
+            && metric(port, "wirewatch_nats_connected") == Some(1.0)
+    });
+    assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
+    cleanup(&urls, &stream, None);
 }
