@@ -18,7 +18,12 @@ use crate::pipeline;
 /// Watch a folder of news article files and append one enriched JSON record per
 /// article version.
 #[derive(Debug, Parser)]
-#[command(name = "wirewatch", version, about, propagate_version = true)]
+#[command(
+    name = "wirewatch",
+    version = crate::metrics::VERSION_LINE,
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -35,9 +35,12 @@
 //!   (`sink/file.rs`).
 //! * [`dedupe`] judges each version (emit, duplicate, stale) and keeps the state: the
 //!   policy (`dedupe/mod.rs`), the redb store (`store.rs`, `open.rs`), its errors.
+//! * `metrics` holds the counters, gauges and histograms and their exposition
+//!   (`metrics/expo.rs`: the text format 0.0.4 or OpenMetrics, `process.rs`: the
+//!   `process_*` metrics, `nats.rs`: the NATS sink's); `build.rs` records the git
+//!   commit for `wirewatch_build_info` and `--version`.
 //! * [`nats`] is the scale-out: the JetStream sink, the cluster-wide ledger, reading
 //!   the stream back.
-//! * `metrics` holds the counters and histograms.
 //! * `watch` finds the files that are ready (`watch/scan.rs`: the folder's state,
 //!   `paths.rs`: which paths are candidates).
 //! * [`pipeline`] wires the stages with bounded channels: the reader on the blocking

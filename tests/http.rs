@@ -302,3 +302,37 @@ fn queue_depth_shows_the_files_that_wait() {
     });
     assert_eq!(d.stop(), 0);
 }
+
+/// Files written in place wait for the settle time (here 5 s) in the watcher: they
+/// show in `wirewatch_queue_depth{stage="settle"}` while they wait, and the depth
+/// returns to 0 once they are processed.
+#[test]
+fn queue_depth_shows_the_files_that_settle() {
+    const FILES: usize = 200;
+    let (mut d, port) = start("[watch]\nsettle_ms = 5000\n");
+    let settle = || {
+        metric(
+            &get(port, "/metrics"),
+            "wirewatch_queue_depth",
+            "{stage=\"settle\"}",
+        )
+    };
+    assert_eq!(settle(), 0.0);
+    for n in 0..FILES {
+        std::fs::write(d.path(&format!("inbox/w{n}.txt")), story(n, "Ottawa", 300)).unwrap();
+    }
+    common::wait_for(Duration::from_secs(10), || settle() == FILES as f64);
+    common::wait_for(Duration::from_secs(60), || d.records().len() == FILES);
+    common::wait_for(Duration::from_secs(20), || {
+        ["scan", "settle", "watch", "read", "commit"]
+            .iter()
+            .all(|s| {
+                metric(
+                    &get(port, "/metrics"),
+                    "wirewatch_queue_depth",
+                    &format!("{{stage=\"{s}\"}}"),
+                ) == 0.0
+            })
+    });
+    assert_eq!(d.stop(), 0);
+}

@@ -900,6 +900,27 @@ fn health(port: u16) -> (u16, Vec<String>) {
     (code, reasons)
 }
 
+/// The value of the sample `series` (name and labels) in a daemon's `/metrics`.
+fn metric(port: u16, series: &str) -> Option<f64> {
+    common::http_get(port, "/metrics").1.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The sum of every `wirewatch_nats_publish_errors_total` series.
+fn publish_errors(port: u16) -> f64 {
+    common::http_get(port, "/metrics")
+        .1
+        .lines()
+        .filter(|l| l.starts_with("wirewatch_nats_publish_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Polls `/health` until `cond` holds on (status, reasons); panics with the last
 /// answer and the log tail after `limit`.
 fn wait_health(
@@ -950,6 +971,17 @@ fn health_says_it_is_connecting_to_nats_while_the_cluster_is_unreachable() {
         c == 503 && r.first() == Some(&starting) && r.iter().any(|x| x.contains("failed:"))
     });
     eprintln!("reasons while unreachable: {reasons:?}");
+    // The NATS sink's metrics are there, at 0, before anything was published.
+    for series in [
+        "wirewatch_nats_connected",
+        "wirewatch_nats_publish_retries_total",
+        "wirewatch_nats_duplicates_total",
+        "wirewatch_nats_publish_seconds_count",
+        "wirewatch_nats_publish_errors_total{kind=\"timeout\"}",
+        "wirewatch_nats_publish_errors_total{kind=\"gave_up\"}",
+    ] {
+        assert_eq!(metric(port, series), Some(0.0), "{series}");
+    }
     assert!(
         !reasons.iter().any(|r| r.contains("recovering the state")),
         "{reasons:?}"
@@ -990,9 +1022,10 @@ impl Drop for Restart {
 }
 
 /// The whole cluster goes away under a running daemon (cluster-wide dedupe, HTTP
-/// on): while it is idle, `/health` turns 503 with the lost connection; a file
-/// dropped meanwhile adds the failed request, with its reason; once the cluster is
-/// back, `/health` is 200 again and the file is published.
+/// on): while it is idle, `/health` turns 503 with the lost connection and
+/// `wirewatch_nats_connected` 0; a file dropped meanwhile adds the failed request,
+/// with its reason; once the cluster is back, `/health` is 200 again, the gauge 1,
+/// and the file is published.
 #[test]
 fn health_reports_a_cluster_outage_while_idle_and_busy() {
     let Some(urls) = nats_urls() else { return };
@@ -1012,6 +1045,9 @@ fn health_reports_a_cluster_outage_while_idle_and_busy() {
         read_stream(&urls, &stream).len() == 1
     });
     wait_health(&d, port, Duration::from_secs(30), "before", |c, _| c == 200);
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(1.0));
+    assert!(metric(port, "wirewatch_nats_publish_seconds_count").is_some_and(|n| n >= 1.0));
+    assert_eq!(publish_errors(port), 0.0);
 
     let mut restart = Restart(true);
     cluster_script(&["stop"]);
@@ -1043,6 +1079,7 @@ fn health_reports_a_cluster_outage_while_idle_and_busy() {
         },
     );
     eprintln!("reasons during the outage: {reasons:?}");
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(0.0));
 
     cluster_script(&["start"]);
     restart.0 = false;
@@ -1052,6 +1089,61 @@ fn health_reports_a_cluster_outage_while_idle_and_busy() {
     common::wait_for(Duration::from_secs(60), || {
         read_stream(&urls, &stream).len() == 2
     });
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(1.0));
     assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
     cleanup(&urls, &stream, Some(&bucket));
+}
+
+/// The cluster goes away under a daemon with local dedupe (so the file dropped
+/// meanwhile goes straight to the sink): its publish times out, and
+/// `wirewatch_nats_publish_errors_total{kind="timeout"}` and
+/// `wirewatch_nats_publish_retries_total` count it while the connection gauge
+/// reads 0; once the cluster is back the file is published and timed.
+#[test]
+fn nats_metrics_count_failed_publishes_and_retries() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_METRICS");
+    let port = common::free_port();
+    let mut d = nats_daemon(
+        &urls,
+        &stream,
+        None,
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[watch]\nsettle_ms = 50\n"),
+    );
+    d.start();
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    common::wait_for(Duration::from_secs(30), || {
+        metric(port, "wirewatch_nats_publish_seconds_count") == Some(1.0)
+    });
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(1.0));
+    assert_eq!(publish_errors(port), 0.0);
+    assert_eq!(
+        metric(port, "wirewatch_nats_publish_retries_total"),
+        Some(0.0)
+    );
+
+    let mut restart = Restart(true);
+    cluster_script(&["stop"]);
+    let manifest = common::manifest();
+    let first = manifest.iter().find(|e| e.role == "first").unwrap();
+    d.drop_fixture(first, "during.txt");
+    let timeouts = "wirewatch_nats_publish_errors_total{kind=\"timeout\"}";
+    common::wait_for(Duration::from_secs(60), || {
+        metric(port, timeouts).is_some_and(|n| n > 0.0)
+            && metric(port, "wirewatch_nats_publish_retries_total").is_some_and(|n| n > 0.0)
+    });
+    assert_eq!(metric(port, "wirewatch_nats_connected"), Some(0.0));
+
+    cluster_script(&["start"]);
+    restart.0 = false;
+    common::wait_for(Duration::from_secs(90), || {
+        read_stream(&urls, &stream).len() == 2
+    });
+    common::wait_for(Duration::from_secs(20), || {
+        metric(port, "wirewatch_nats_publish_seconds_count") == Some(2.0)
+            && metric(port, "wirewatch_nats_connected") == Some(1.0)
+    });
+    assert_eq!(d.stop(), 0, "{}", tail(&d.log()));
+    cleanup(&urls, &stream, None);
 }

@@ -1,5 +1,6 @@
 //! The HTTP listener (off unless `[http] listen` is set): `GET /metrics`
-//! (Prometheus), `GET /health`, and `GET /events`, the live stream of emitted
+//! (Prometheus text format 0.0.4, or OpenMetrics when `Accept` asks for it),
+//! `GET /health`, and `GET /events`, the live stream of emitted
 //! records as NDJSON (or server-sent events with `Accept: text/event-stream`).
 //!
 //! `/events` takes optional filters, all of which must match: `person`, `place`,
@@ -86,14 +87,16 @@ pub async fn serve(
         .await
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
-    st.shared.metrics.sample_depths();
-    let body = crate::metrics::Metrics::encode(&st.registry);
+/// `GET /metrics`: the text format 0.0.4, or OpenMetrics when `Accept` prefers it.
+async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    let body = crate::metrics::encode(&st.registry, format);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
         body,
     )
         .into_response()

@@ -12,11 +12,15 @@
 //!   it.
 //! * while the daemon starts, `starting` reads "connecting to NATS at URLS" until
 //!   the stream (and the bucket) are ready.
+//!
+//! A daemon's reporter also carries the NATS sink's metrics: the connection events
+//! set `wirewatch_nats_connected`, and the sink counts through it.
 
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
 use crate::health::Health;
+use crate::metrics::NatsMetrics;
 
 use crate::config::nats::NatsConfig;
 
@@ -26,6 +30,7 @@ use crate::config::nats::NatsConfig;
 pub struct Reporter {
     health: Option<Arc<Health>>,
     urls: String,
+    metrics: Option<NatsMetrics>,
 }
 
 fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
@@ -40,6 +45,25 @@ impl Reporter {
         Reporter {
             health: Some(health),
             urls: cfg.urls.join(","),
+            metrics: None,
+        }
+    }
+
+    /// Also sets and counts `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Option<NatsMetrics>) -> Reporter {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The NATS sink's metrics, when the daemon exposes them.
+    pub(crate) fn metrics(&self) -> Option<&NatsMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Sets the connection gauge.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        if let Some(m) = &self.metrics {
+            m.connected.set(i64::from(connected));
         }
     }
 
@@ -71,6 +95,13 @@ impl Reporter {
 
     /// Follows a client event (see the module docs).
     pub fn event(&self, event: &async_nats::Event) {
+        match event {
+            async_nats::Event::Connected => self.set_connected(true),
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                self.set_connected(false)
+            }
+            _ => {}
+        }
         let Some(h) = &self.health else {
             return;
         };
@@ -141,6 +172,14 @@ mod tests {
         );
         r.event(&async_nats::Event::Connected);
         assert!(health.check(0.0, 0.0, 30.0).is_ok());
+        // The connection gauge follows the same events.
+        let r = r.with_metrics(Some(NatsMetrics::default()));
+        let connected = || r.metrics().map(|m| m.connected.get());
+        assert_eq!(connected(), Some(0));
+        r.event(&async_nats::Event::Connected);
+        assert_eq!(connected(), Some(1));
+        r.event(&async_nats::Event::Disconnected);
+        assert_eq!(connected(), Some(0));
         // Without a Health, nothing happens.
         Reporter::default().failed("x", "y");
     }

@@ -335,8 +335,17 @@ pub async fn open(
     cfg: &Config,
     health: Arc<Health>,
 ) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
+    open_measured(cfg, health, None).await
+}
+
+/// [`open`], setting and counting the NATS sink's `metrics`.
+pub(crate) async fn open_measured(
+    cfg: &Config,
+    health: Arc<Health>,
+    metrics: Option<crate::metrics::NatsMetrics>,
+) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
     let n = &cfg.nats;
-    let reporter = Reporter::new(health, n);
+    let reporter = Reporter::new(health, n).with_metrics(metrics);
     reporter.starting(Some(format!("connecting to NATS at {}", reporter.urls())));
     let client = connect_reporting(n, "daemon", reporter.clone()).await?;
     let js = context(client, n);
@@ -344,6 +353,9 @@ pub async fn open(
         ensure_stream(&js, n)
     })
     .await?;
+    // The stream answered: connected (the client's events keep the gauge from now).
+    reporter
+        .set_connected(js.client().connection_state() == async_nats::connection::State::Connected);
     let max_payload = js.client().server_info().max_payload;
     if max_payload > 0 && (max_payload as u64) < cfg.parse.max_bytes {
         tracing::warn!(

@@ -25,6 +25,10 @@
 //!   stored on the subject between the fence and the message (a leader change can
 //!   commit a message past its fence) and deletes the message if so.
 //!
+//! With a daemon's metrics (`wirewatch_nats_*`), each publish failure is counted by
+//! kind, each message sent again as a retry, each acknowledgement that says
+//! `duplicate` as a duplicate, and each acknowledged batch's time in a histogram.
+//!
 //! Test-only fault hook, in builds with the `fault-injection` feature only: with
 //! `WIREWATCH_FAULT=kill_after_publish` in the environment when the sink is built, the process aborts right after the first
 //! batch is acknowledged, before the ledger marks and before the local commit.
@@ -40,6 +44,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::runtime::Handle;
 
+use crate::metrics::NatsErrorKind;
 use crate::record::Stamp;
 use crate::sink::Committed;
 use crate::sink::{Sink, SinkError};
@@ -138,6 +143,13 @@ impl JetStreamSink {
     pub fn with_reporter(mut self, reporter: Reporter) -> JetStreamSink {
         self.reporter = reporter;
         self
+    }
+
+    /// Counts a failed publish of `kind`.
+    fn count_error(&self, kind: NatsErrorKind) {
+        if let Some(m) = self.reporter.metrics() {
+            m.error(kind);
+        }
     }
 
     fn position(&self) -> Committed {
@@ -280,6 +292,7 @@ impl JetStreamSink {
                     {
                         Ok(ack) => acks.push((i, ack)),
                         Err(e) => {
+                            self.count_error(error_kind(e.kind()));
                             last_error = e.to_string();
                             failed.push(i);
                         }
@@ -297,6 +310,7 @@ impl JetStreamSink {
                             fates[i] = Fate::Stored(ack.sequence, ack.duplicate)
                         }
                         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                            self.count_error(NatsErrorKind::WrongLastSequence);
                             let fence = outs[i].fence;
                             let resolved = self.resolve(&mut outs[i]).await;
                             tracing::debug!(msg_id = %outs[i].msg_id, ?fence, ?resolved, new_fence = ?outs[i].fence, "fence refused");
@@ -305,12 +319,14 @@ impl JetStreamSink {
                                 // New fence: send again at once.
                                 Ok(None) => failed.push(i),
                                 Err(e) => {
+                                    self.count_error(NatsErrorKind::Other);
                                     last_error = e;
                                     failed.push(i);
                                 }
                             }
                         }
                         Err(e) => {
+                            self.count_error(error_kind(e.kind()));
                             last_error = e.to_string();
                             failed.push(i);
                         }
@@ -337,6 +353,7 @@ impl JetStreamSink {
                             Err(e) => {
                                 // Not known to be in order yet: send again (the stream
                                 // answers "duplicate") and check again.
+                                self.count_error(NatsErrorKind::Other);
                                 last_error = e;
                                 fates[i] = Fate::Pending;
                                 failed.push(i);
@@ -355,12 +372,16 @@ impl JetStreamSink {
                 if pending.is_empty() {
                     break;
                 }
+                if let Some(m) = self.reporter.metrics() {
+                    m.retries.inc_by(pending.len() as u64);
+                }
                 if transient {
                     self.reporter.failed(
                         &format!("publishing {} records to {}", pending.len(), self.target),
                         &last_error,
                     );
                     if start.elapsed() > self.give_up {
+                        self.count_error(NatsErrorKind::GaveUp);
                         return Err(error(
                             &self.target,
                             format!(
@@ -391,8 +412,12 @@ impl Sink for JetStreamSink {
         }
         let mut outs = self.messages(lines)?;
         let handle = self.handle.clone();
+        let started = Instant::now();
         let fates = handle.block_on(self.publish_all(&mut outs))?;
         self.reporter.succeeded();
+        if let Some(m) = self.reporter.metrics() {
+            m.publish_seconds.observe(started.elapsed().as_secs_f64());
+        }
         let mut done = Vec::with_capacity(outs.len());
         let (mut dups, mut overtaken) = (0, 0);
         for (o, f) in outs.iter().zip(&fates) {
@@ -414,6 +439,9 @@ impl Sink for JetStreamSink {
                 }
                 Fate::Pending => {}
             }
+        }
+        if let Some(m) = self.reporter.metrics() {
+            m.duplicates.inc_by(dups);
         }
         tracing::debug!(
             records = outs.len(),
@@ -437,6 +465,18 @@ impl Sink for JetStreamSink {
         // files and re-published; the stream's duplicate window (and, with the
         // ledger, the subject fence) keeps one copy.
         Ok(Vec::new())
+    }
+}
+
+/// The metrics' kind of a publish error.
+fn error_kind(kind: PublishErrorKind) -> NatsErrorKind {
+    match kind {
+        PublishErrorKind::TimedOut => NatsErrorKind::Timeout,
+        PublishErrorKind::BrokenPipe => NatsErrorKind::BrokenPipe,
+        PublishErrorKind::StreamNotFound => NatsErrorKind::StreamNotFound,
+        PublishErrorKind::WrongLastSequence => NatsErrorKind::WrongLastSequence,
+        PublishErrorKind::MaxAckPending => NatsErrorKind::MaxAckPending,
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::Other => NatsErrorKind::Other,
     }
 }
 

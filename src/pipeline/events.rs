@@ -27,7 +27,7 @@ impl Shared {
     pub fn new(cfg: &Config) -> (Shared, watch::Sender<Arc<Config>>) {
         let (tx, rx) = watch::channel(Arc::new(cfg.clone()));
         let shared = Shared {
-            metrics: Metrics::shared(),
+            metrics: Metrics::shared_for(cfg.sink.kind == crate::nats::SinkKind::Nats),
             health: Arc::new(Health::default()),
             events: tokio::sync::broadcast::channel(1024).0,
             reload: rx,

@@ -187,7 +187,7 @@ pub async fn run(
         // was taken yet, so nothing is left undone).
         let mut graceful = stop.graceful.clone();
         let (sink, l) = tokio::select! {
-            opened = crate::nats::open(cfg, shared.health.clone()) => opened?,
+            opened = crate::nats::open_measured(cfg, shared.health.clone(), metrics.nats.clone()) => opened?,
             _ = graceful.wait_for(|s| *s) => {
                 tracing::info!("stopped while connecting to NATS");
                 return Ok(());
@@ -224,10 +224,8 @@ pub async fn run(
     let (cand_tx, mut cand_rx) = mpsc::channel::<Candidate>(cap);
     let (job_tx, mut job_rx) = mpsc::channel::<oneshot::Receiver<Vec<Outcome>>>(workers * 2);
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<Outcome>>(cap.div_ceil(pool::CHUNK).max(2));
-    metrics.probe_channel("watch", &cand_tx);
-    metrics.probe_channel("read", &job_tx);
-    metrics.probe_channel("commit", &out_tx);
-    let (readers, queue) = ReaderPool::start(workers).map_err(PipelineError::Readers)?;
+    let (readers, queue) =
+        ReaderPool::start(workers, metrics.depths.clone()).map_err(PipelineError::Readers)?;
 
     let health = shared.health.clone();
     health
@@ -363,6 +361,7 @@ pub async fn run(
         let Some(mut c) = committer.take() else {
             break;
         };
+        let taken = crate::metrics::count(batch.len());
         let stop = stop.clone();
         let refresh = last_state_refresh.elapsed() > Duration::from_secs(5);
         if refresh {
@@ -379,6 +378,7 @@ pub async fn run(
         health
             .backlog
             .store(out_rx.len(), std::sync::atomic::Ordering::Relaxed);
+        metrics.depths.commit.dec_by(taken);
         match joined {
             Ok((c, r)) => {
                 committer = Some(c);

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::reader::{examine, ReaderContext};
 use super::Outcome;
+use crate::metrics::{count, Depths};
 use crate::watch::Candidate;
 
 /// The most candidates in one job. Large enough that hand-offs cost little next to
@@ -48,18 +49,23 @@ pub struct ReaderPool {
 
 impl ReaderPool {
     /// Starts `workers` reader threads (at least one) and returns them with the job
-    /// queue's sending end.
-    pub fn start(workers: usize) -> std::io::Result<(ReaderPool, crossbeam_channel::Sender<Job>)> {
+    /// queue's sending end. The threads move each job's files from the `watch` depth
+    /// to `read` when they start on it, and to `commit` when they are done.
+    pub fn start(
+        workers: usize,
+        depths: Depths,
+    ) -> std::io::Result<(ReaderPool, crossbeam_channel::Sender<Job>)> {
         let workers = workers.max(1);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let rx = rx.clone();
+            let depths = depths.clone();
             let t = std::thread::Builder::new()
                 .name(format!("wirewatch-reader-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        run_job(job);
+                        run_job(job, &depths);
                     }
                 })?;
             threads.push(t);
@@ -78,13 +84,16 @@ impl ReaderPool {
 /// Examines every file of a job and replies with the outcomes. A file whose
 /// examination panics is logged and left out (it was not committed, so the next
 /// start reads it again); the thread goes on with the rest.
-fn run_job(job: Job) {
+fn run_job(job: Job, depths: &Depths) {
     let Job {
         files,
         ctx,
         reply,
         slot,
     } = job;
+    let n = count(files.len());
+    depths.watch.dec_by(n);
+    depths.read.inc_by(n);
     let mut out = Vec::with_capacity(files.len());
     for c in &files {
         let examined = std::panic::catch_unwind(AssertUnwindSafe(|| examine(&c.path, &ctx)));
@@ -100,6 +109,8 @@ fn run_job(job: Job) {
             }
         }
     }
+    depths.read.dec_by(n);
+    depths.commit.inc_by(count(out.len()));
     // The orderer is gone only when the pipeline is stopping.
     let _ = reply.send(out);
     drop(slot);
@@ -111,7 +122,7 @@ mod tests {
 
     #[test]
     fn threads_end_when_the_queue_closes() {
-        let (pool, tx) = ReaderPool::start(3).unwrap();
+        let (pool, tx) = ReaderPool::start(3, Depths::default()).unwrap();
         assert_eq!(pool.threads.len(), 3);
         drop(tx);
         pool.join();

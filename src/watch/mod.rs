@@ -142,9 +142,12 @@ pub async fn run(
             return Ok(());
         }
         st.mark_scanned();
+        st.count_pending();
         while !st.pending.is_empty() {
             tokio::time::sleep(st.opts.settle / 4 + Duration::from_millis(1)).await;
-            if !st.flush_settled().await || *stop.borrow() {
+            let flushed = st.flush_settled().await;
+            st.count_pending();
+            if !flushed || *stop.borrow() {
                 return Ok(());
             }
         }
@@ -183,6 +186,7 @@ pub async fn run(
                 return Ok(());
             }
             st.mark_scanned();
+            st.count_pending();
             let tick =
                 (st.opts.settle / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
             let mut ticker = tokio::time::interval(tick);
@@ -229,6 +233,7 @@ pub async fn run(
                         }
                     }
                 }
+                st.count_pending();
             }
             drop(watcher);
             Ok(())

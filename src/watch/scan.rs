@@ -167,10 +167,24 @@ impl State {
             noticed: Instant::now(),
         };
         let mut stop = self.stop.clone();
-        tokio::select! {
+        // Counted before it is sent: the reader that takes it may start at once.
+        self.metrics.depths.watch.inc();
+        let sent = tokio::select! {
             sent = self.tx.send(candidate) => sent.is_ok(),
             _ = stop.wait_for(|s| *s) => false,
+        };
+        if !sent {
+            self.metrics.depths.watch.dec();
         }
+        sent
+    }
+
+    /// Sets the `settle` depth to the files waiting to settle.
+    pub(super) fn count_pending(&self) {
+        self.metrics
+            .depths
+            .settle
+            .set(crate::metrics::count(self.pending.len()));
     }
 
     /// Looks at one directory entry the walk found (None: skipped; a folder to
@@ -276,6 +290,15 @@ impl State {
             if found.is_empty() {
                 return true;
             }
+            // The settled files of this batch wait here until each is sent.
+            let ready = found
+                .iter()
+                .filter(|f| matches!(f, Found::Ready(..)))
+                .count();
+            self.metrics
+                .depths
+                .scan
+                .inc_by(crate::metrics::count(ready));
             for f in found {
                 match f {
                     Found::Known => {
@@ -284,6 +307,7 @@ impl State {
                     }
                     Found::Ready(p, _) => {
                         self.pending.remove(&p);
+                        self.metrics.depths.scan.dec();
                         if !self.send(p).await {
                             return false;
                         }

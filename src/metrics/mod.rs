@@ -1,13 +1,18 @@
-//! Counters, gauges and histograms every stage reports, and their Prometheus
-//! exposition (`GET /metrics`).
+//! Counters, gauges and histograms every stage reports, and their exposition
+//! (`GET /metrics`): the `wirewatch_*` metrics, `wirewatch_build_info`, the NATS
+//! sink's (`nats.rs`), the process's (`process.rs`, read from `/proc/self` at each
+//! scrape) and the two text formats (`expo.rs`).
 //!
 //! The values are `prometheus-client` metrics: atomics, cheap on the hot path, shared
 //! by cloning. The `run --once` summary line, the periodic log line and the HTTP
-//! endpoint all read the same values. The queue depths are read from the channels
-//! themselves when `/metrics` is scraped ([`Metrics::probe_channel`],
-//! [`Metrics::sample_depths`]).
+//! endpoint all read the same values. Every series exists from the start: each reject
+//! kind and each queue stage at 0 ([`Depths`]).
 
-use std::sync::{Arc, Mutex};
+mod expo;
+mod nats;
+mod process;
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +22,21 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::error::RejectKind;
+
+pub use expo::{encode, Format};
+pub use nats::{NatsErrorKind, NatsMetrics};
+
+/// The git commit this binary was built from (12 hex digits), or `unknown`
+/// (`build.rs`).
+pub const COMMIT: &str = env!("WIREWATCH_COMMIT");
+
+/// What `wirewatch --version` prints after the program name.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WIREWATCH_COMMIT"),
+    ")"
+);
 
 /// Label set of `wirewatch_rejected_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,28 +48,58 @@ pub struct KindLabel {
 /// Label set of `wirewatch_queue_depth`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
-    /// `watch` (files the watcher handed over, waiting for a reader), `read` (files
-    /// handed to the readers whose outcome the orderer has not taken yet), `commit`
-    /// (outcomes waiting for the committer).
+    /// One of [`Depths::STAGES`].
     pub stage: String,
 }
 
-/// Reads how many items wait in one stage's queue.
-type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
+/// Label set of `wirewatch_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+}
 
-/// The probes behind `wirewatch_queue_depth`, by stage.
-#[derive(Clone, Default)]
-struct Probes(Arc<Mutex<Vec<(String, DepthProbe)>>>);
+/// The files waiting in each stage, counted where they are handed on (each gauge
+/// is one series of `wirewatch_queue_depth`).
+#[derive(Debug, Clone, Default)]
+pub struct Depths {
+    /// Settled files the current scan found and has not handed over yet.
+    pub scan: Gauge,
+    /// Files written in place, waiting to be quiet for the settle time.
+    pub settle: Gauge,
+    /// Files handed over by the watcher that no reader has started on.
+    pub watch: Gauge,
+    /// Files a reader has started on and not finished.
+    pub read: Gauge,
+    /// Files read, waiting to be committed or being committed.
+    pub commit: Gauge,
+}
 
-impl std::fmt::Debug for Probes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let stages: Vec<String> = self
-            .0
-            .lock()
-            .map(|p| p.iter().map(|(s, _)| s.clone()).collect())
-            .unwrap_or_default();
-        f.debug_tuple("Probes").field(&stages).finish()
+impl Depths {
+    /// The `stage` label values, in pipeline order.
+    pub const STAGES: [&'static str; 5] = ["scan", "settle", "watch", "read", "commit"];
+
+    fn of_family(family: &Family<StageLabel, Gauge>) -> Depths {
+        let get = |stage: &str| {
+            family
+                .get_or_create(&StageLabel {
+                    stage: stage.to_owned(),
+                })
+                .clone()
+        };
+        Depths {
+            scan: get("scan"),
+            settle: get("settle"),
+            watch: get("watch"),
+            read: get("read"),
+            commit: get("commit"),
+        }
     }
+}
+
+/// `n` as a gauge value.
+pub fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// All metrics of one daemon.
@@ -67,7 +117,7 @@ pub struct Metrics {
     pub stale: Counter,
     /// Files already processed with the same content (skipped).
     pub unchanged: Counter,
-    /// Files rejected, by kind.
+    /// Files rejected, by kind (every kind present from the start).
     pub rejected: Family<KindLabel, Counter>,
     /// Full rescans of the watched folder (overflow, folder recreated).
     pub rescans: Counter,
@@ -77,9 +127,10 @@ pub struct Metrics {
     pub commits: Counter,
     /// Unix time (seconds) of the last commit; 0 before the first.
     pub last_commit: Gauge<f64, std::sync::atomic::AtomicU64>,
-    /// Items waiting in each stage's queue (set by [`Metrics::sample_depths`]).
-    pub queue_depth: Family<StageLabel, Gauge>,
-    depth_probes: Probes,
+    /// Files waiting in each stage: the series of [`Metrics::depths`].
+    queue_depth: Family<StageLabel, Gauge>,
+    /// Files waiting in each stage, by stage.
+    pub depths: Depths,
     /// Seconds from the watcher noticing a file to its record being durable.
     pub latency: Histogram,
     /// Articles in the dedupe state.
@@ -92,10 +143,20 @@ pub struct Metrics {
     pub events_subscribers: Gauge,
     /// `/events` clients disconnected because they fell behind.
     pub events_lagged: Counter,
+    /// The NATS sink's metrics, when the sink is NATS (exposed only then).
+    pub nats: Option<NatsMetrics>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let rejected = Family::<KindLabel, Counter>::default();
+        for k in RejectKind::ALL {
+            drop(rejected.get_or_create(&KindLabel {
+                kind: k.as_str().to_owned(),
+            }));
+        }
+        let queue_depth = Family::default();
+        let depths = Depths::of_family(&queue_depth);
         Metrics {
             files_seen: Counter::default(),
             emitted: Counter::default(),
@@ -103,13 +164,13 @@ impl Default for Metrics {
             duplicates: Counter::default(),
             stale: Counter::default(),
             unchanged: Counter::default(),
-            rejected: Family::default(),
+            rejected,
             rescans: Counter::default(),
             output_bytes: Counter::default(),
             commits: Counter::default(),
             last_commit: Gauge::default(),
-            queue_depth: Family::default(),
-            depth_probes: Probes::default(),
+            queue_depth,
+            depths,
             // 0.5 ms … ~16 s
             latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             state_articles: Gauge::default(),
@@ -117,6 +178,7 @@ impl Default for Metrics {
             state_bytes: Gauge::default(),
             events_subscribers: Gauge::default(),
             events_lagged: Counter::default(),
+            nats: None,
         }
     }
 }
@@ -125,6 +187,15 @@ impl Metrics {
     /// A new set, shared.
     pub fn shared() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// A new set for a daemon whose sink is NATS (`nats`: with the NATS sink's
+    /// metrics), shared.
+    pub fn shared_for(nats: bool) -> Arc<Metrics> {
+        Arc::new(Metrics {
+            nats: nats.then(NatsMetrics::default),
+            ..Metrics::default()
+        })
     }
 
     /// Counts a rejection.
@@ -150,40 +221,6 @@ impl Metrics {
             .sum()
     }
 
-    /// Sets a stage's queue depth.
-    pub fn set_depth(&self, stage: &str, depth: usize) {
-        self.queue_depth
-            .get_or_create(&StageLabel {
-                stage: stage.to_owned(),
-            })
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
-    }
-
-    /// Reports `stage`'s depth as the number of items waiting in the channel `tx`
-    /// sends to, read at each [`Metrics::sample_depths`] (0 once every sender is
-    /// gone). Holds only a weak sender: the channel still closes when its senders
-    /// are dropped. Replaces an earlier probe of the same stage.
-    pub fn probe_channel<T: Send + 'static>(&self, stage: &str, tx: &tokio::sync::mpsc::Sender<T>) {
-        let weak = tx.downgrade();
-        let probe: DepthProbe = Box::new(move || {
-            weak.upgrade()
-                .map_or(0, |tx| tx.max_capacity() - tx.capacity())
-        });
-        if let Ok(mut probes) = self.depth_probes.0.lock() {
-            probes.retain(|(s, _)| s != stage);
-            probes.push((stage.to_owned(), probe));
-        }
-    }
-
-    /// Sets every probed stage's `queue_depth` from its channel, now.
-    pub fn sample_depths(&self) {
-        if let Ok(probes) = self.depth_probes.0.lock() {
-            for (stage, probe) in probes.iter() {
-                self.set_depth(stage, probe());
-            }
-        }
-    }
-
     /// The one-line summary printed by `run --once`.
     pub fn summary(&self) -> String {
         format!(
@@ -198,9 +235,24 @@ impl Metrics {
         )
     }
 
-    /// A registry exposing every metric under the `wirewatch_` prefix.
+    /// A registry exposing every metric: the daemon's under the `wirewatch_`
+    /// prefix, the process's (`process_*`) without it.
     pub fn registry(&self) -> Registry {
-        let mut r = Registry::with_prefix("wirewatch");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let r = root.sub_registry_with_prefix("wirewatch");
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                commit: COMMIT.to_owned(),
+            })
+            .set(1);
+        r.register(
+            "build_info",
+            "The version and git commit of this binary (always 1)",
+            build,
+        );
         r.register(
             "files_seen",
             "Files handed from the watcher to the readers",
@@ -254,7 +306,7 @@ impl Metrics {
         );
         r.register(
             "queue_depth",
-            "Items waiting in each stage's queue",
+            "Files waiting in each stage: scan, settle, watch, read, commit",
             self.queue_depth.clone(),
         );
         r.register(
@@ -287,15 +339,10 @@ impl Metrics {
             "/events clients disconnected because they fell behind",
             self.events_lagged.clone(),
         );
-        r
-    }
-
-    /// Prometheus text exposition of a registry.
-    pub fn encode(registry: &Registry) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, registry);
-        out
+        if let Some(n) = &self.nats {
+            n.register(r);
+        }
+        root
     }
 }
 
@@ -303,35 +350,46 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    fn depth(m: &Metrics, stage: &str) -> i64 {
-        m.queue_depth
-            .get_or_create(&StageLabel {
-                stage: stage.to_owned(),
-            })
-            .get()
+    #[test]
+    fn every_series_is_there_before_the_first_event() {
+        let body = encode(&Metrics::shared_for(true).registry(), Format::Prometheus);
+        for k in RejectKind::ALL {
+            let line = format!("wirewatch_rejected_total{{kind=\"{}\"}} 0\n", k.as_str());
+            assert!(body.contains(&line), "{line} missing in:\n{body}");
+        }
+        for s in Depths::STAGES {
+            let line = format!("wirewatch_queue_depth{{stage=\"{s}\"}} 0\n");
+            assert!(body.contains(&line), "{line} missing in:\n{body}");
+        }
+        for name in [
+            "wirewatch_nats_connected 0",
+            "wirewatch_nats_publish_retries_total 0",
+            "wirewatch_nats_duplicates_total 0",
+            "wirewatch_nats_publish_seconds_count 0",
+            "wirewatch_nats_publish_errors_total{kind=\"timeout\"} 0",
+        ] {
+            assert!(body.contains(name), "{name} missing in:\n{body}");
+        }
+        let build = format!(
+            "wirewatch_build_info{{version=\"{}\",commit=\"{COMMIT}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(body.contains(&build), "{build} missing in:\n{body}");
+        assert!(body.contains("\nprocess_open_fds "), "{body}");
+        // Without the NATS sink its metrics are absent.
+        let plain = encode(&Metrics::shared().registry(), Format::Prometheus);
+        assert!(!plain.contains("wirewatch_nats_"), "{plain}");
     }
 
     #[test]
-    fn channel_depths_are_read_when_sampled() {
+    fn depths_are_series_of_one_family() {
         let m = Metrics::default();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(8);
-        m.probe_channel("watch", &tx);
-        m.sample_depths();
-        assert_eq!(depth(&m, "watch"), 0);
-        for i in 0..3 {
-            tx.try_send(i).unwrap();
-        }
-        m.sample_depths();
-        assert_eq!(depth(&m, "watch"), 3);
-        rx.try_recv().unwrap();
-        m.sample_depths();
-        assert_eq!(depth(&m, "watch"), 2);
-        // The probe does not keep the channel open.
-        drop(tx);
-        assert_eq!(rx.try_recv(), Ok(1));
-        assert_eq!(rx.try_recv(), Ok(2));
-        assert!(rx.try_recv().is_err());
-        m.sample_depths();
-        assert_eq!(depth(&m, "watch"), 0);
+        m.depths.watch.inc_by(3);
+        m.depths.watch.dec();
+        let body = encode(&m.registry(), Format::OpenMetrics);
+        assert!(
+            body.contains("wirewatch_queue_depth{stage=\"watch\"} 2\n"),
+            "{body}"
+        );
     }
 }
