@@ -406,6 +406,44 @@ fn mutual_tls() {
     assert!(err.contains("nats.tls_cert"), "{err}");
 }
 
+/// A server whose certificate names `nats.wirewatch.test` only, reached at
+/// 127.0.0.1: refused as not valid for the name, accepted with `tls_server_name`.
+#[test]
+fn server_name_override() {
+    let Some(bin) = server_bin() else { return };
+    let pki = Pki::new("wirewatch test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca = write("ca.pem", &pki.ca);
+    let (scert, skey) = pki.issue(&["nats.wirewatch.test"], true);
+    let (scert, skey) = (write("server.pem", &scert), write("server-key.pem", &skey));
+    let s = Server::start(
+        &bin,
+        &format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  timeout: 5\n}}",
+            scert.display(),
+            skey.display()
+        ),
+    );
+    let by_address = daemon(&s.url(), &format!("tls_ca = {:?}\n", ca.display()));
+    assert_refused(
+        &by_address,
+        &["certificate not valid for name", "nats.tls_server_name"],
+    );
+    let renamed = daemon(
+        &s.url(),
+        &format!(
+            "tls_ca = {:?}\ntls_server_name = \"nats.wirewatch.test\"\n",
+            ca.display()
+        ),
+    );
+    assert_delivers(&renamed, &s.url());
+}
+
 #[test]
 fn validate_names_the_bad_key_and_file() {
     let d = daemon(

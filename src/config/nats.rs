@@ -88,6 +88,9 @@ pub struct NatsConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of [`NatsConfig::tls_cert`].
     pub tls_key: Option<PathBuf>,
+    /// The name the servers' certificates are checked against, instead of the host
+    /// in `urls` (servers reached by address or through a proxy); needs `tls_ca`.
+    pub tls_server_name: Option<String>,
     /// Refuse to talk to a server without TLS (implied by the other `tls_*` keys).
     pub tls_required: bool,
     /// Start TLS before the server's greeting (servers with `handshake_first`).
@@ -126,6 +129,7 @@ impl Default for NatsConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            tls_server_name: None,
             tls_required: false,
             tls_first: false,
             rejects_subject: String::new(),
@@ -162,7 +166,11 @@ impl NatsConfig {
 
     /// True when any `tls_*` key asks for TLS.
     pub fn wants_tls(&self) -> bool {
-        self.tls_required || self.tls_first || self.tls_ca.is_some() || self.tls_cert.is_some()
+        self.tls_required
+            || self.tls_first
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_server_name.is_some()
     }
 }
 

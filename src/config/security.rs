@@ -131,6 +131,20 @@ pub fn validate(n: &NatsConfig, origin: &str) -> Result<(), ConfigError> {
             "mutual TLS needs both nats.tls_cert and nats.tls_key".into(),
         ));
     }
+    if let Some(name) = &n.tls_server_name {
+        if async_nats::rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+            return Err(err(
+                "tls_server_name",
+                format!("{name:?} is not a DNS name or IP address"),
+            ));
+        }
+        if n.tls_ca.is_none() {
+            return Err(err(
+                "tls_server_name",
+                "needs nats.tls_ca (the authority that signed the servers' certificates)".into(),
+            ));
+        }
+    }
     for (key, path) in [
         ("password_file", &n.password_file),
         ("token_file", &n.token_file),
@@ -263,6 +277,14 @@ mod tests {
             (
                 "[nats]\nrejects_stream = \"ARTICLES\"\n",
                 "nats.rejects_stream",
+            ),
+            (
+                "[nats]\ntls_server_name = \"a b\"\n",
+                "nats.tls_server_name",
+            ),
+            (
+                "[nats]\ntls_server_name = \"nats.internal\"\n",
+                "nats.tls_server_name",
             ),
         ] {
             let e = error_of(text);

@@ -7,6 +7,8 @@
 
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
+mod renamed;
+
 use super::error;
 use crate::config::nats::NatsConfig;
 use crate::config::security::read_secret;
@@ -56,11 +58,15 @@ pub async fn options(cfg: &NatsConfig) -> Result<ConnectOptions, SinkError> {
         let seed = read_secret(path).map_err(|e| file_error("nkey_seed_file", path, e))?;
         opts = opts.nkey(seed.expose().to_owned());
     }
-    if let Some(ca) = &cfg.tls_ca {
-        opts = opts.add_root_certificates(ca.clone());
-    }
-    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
-        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    if let (Some(name), Some(ca)) = (&cfg.tls_server_name, &cfg.tls_ca) {
+        opts = opts.tls_client_config(renamed::client_config(cfg, ca, name)?);
+    } else {
+        if let Some(ca) = &cfg.tls_ca {
+            opts = opts.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+            opts = opts.add_client_certificate(cert.clone(), key.clone());
+        }
     }
     if cfg.tls_first {
         opts = opts.tls_first();
@@ -72,7 +78,7 @@ pub async fn options(cfg: &NatsConfig) -> Result<ConnectOptions, SinkError> {
 }
 
 /// What to check after a TLS failure.
-const TLS_ADVICE: &str = "check that nats.tls_ca holds the authority that signed the server's certificate, that the host in nats.urls is a name in that certificate, that nats.tls_cert / nats.tls_key are a pair the server trusts, and that the server has TLS enabled";
+const TLS_ADVICE: &str = "check that nats.tls_ca holds the authority that signed the server's certificate, that the host in nats.urls (or nats.tls_server_name) is a name in that certificate, that nats.tls_cert / nats.tls_key are a pair the server trusts, and that the server has TLS enabled";
 
 /// The TLS error (a certificate refused by either side, an alert) behind a failed
 /// connection, found down the source chain: the client reports a failed handshake
