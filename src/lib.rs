@@ -24,7 +24,8 @@
 //!   body language (`lang.rs`); the result is a [`record::Record`], or an
 //!   [`error::Reject`].
 //! * [`config`] loads and validates `config/wirewatch.toml` (`config/nats.rs`: the
-//!   `[sink]`, `[nats]` and `[dedupe]` sections).
+//!   `[sink]`, `[nats]` and `[dedupe]` sections; `security.rs`: the `[nats]` TLS and
+//!   authentication keys).
 //! * [`extract`] fills `people`, `places`, `organizations`, `quotes`, `dates` and
 //!   `keywords` (`extract/entities/` cuts names, `cues.rs`, `teams.rs`, `states.rs`
 //!   tell names by context, `people/`, `orgs.rs`, `places.rs` resolve them,
@@ -34,8 +35,9 @@
 //!   (`sink/file.rs`).
 //! * [`dedupe`] judges each version (emit, duplicate, stale) and keeps the state: the
 //!   policy (`dedupe/mod.rs`), the redb store (`store.rs`, `open.rs`), its errors.
-//! * [`nats`] is the scale-out: the JetStream sink, the cluster-wide ledger, reading
-//!   the stream back.
+//! * [`nats`] is the scale-out: connecting securely (`nats/secure.rs`), the
+//!   JetStream sink, reject lines on the cluster (`rejects.rs`), the cluster-wide
+//!   ledger, reading the stream back.
 //! * `metrics` holds the counters and histograms.
 //! * `watch` finds the files that are ready (`watch/scan.rs`: the folder's state,
 //!   `paths.rs`: which paths are candidates).

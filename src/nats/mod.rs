@@ -8,7 +8,11 @@
 //! * [`ledger::KvLedger`] keeps the dedupe decisions in a replicated key-value
 //!   bucket, keyed by `article_id`, changed only by compare-and-set on the entry's
 //!   revision, so that daemons on several hosts agree on what is new.
-//! * [`tail`] follows the stream (`wirewatch nats-tail`) and reads it back whole.
+//! * [`rejects::RejectsSink`] publishes every reject line to `nats.rejects_subject`
+//!   before it reaches the local rejects file.
+//! * [`secure`] turns the authentication and TLS keys into client options, and
+//!   tells a refused first connection from a cluster not answering yet.
+//! * [`tail`] follows the stream (`wirewatch tail --nats`) and reads it back whole.
 //! * [`health`] tells `/health` about the connection and failed requests.
 //!
 //! The protocol is described in `docs/scaling-out.md`.
