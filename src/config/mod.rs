@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod nats;
+pub mod security;
 mod validate;
 
 pub use validate::check_log_level;

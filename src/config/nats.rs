@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use super::security::Secret;
 use super::Config;
 use crate::error::ConfigError;
 
@@ -68,6 +69,36 @@ pub struct NatsConfig {
     pub urls: Vec<String>,
     /// A `.creds` file (JWT + NKey seed) for clusters with authentication.
     pub credentials: Option<PathBuf>,
+    /// User name of user + password authentication.
+    pub user: Option<String>,
+    /// Password of `user` (or [`NatsConfig::password_file`]).
+    pub password: Option<Secret>,
+    /// A file holding the password of `user` (surrounding whitespace dropped).
+    pub password_file: Option<PathBuf>,
+    /// Token authentication (or [`NatsConfig::token_file`]).
+    pub token: Option<Secret>,
+    /// A file holding the token.
+    pub token_file: Option<PathBuf>,
+    /// A file holding an NKey user seed (`SU…`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities trusted for the servers' certificates
+    /// (instead of the system's roots); setting it requires TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; with [`NatsConfig::tls_key`].
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of [`NatsConfig::tls_cert`].
+    pub tls_key: Option<PathBuf>,
+    /// The name the servers' certificates are checked against, instead of the host
+    /// in `urls` (servers reached by address or through a proxy); needs `tls_ca`.
+    pub tls_server_name: Option<String>,
+    /// Refuse to talk to a server without TLS (implied by the other `tls_*` keys).
+    pub tls_required: bool,
+    /// Start TLS before the server's greeting (servers with `handshake_first`).
+    pub tls_first: bool,
+    /// Subject of the reject lines; empty: `<subject_prefix>-rejects`.
+    pub rejects_subject: String,
+    /// Stream holding [`NatsConfig::rejects_subject`]; empty: `<stream>_REJECTS`.
+    pub rejects_stream: String,
     /// Stream name.
     pub stream: String,
     /// Records go to `<subject_prefix>.<dateline-slug>.<article_id>`.
@@ -89,6 +120,20 @@ impl Default for NatsConfig {
         NatsConfig {
             urls: vec!["nats://127.0.0.1:4222".into()],
             credentials: None,
+            user: None,
+            password: None,
+            password_file: None,
+            token: None,
+            token_file: None,
+            nkey_seed_file: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_server_name: None,
+            tls_required: false,
+            tls_first: false,
+            rejects_subject: String::new(),
+            rejects_stream: String::new(),
             stream: "ARTICLES".into(),
             subject_prefix: "articles".into(),
             replicas: 3,
@@ -97,6 +142,35 @@ impl Default for NatsConfig {
             duplicate_window_s: 600,
             request_timeout_ms: 5000,
         }
+    }
+}
+
+impl NatsConfig {
+    /// The subject reject lines are published on.
+    pub fn rejects_subject(&self) -> String {
+        if self.rejects_subject.is_empty() {
+            format!("{}-rejects", self.subject_prefix)
+        } else {
+            self.rejects_subject.clone()
+        }
+    }
+
+    /// The stream that holds [`NatsConfig::rejects_subject`].
+    pub fn rejects_stream(&self) -> String {
+        if self.rejects_stream.is_empty() {
+            format!("{}_REJECTS", self.stream)
+        } else {
+            self.rejects_stream.clone()
+        }
+    }
+
+    /// True when any `tls_*` key asks for TLS.
+    pub fn wants_tls(&self) -> bool {
+        self.tls_required
+            || self.tls_first
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_server_name.is_some()
     }
 }
 
@@ -155,6 +229,28 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
             ),
         ));
     }
+    let rejects = n.rejects_subject();
+    if !is_plain_subject(&rejects) || rejects.starts_with(&format!("{}.", n.subject_prefix)) {
+        return Err(err(
+            "nats.rejects_subject",
+            format!(
+                "{rejects:?} must be a plain subject outside {}.> (the records' subjects)",
+                n.subject_prefix
+            ),
+        ));
+    }
+    let rstream = n.rejects_stream();
+    if rstream == n.stream
+        || !rstream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(err(
+            "nats.rejects_stream",
+            format!("{rstream:?}: a stream name other than nats.stream, of letters, digits, `_` and `-`"),
+        ));
+    }
+    super::security::validate(n, origin)?;
     if !(1..=5).contains(&n.replicas) {
         return Err(err("nats.replicas", "must be 1 to 5".into()));
     }

@@ -8,13 +8,19 @@
 //! * [`ledger::KvLedger`] keeps the dedupe decisions in a replicated key-value
 //!   bucket, keyed by `article_id`, changed only by compare-and-set on the entry's
 //!   revision, so that daemons on several hosts agree on what is new.
-//! * [`tail`] follows the stream (`wirewatch nats-tail`) and reads it back whole.
+//! * [`rejects::RejectsSink`] publishes every reject line to `nats.rejects_subject`
+//!   before it reaches the local rejects file.
+//! * [`secure`] turns the authentication and TLS keys into client options, and
+//!   tells a refused first connection from a cluster not answering yet.
+//! * [`tail`] follows the stream (`wirewatch tail --nats`) and reads it back whole.
 //! * [`health`] tells `/health` about the connection and failed requests.
 //!
 //! The protocol is described in `docs/scaling-out.md`.
 
 pub mod health;
 pub mod ledger;
+pub mod rejects;
+pub mod secure;
 pub mod sink;
 pub mod tail;
 
@@ -83,7 +89,9 @@ pub fn stamp_of_msg_id(id: &str) -> Option<Option<Stamp>> {
     }
 }
 
-/// Connects to the cluster. Returns at once even when no server answers yet: the
+/// Connects to the cluster. A first attempt that the servers refuse (bad
+/// credentials, a TLS failure: see [`secure::refusal`]) is an error that says which
+/// keys to check. When no server answers yet it returns at once all the same: the
 /// client keeps reconnecting with backoff (50 ms doubling to 2 s) for ever, and
 /// every request fails with a time-out meanwhile.
 pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client, SinkError> {
@@ -97,19 +105,41 @@ pub async fn connect_reporting(
     reporter: Reporter,
 ) -> Result<async_nats::Client, SinkError> {
     let target = cfg.urls.join(",");
+    match options(cfg, role, reporter.clone())
+        .await?
+        .connect(cfg.urls.as_slice())
+        .await
+    {
+        Ok(client) => return Ok(client),
+        Err(e) => {
+            if let Some(advice) = secure::refusal(cfg, &e) {
+                return Err(error(&target, advice));
+            }
+            tracing::debug!(nats = %target, error = %e, "no NATS server answered yet; retrying in the background");
+        }
+    }
+    options(cfg, role, reporter)
+        .await?
+        .retry_on_initial_connect()
+        .connect(cfg.urls.as_slice())
+        .await
+        .map_err(|e| error(&target, e))
+}
+
+/// The client options of a connection: [`secure::options`], the name, time-outs,
+/// reconnect backoff and the event log.
+async fn options(
+    cfg: &NatsConfig,
+    role: &str,
+    reporter: Reporter,
+) -> Result<async_nats::ConnectOptions, SinkError> {
+    let target = cfg.urls.join(",");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    let mut opts = match &cfg.credentials {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|e| error(&path.display().to_string(), e))?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    let events_target = target.clone();
-    opts = opts
+    let opts = secure::options(cfg).await?;
+    Ok(opts
         .name(format!("wirewatch {role} {host} pid {}", std::process::id()))
-        .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
         .reconnect_delay_callback(|attempts| {
@@ -117,7 +147,7 @@ pub async fn connect_reporting(
             Duration::from_millis(50 * 2u64.pow(exp)).min(Duration::from_secs(2))
         })
         .event_callback(move |event| {
-            let target = events_target.clone();
+            let target = target.clone();
             reporter.event(&event);
             async move {
                 match event {
@@ -127,13 +157,13 @@ pub async fn connect_reporting(
                     async_nats::Event::Disconnected => {
                         tracing::warn!(nats = %target, "disconnected from the NATS cluster; reconnecting")
                     }
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!(nats = %target, error = %e, "the NATS server reports an error")
+                    }
                     other => tracing::debug!(nats = %target, event = %other, "NATS event"),
                 }
             }
-        });
-    opts.connect(cfg.urls.as_slice())
-        .await
-        .map_err(|e| error(&target, e))
+        }))
 }
 
 /// A JetStream context with the configured request / ack time-out.
@@ -327,14 +357,41 @@ where
     }
 }
 
-/// Opens the NATS side of a daemon: the records sink, and the cluster-wide ledger
-/// when `[dedupe] store = "nats"`. Waits (retrying) until the cluster answers;
-/// `health` says meanwhile that the daemon is connecting, and later hears of the
-/// connection and of failed requests ([`health`]).
-pub async fn open(
-    cfg: &Config,
-    health: Arc<Health>,
-) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
+/// What [`open`] makes: the records sink, the cluster-wide ledger (with
+/// `[dedupe] store = "nats"`) and the publisher of reject lines.
+pub struct Opened {
+    /// Publishes records to the stream.
+    pub records: Box<dyn Sink>,
+    /// The cluster-wide dedupe ledger, when configured.
+    pub ledger: Option<Box<dyn Ledger>>,
+    /// Wraps the local rejects file so that its lines reach the cluster too.
+    pub rejects: RejectsPublisher,
+}
+
+/// The cluster side of the rejects file, ready to wrap it ([`RejectsPublisher::wrap`]).
+pub struct RejectsPublisher {
+    js: jetstream::Context,
+    cfg: NatsConfig,
+    reporter: Reporter,
+}
+
+impl RejectsPublisher {
+    /// The rejects file `file`, its lines also published ([`rejects::RejectsSink`]).
+    pub fn wrap(self, file: Box<dyn Sink>) -> Box<dyn Sink> {
+        Box::new(rejects::RejectsSink::new(
+            self.js,
+            &self.cfg,
+            file,
+            self.reporter,
+        ))
+    }
+}
+
+/// Opens the NATS side of a daemon: the records sink, the rejects stream and, when
+/// `[dedupe] store = "nats"`, the cluster-wide ledger. Waits (retrying) until the
+/// cluster answers; `health` says meanwhile that the daemon is connecting, and later
+/// hears of the connection and of failed requests ([`health`]).
+pub async fn open(cfg: &Config, health: Arc<Health>) -> Result<Opened, SinkError> {
     open_measured(cfg, health, None).await
 }
 
@@ -343,7 +400,7 @@ pub(crate) async fn open_measured(
     cfg: &Config,
     health: Arc<Health>,
     metrics: Option<crate::metrics::NatsMetrics>,
-) -> Result<(Box<dyn Sink>, Option<Box<dyn Ledger>>), SinkError> {
+) -> Result<Opened, SinkError> {
     let n = &cfg.nats;
     let reporter = Reporter::new(health, n).with_metrics(metrics);
     reporter.starting(Some(format!("connecting to NATS at {}", reporter.urls())));
@@ -351,6 +408,10 @@ pub(crate) async fn open_measured(
     let js = context(client, n);
     let stream = until_ok_reporting("creating or reading the stream", &reporter, || {
         ensure_stream(&js, n)
+    })
+    .await?;
+    until_ok_reporting("creating or reading the rejects stream", &reporter, || {
+        rejects::ensure_stream(&js, n)
     })
     .await?;
     // The stream answered: connected (the client's events keep the gauge from now).
@@ -375,9 +436,18 @@ pub(crate) async fn open_measured(
     } else {
         (None, None)
     };
-    let sink = sink::JetStreamSink::new(js, stream, n, shared).with_reporter(reporter.clone());
+    let sink =
+        sink::JetStreamSink::new(js.clone(), stream, n, shared).with_reporter(reporter.clone());
     reporter.starting(None);
-    Ok((Box::new(sink), ledger))
+    Ok(Opened {
+        records: Box::new(sink),
+        ledger,
+        rejects: RejectsPublisher {
+            js,
+            cfg: n.clone(),
+            reporter,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ pub struct StreamRecord {
     pub record: Value,
 }
 
-fn nats_config(urls: &str) -> NatsConfig {
+/// `base` (its security keys, time-outs) with the servers `urls` (comma-separated).
+fn nats_config(base: &NatsConfig, urls: &str) -> NatsConfig {
     NatsConfig {
         urls: urls
             .split(',')
@@ -33,7 +34,7 @@ fn nats_config(urls: &str) -> NatsConfig {
             .filter(|u| !u.is_empty())
             .map(str::to_owned)
             .collect(),
-        ..NatsConfig::default()
+        ..base.clone()
     }
 }
 
@@ -54,7 +55,8 @@ async fn find_stream(
         .map_err(|e| classify(&format!("stream {name}"), e))
 }
 
-/// Reads `subject` (wildcards allowed; default in the CLI `articles.>`) on the
+/// Connects as `base` says (its authentication and TLS keys) to the servers `urls`,
+/// and reads `subject` (wildcards allowed; default in the CLI `articles.>`) on the
 /// stream `stream` (default: the stream that holds the subject) from its first
 /// message, through an ordered consumer — ephemeral, no acknowledgements, recreated
 /// by the client after a gap or a reconnection — and calls `on_record` with each
@@ -63,13 +65,14 @@ async fn find_stream(
 /// with `follow` it goes on until `on_record` returns `Break` or the connection is
 /// closed for good.
 pub async fn follow_stream(
+    base: &NatsConfig,
     urls: &str,
     stream: Option<&str>,
     subject: &str,
     follow: bool,
     mut on_record: impl FnMut(StreamRecord) -> ControlFlow<()>,
 ) -> Result<(), SinkError> {
-    let cfg = nats_config(urls);
+    let cfg = nats_config(base, urls);
     let js = context(connect(&cfg, "tail").await?, &cfg);
     let s = super::until_ok("finding the stream", || find_stream(&js, stream, subject)).await?;
     let mut c = s

@@ -182,19 +182,21 @@ pub async fn run(
     )?);
     wopts.known = Some(store.clone());
     let mut ledger = None;
+    let mut publisher = None;
     let records: Box<dyn Sink> = if cfg.sink.kind == crate::nats::SinkKind::Nats {
         // Connecting waits for the cluster; a stop request meanwhile ends it (nothing
         // was taken yet, so nothing is left undone).
         let mut graceful = stop.graceful.clone();
-        let (sink, l) = tokio::select! {
+        let opened = tokio::select! {
             opened = crate::nats::open_measured(cfg, shared.health.clone(), metrics.nats.clone()) => opened?,
             _ = graceful.wait_for(|s| *s) => {
                 tracing::info!("stopped while connecting to NATS");
                 return Ok(());
             }
         };
-        ledger = l;
-        sink
+        ledger = opened.ledger;
+        publisher = Some(opened.rejects);
+        opened.records
     } else if cfg.output.path == "-" {
         Box::new(StdoutSink::default())
     } else {
@@ -203,7 +205,10 @@ pub async fn run(
                 .with_rotation(crate::sink::Rotation::from_config(&cfg.output)),
         )
     };
-    let rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
+    let mut rejects: Box<dyn Sink> = Box::new(FileSink::open(&cfg.output.rejects)?);
+    if let Some(p) = publisher {
+        rejects = p.wrap(rejects);
+    }
     // They exist now: resolve them, so the watcher never takes them as input.
     let records_file = (cfg.sink.kind == crate::nats::SinkKind::File && cfg.output.path != "-")
         .then(|| Path::new(&cfg.output.path));

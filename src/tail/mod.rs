@@ -291,7 +291,7 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
     };
     sys::stop_on_interrupt();
     if let Some(urls) = &args.nats {
-        return nats::follow_nats(urls, &args.subject, args.follow, filter, output);
+        return nats::follow_nats(&cfg.nats, urls, &args.subject, args.follow, filter, output);
     }
     let stdout = io::stdout();
     let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));

@@ -10,6 +10,7 @@ use super::{sys, Filter, Output, Printer, TailError};
 /// filters and printer as the file tail; without `follow`, up to what the stream held
 /// at the start.
 pub(super) fn follow_nats(
+    base: &crate::config::nats::NatsConfig,
     urls: &str,
     subject: &str,
     follow: bool,
@@ -21,6 +22,7 @@ pub(super) fn follow_nats(
     let mut printer = Printer::new(filter, output, io::BufWriter::new(stdout.lock()));
     let mut broken = None;
     let result = rt.block_on(crate::nats::tail::follow_stream(
+        base,
         urls,
         None,
         subject,
