@@ -14,6 +14,8 @@
 
 pub mod conn;
 pub mod events;
+mod query;
+mod replay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
