@@ -1,4 +1,6 @@
-//! `GET /events`: the live stream of emitted records, filtered.
+//! `GET /events`: the stream of outcomes (emitted records, and on request the
+//! duplicates, stale versions and rejects), filtered, replayed from the output file
+//! when asked.
 //!
 //! Each client has a subscriber task between the broadcast channel the committer
 //! sends to and the client's response body. The task ends, and the
@@ -6,16 +8,24 @@
 //! (its connection closed: the body is dropped), whether or not a record matched
 //! since.
 //!
-//! The task takes every emitted record from the broadcast at once, and hands the
+//! A server-sent stream opens with `retry:` ([`RETRY_MS`]); every record carries
+//! `id:`, its position in the output ([`crate::pipeline::Position`]); 15 s without
+//! a chunk sends a `: keep-alive` comment line. With `Last-Event-ID` or `since`, the
+//! task subscribes to the broadcast first, together with the position the broadcast
+//! has reached ([`crate::pipeline::Shared::subscribe`]), replays the output file up
+//! to exactly that position ([`super::replay`]), then goes on with the broadcast:
+//! no record is missed or sent twice at the hand-over.
+//!
+//! The task takes every event from the broadcast at once, and hands the
 //! matching ones to the connection as fast as the client reads: at most
 //! [`SENDING_BYTES`] (or one record) sit in the body's queue, the rest wait in the
 //! task. When more than [`MAX_RECORDS`] records, or more than [`MAX_BYTES`] bytes of
 //! two records or more, wait for a client (in the task and the body's queue, not
 //! counting what the connection already holds), or when the task itself falls
-//! [`MAX_RECORDS`] records behind the broadcast, the client is disconnected: its
-//! connection is cut (see [`super::conn`]) and the disconnection counts in
-//! `wirewatch_events_lagged_total`. A record's chunk is built once and shared by
-//! every client it is sent to.
+//! [`MAX_RECORDS`] records behind the broadcast (also while it replays), the client
+//! is disconnected: its connection is cut (see [`super::conn`]) and the
+//! disconnection counts in `wirewatch_events_lagged_total`. A record's chunk is
+//! built once and shared by every client it is sent to.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,7 +45,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::conn::Hangup;
 use super::query::{EventFilter, EventQuery, Outcomes, Since};
-use super::replay::{record_time, Replay};
+use super::replay::{captured_since, Replay};
 use super::AppState;
 use crate::metrics::Metrics;
 use crate::pipeline::{sse_chunk, Event, EventKind, Position};
@@ -292,7 +302,7 @@ impl Subscriber {
                 continue;
             }
             if let (Some(t), EventKind::Record) = (self.captured_since, ev.kind) {
-                if !record_time(&ev.value).is_some_and(|r| r >= t) {
+                if !captured_since(&ev.value, t) {
                     continue;
                 }
             }

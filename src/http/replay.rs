@@ -29,6 +29,11 @@ pub fn record_time(record: &Value) -> Option<Timestamp> {
     record.get(TIME_FIELD)?.as_str()?.parse().ok()
 }
 
+/// True when the record's moment is at or after `t` (a record without one is not).
+pub fn captured_since(record: &Value, t: Timestamp) -> bool {
+    record_time(record).is_some_and(|r| r >= t)
+}
+
 /// One output file to read, opened.
 #[derive(Debug)]
 struct Part {
@@ -199,7 +204,7 @@ impl Replay {
                 continue;
             };
             if let Some(t) = self.after {
-                if !record_time(&value).is_some_and(|r| r >= t) {
+                if !captured_since(&value, t) {
                     continue;
                 }
             }
