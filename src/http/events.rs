@@ -1,4 +1,6 @@
-//! `GET /events`: the live stream of emitted records, filtered.
+//! `GET /events`: the stream of outcomes (emitted records, and on request the
+//! duplicates, stale versions and rejects), filtered, replayed from the output file
+//! when asked.
 //!
 //! Each client has a subscriber task between the broadcast channel the committer
 //! sends to and the client's response body. The task ends, and the
@@ -6,38 +8,50 @@
 //! (its connection closed: the body is dropped), whether or not a record matched
 //! since.
 //!
-//! The task takes every emitted record from the broadcast at once, and hands the
+//! A server-sent stream opens with `retry:` ([`RETRY_MS`]); every record carries
+//! `id:`, its position in the output ([`crate::pipeline::Position`]); 15 s without
+//! a chunk sends a `: keep-alive` comment line. With `Last-Event-ID` or `since`, the
+//! task subscribes to the broadcast first, together with the position the broadcast
+//! has reached ([`crate::pipeline::Shared::subscribe`]), replays the output file up
+//! to exactly that position ([`super::replay`]), then goes on with the broadcast:
+//! no record is missed or sent twice at the hand-over.
+//!
+//! The task takes every event from the broadcast at once, and hands the
 //! matching ones to the connection as fast as the client reads: at most
 //! [`SENDING_BYTES`] (or one record) sit in the body's queue, the rest wait in the
 //! task. When more than [`MAX_RECORDS`] records, or more than [`MAX_BYTES`] bytes of
 //! two records or more, wait for a client (in the task and the body's queue, not
 //! counting what the connection already holds), or when the task itself falls
-//! [`MAX_RECORDS`] records behind the broadcast, the client is disconnected: its
-//! connection is cut (see [`super::conn`]) and the disconnection counts in
-//! `wirewatch_events_lagged_total`. A record's chunk is built once and shared by
-//! every client it is sent to.
+//! [`MAX_RECORDS`] records behind the broadcast (also while it replays), the client
+//! is disconnected: its connection is cut (see [`super::conn`]) and the
+//! disconnection counts in `wirewatch_events_lagged_total`. A record's chunk is
+//! built once and shared by every client it is sent to.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::conn::Hangup;
+use super::query::{EventFilter, EventQuery, Outcomes, Since};
+use super::replay::{captured_since, Replay};
 use super::AppState;
-use crate::filter::Filter;
-use crate::fold::match_key;
 use crate::metrics::Metrics;
-use crate::pipeline::Event;
+use crate::pipeline::{sse_chunk, Event, EventKind, Position};
+
+/// The comment line sent after [`keepalive`] of silence.
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Records that may wait for one client (and how far behind the broadcast its
 /// subscriber may fall) before the client is disconnected.
@@ -51,117 +65,107 @@ pub const MAX_BYTES: usize = 16 << 20;
 /// single larger record is still handed over once the queue is empty).
 pub const SENDING_BYTES: usize = 1 << 20;
 
-/// Query parameters of `/events`.
-#[derive(Debug, Default, Deserialize)]
-pub struct EventQuery {
-    /// Substring of a person's name or alias.
-    pub person: Option<String>,
-    /// Substring of a place's name.
-    pub place: Option<String>,
-    /// Substring of an organization's name or acronym.
-    pub org: Option<String>,
-    /// Substring of the dateline.
-    pub dateline: Option<String>,
-    /// Words that must all appear in the text.
-    pub q: Option<String>,
+/// `retry:` sent at the start of a server-sent stream: how long a client waits
+/// before reconnecting, in milliseconds.
+pub const RETRY_MS: u64 = 3000;
+
+/// Silence after which a server-sent stream gets a `: keep-alive` comment line:
+/// 15 s, or `WIREWATCH_EVENTS_KEEPALIVE_MS` (for tests).
+fn keepalive() -> Duration {
+    static EVERY: OnceLock<Duration> = OnceLock::new();
+    *EVERY.get_or_init(|| {
+        let ms = std::env::var("WIREWATCH_EVENTS_KEEPALIVE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .unwrap_or(15_000);
+        Duration::from_millis(ms)
+    })
 }
 
-/// The `/events` filter.
-#[derive(Debug, Clone)]
-pub struct EventFilter {
-    names: Filter,
-    dateline: Option<String>,
-    words: Vec<String>,
-}
-
-impl EventFilter {
-    /// Builds the filter from query parameters.
-    pub fn new(q: &EventQuery) -> EventFilter {
-        let one = |v: &Option<String>| {
-            v.iter()
-                .filter(|s| !s.trim().is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-        };
-        EventFilter {
-            names: Filter::new(None, &one(&q.person), &one(&q.place), &one(&q.org)),
-            dateline: q
-                .dateline
-                .as_deref()
-                .map(match_key)
-                .filter(|s| !s.is_empty()),
-            words: q
-                .q
-                .as_deref()
-                .map(match_key)
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-
-    /// True when the record passes.
-    pub fn matches(&self, r: &Value) -> bool {
-        if !self.names.matches(r) {
-            return false;
-        }
-        if let Some(d) = &self.dateline {
-            if !r["dateline"]
-                .as_str()
-                .is_some_and(|x| match_key(x).contains(d.as_str()))
-            {
-                return false;
-            }
-        }
-        if !self.words.is_empty() {
-            let mut text = String::new();
-            for key in ["title", "lede", "dateline"] {
-                text.push_str(r[key].as_str().unwrap_or(""));
-                text.push(' ');
-            }
-            for s in r["sections"].as_array().into_iter().flatten() {
-                text.push_str(s["heading"].as_str().unwrap_or(""));
-                text.push(' ');
-                for p in s["paragraphs"].as_array().into_iter().flatten() {
-                    text.push_str(p.as_str().unwrap_or(""));
-                    text.push(' ');
-                }
-            }
-            let text = match_key(&text);
-            if !self.words.iter().all(|w| text.contains(w.as_str())) {
-                return false;
-            }
-        }
-        true
-    }
+/// A plain-text error response.
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, format!("{message}\n")).into_response()
 }
 
 pub(super) async fn events(
     State(st): State<AppState>,
     headers: HeaderMap,
     extensions: Extensions,
-    Query(q): Query<EventQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     let sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    let last_event_id = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "Last-Event-ID is not text: send back the `id:` of an event this stream sent"
+                    .into(),
+            )
+        }
+    };
+    let tz = TimeZone::get(&st.shared.reload.borrow().parse.timezone).unwrap_or(TimeZone::UTC);
+    let q = match EventQuery::parse(&pairs, last_event_id, Timestamp::now(), &tz) {
+        Ok(q) => q,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
+    };
+    // Subscribed first: every record after `upto` comes from the broadcast, every
+    // record up to it is in the output file.
+    let (rx, upto) = st.shared.subscribe();
+    let replay = match q.since {
+        None => None,
+        Some(_) if !q.outcomes.emitted => None,
+        Some(since) => {
+            let Some(path) = st.shared.feed.path.clone() else {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "replay (since= or Last-Event-ID) needs the records output in a file, and this daemon writes its records to stdout (output.path = \"-\") or to NATS (read that back with `wirewatch tail --nats`); connect without them for the live stream".into(),
+                );
+            };
+            let Some(upto) = upto else {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is starting and its output position is not known yet; try again in a moment".into(),
+                );
+            };
+            match tokio::task::spawn_blocking(move || Replay::plan(&path, since, upto)).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    return refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("internal error: planning the replay failed: {e}"),
+                    )
+                }
+            }
+        }
+    };
     let (tx, mut body_rx) = mpsc::channel::<Bytes>(MAX_RECORDS);
     let queue = Arc::new(Queue::default());
     let sub = Subscriber {
-        rx: st.shared.events.subscribe(),
+        rx,
         tx,
-        filter: EventFilter::new(&q),
+        filter: q.filter,
+        outcomes: q.outcomes,
+        captured_since: match q.since {
+            Some(Since::Time(t)) => Some(t),
+            _ => None,
+        },
         sse,
         queue: queue.clone(),
         waiting: VecDeque::new(),
         waiting_bytes: 0,
+        last_sent: Instant::now(),
+        replayed: None,
         hangup: extensions.get::<ConnectInfo<Hangup>>().map(|c| c.0.clone()),
         metrics: st.shared.metrics.clone(),
         _live: Live::new(&st.shared.metrics.events_subscribers),
     };
-    tokio::spawn(sub.run());
+    tokio::spawn(sub.run(replay));
     // Ends with an error when the client fell behind: an error from the body ends
     // the connection (where no Hangup is there to cut it).
     let stream = futures::stream::poll_fn(move |cx| {
@@ -222,11 +226,18 @@ struct Subscriber {
     rx: broadcast::Receiver<Arc<Event>>,
     tx: mpsc::Sender<Bytes>,
     filter: EventFilter,
+    outcomes: Outcomes,
+    /// A time `since`: live records captured before it are not sent either.
+    captured_since: Option<Timestamp>,
     sse: bool,
     queue: Arc<Queue>,
     /// Matching records not yet handed to the body.
     waiting: VecDeque<Bytes>,
     waiting_bytes: usize,
+    /// When a chunk was last handed to the body (for keep-alives).
+    last_sent: Instant,
+    /// The last record replayed from the file: live records up to it are not sent.
+    replayed: Option<Position>,
     hangup: Option<Hangup>,
     metrics: Arc<Metrics>,
     _live: Live,
@@ -241,7 +252,19 @@ enum End {
 }
 
 impl Subscriber {
-    async fn run(mut self) {
+    async fn run(mut self, replay: Option<Replay>) {
+        if self.sse {
+            self.push(format!("retry: {RETRY_MS}\n\n").into());
+        }
+        if let Some(r) = replay {
+            if let Err(end) = self.replay(r).await {
+                match end {
+                    End::Gone => {}
+                    End::Behind(why) => self.disconnect(&why),
+                }
+                return;
+            }
+        }
         match self.follow().await {
             End::Gone => {}
             End::Behind(why) => self.disconnect(&why),
@@ -253,6 +276,7 @@ impl Subscriber {
             if let Err(end) = self.hand_over() {
                 return end;
             }
+            let quiet_until = tokio::time::Instant::from_std(self.last_sent + keepalive());
             let ev = tokio::select! {
                 biased;
                 // The body was dropped: the client went away.
@@ -260,6 +284,10 @@ impl Subscriber {
                 // The connection took a chunk: room to hand over more.
                 () = self.queue.taken.notified(), if !self.waiting.is_empty() => continue,
                 ev = self.rx.recv() => ev,
+                () = tokio::time::sleep_until(quiet_until), if self.sse => {
+                    self.push(Bytes::from_static(KEEPALIVE));
+                    continue;
+                }
             };
             let ev = match ev {
                 Ok(ev) => ev,
@@ -270,17 +298,74 @@ impl Subscriber {
                 }
                 Err(RecvError::Closed) => return End::Gone,
             };
-            if !self.filter.matches(&ev.value) {
+            if !self.outcomes.wants(ev.kind) || !self.filter.matches(&ev.value) {
                 continue;
             }
-            let chunk = if self.sse { ev.sse() } else { ev.ndjson() };
-            self.waiting_bytes += chunk.len();
-            self.waiting.push_back(chunk);
+            if let (Some(t), EventKind::Record) = (self.captured_since, ev.kind) {
+                if !captured_since(&ev.value, t) {
+                    continue;
+                }
+            }
+            // Already replayed from the file (the hand-over keeps this from
+            // happening; checked all the same).
+            if let (Some(id), Some(last)) = (ev.id, self.replayed) {
+                if id.not_after(&last) {
+                    continue;
+                }
+            }
+            self.push(if self.sse { ev.sse() } else { ev.ndjson() });
             let records = self.waiting.len() + self.queued_records();
             let bytes = self.waiting_bytes + self.queue.bytes.load(Ordering::Acquire);
             if records > MAX_RECORDS || (bytes > MAX_BYTES && records > 1) {
                 return End::Behind(format!("{records} records, {bytes} bytes waiting for it"));
             }
+        }
+    }
+
+    /// Queues a chunk for the body.
+    fn push(&mut self, chunk: Bytes) {
+        self.waiting_bytes += chunk.len();
+        self.waiting.push_back(chunk);
+    }
+
+    /// Sends the records of the output file from the replay's start up to the live
+    /// hand-over, at the pace the client reads them (at most [`SENDING_BYTES`] in
+    /// the body's queue).
+    async fn replay(&mut self, mut replay: Replay) -> Result<(), End> {
+        if let (Some(note), true) = (replay.note.take(), self.sse) {
+            tracing::info!("/events replay: {note}");
+            self.push(format!(": {note}\n\n").into());
+        }
+        loop {
+            self.hand_over()?;
+            // Room in the body's queue before reading on.
+            while !self.waiting.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = self.tx.closed() => return Err(End::Gone),
+                    () = self.queue.taken.notified() => {}
+                }
+                self.hand_over()?;
+            }
+            let next = replay.next().await.map_err(|e| {
+                tracing::warn!("/events replay stopped: cannot read the output ({e})");
+                End::Gone
+            })?;
+            let Some((pos, line, value)) = next else {
+                return Ok(());
+            };
+            if !self.filter.matches(&value) {
+                if self.sse && self.last_sent.elapsed() >= keepalive() {
+                    self.push(Bytes::from_static(KEEPALIVE));
+                }
+                continue;
+            }
+            self.replayed = Some(pos);
+            self.push(if self.sse {
+                sse_chunk(Some(pos), EventKind::Record, &line)
+            } else {
+                format!("{line}\n").into()
+            });
         }
     }
 
@@ -302,7 +387,10 @@ impl Subscriber {
             // Counted before the send: the body may take it at once.
             self.queue.bytes.fetch_add(len, Ordering::AcqRel);
             match self.tx.try_send(chunk) {
-                Ok(()) => self.waiting_bytes -= len,
+                Ok(()) => {
+                    self.waiting_bytes -= len;
+                    self.last_sent = Instant::now();
+                }
                 Err(e) => {
                     self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
                     match e {

@@ -1,20 +1,25 @@
 //! The HTTP listener (off unless `[http] listen` is set): `GET /metrics`
 //! (Prometheus text format 0.0.4, or OpenMetrics when `Accept` asks for it),
-//! `GET /health`, and `GET /events`, the live stream of emitted
-//! records as NDJSON (or server-sent events with `Accept: text/event-stream`).
+//! `GET /health`, and `GET /events`, the stream of emitted records
+//! (and, on request, of the other outcomes) as NDJSON, or as server-sent events with
+//! `Accept: text/event-stream`, resumable from the output file.
 //!
-//! `/events` takes optional filters, all of which must match: `person`, `place`,
-//! `org` (case- and accent-insensitive substrings of a name, as `wirewatch tail`),
-//! `dateline` (same, on the dateline) and `q` (words that must all appear in the
-//! title, lede or paragraphs). Subscribers read from a broadcast channel: the
-//! pipeline never waits for them; a client that goes away is forgotten at once, and
-//! one that falls behind is disconnected ([`events`]).
+//! `/events` takes the parameters of [`query`] (an unknown one is a 400): filters,
+//! all of which must match, repeated ones too: `person`, `place`, `org` (case- and
+//! accent-insensitive substrings of a name, as `wirewatch tail`), `dateline` (same,
+//! on the dateline) and `q` (words that must all appear in the title, lede or
+//! paragraphs); `since` (an event id or a time) and `outcome`. Subscribers read from
+//! a broadcast channel: the pipeline never waits for them; a client that goes away
+//! is forgotten at once, and one that falls behind is disconnected ([`events`]).
+//! Replays read the daemon's own output file ([`replay`]).
 //!
 //! The listener is bound by [`bind`] before the pipeline starts, so that a taken
 //! address stops the daemon at start; [`serve`] then serves it.
 
 pub mod conn;
 pub mod events;
+pub mod query;
+pub mod replay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The committer: batches of outcomes judged, written and committed in the order of
 //! the commit protocol ([`Committer`]), and crash recovery on start.
 
-use super::{Event, Outcome, PipelineError, RejectLine, Shared, Stop};
+use super::{Event, EventKind, Outcome, PipelineError, Position, RejectLine, Shared, Stop};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use crate::dedupe::{Dedupe, FileEntry, Store, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Record;
-use crate::sink::Sink;
+use crate::sink::{Committed, Sink};
 
 /// The outputs the committer writes to.
 pub struct Outputs {
@@ -97,6 +97,7 @@ impl Committer {
         let rpos = outputs.rejects.append(&[])?;
         dedupe.pending_mut().rejects = Some(rpos);
         dedupe.commit()?;
+        shared.publish(Vec::new(), position(pos, pos.offset), Vec::new);
         let expired = store.expire(now - i64::from(expire_days) * 86_400)?;
         if expired > 0 {
             tracing::info!(articles = expired, "expired articles from the dedupe state");
@@ -178,6 +179,8 @@ impl Committer {
         let mut rejected_kinds = Vec::new();
         let mut noticed_emitted = Vec::new();
         let mut events = Vec::new();
+        // End offset (past its newline) of each record in `out`, in order.
+        let mut ends = Vec::new();
         let live = self.shared.events.receiver_count() > 0;
         for mut o in batch {
             // The same file can be handed over twice (a rescan racing an event): the
@@ -199,6 +202,13 @@ impl Committer {
                     let verdict = if seen {
                         tracing::info!(path = %record.source.path, sha256 = %record.source.sha256, "duplicate: the same bytes were already processed; dropped");
                         duplicates += 1;
+                        if live {
+                            events.push(dropped(
+                                &record,
+                                EventKind::Duplicate,
+                                "the same bytes were already processed",
+                            ));
+                        }
                         None
                     } else {
                         self.dedupe.remember_content(&record.source.sha256, now);
@@ -222,6 +232,7 @@ impl Committer {
                                 events.push(Event::new(line, value));
                             }
                             out.push(b'\n');
+                            ends.push(out.len());
                             noticed_emitted.push(noticed);
                             emitted += 1;
                             if revision > 1 {
@@ -231,10 +242,24 @@ impl Committer {
                         Some(Verdict::Duplicate) => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "duplicate: same stamp as the newest emitted version; dropped");
                             duplicates += 1;
+                            if live {
+                                events.push(dropped(
+                                    &record,
+                                    EventKind::Duplicate,
+                                    "same stamp as the newest emitted version",
+                                ));
+                            }
                         }
                         Some(Verdict::Stale) => {
                             tracing::info!(path = %record.source.path, id = %record.article_id, "stale: older than the newest emitted version; dropped");
                             stale += 1;
+                            if live {
+                                events.push(dropped(
+                                    &record,
+                                    EventKind::Stale,
+                                    "older than the newest emitted version",
+                                ));
+                            }
                         }
                     }
                     self.dedupe.pending_mut().files.push(file);
@@ -242,6 +267,17 @@ impl Committer {
                 Outcome::Rejected { path, reject, file } => {
                     tracing::info!(path = %path.display(), kind = %reject.kind, "rejected: {}", reject.message);
                     rejected_kinds.push(reject.kind);
+                    if live {
+                        events.push(Event::outcome(
+                            EventKind::Rejected,
+                            serde_json::json!({
+                                "path": path.to_string_lossy(),
+                                "kind": reject.kind.to_string(),
+                                "reason": reject.message,
+                            }),
+                            None,
+                        ));
+                    }
                     let line = RejectLine::new(&path, reject, file.as_ref().map(|f| &f.1), now_ts);
                     serde_json::to_writer(&mut rej, &line).map_err(|source| {
                         PipelineError::Serialize {
@@ -269,6 +305,7 @@ impl Committer {
         let mut backoff =
             crate::retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let (mut rej_done, mut out_done) = (rej.is_empty(), out.is_empty());
+        let mut out_pos = None;
         loop {
             let step = (|| -> Result<(), PipelineError> {
                 if !rej_done {
@@ -279,6 +316,7 @@ impl Committer {
                 if !out_done {
                     let pos = self.outputs.records.append(&out)?;
                     self.dedupe.pending_mut().output = Some(pos);
+                    out_pos = Some(pos);
                     out_done = true;
                 }
                 self.dedupe.commit()?;
@@ -314,10 +352,17 @@ impl Committer {
         for n in noticed_emitted {
             self.metrics.latency.observe(n.elapsed().as_secs_f64());
         }
-        for e in events {
-            // No subscriber, or a lagging one: never waits.
-            let _ = self.shared.events.send(Arc::new(e));
+        // The batch's records sit in the output just before its end.
+        let start = out_pos.map_or(0, |p| p.offset.saturating_sub(out.len() as u64));
+        let mut record_ends = ends.iter();
+        for e in events.iter_mut().filter(|e| e.kind == EventKind::Record) {
+            if let (Some(pos), Some(&end)) = (out_pos, record_ends.next()) {
+                e.id = position(pos, start + end as u64);
+            }
         }
+        let late = || late_events(&out, &ends, out_pos, start);
+        self.shared
+            .publish(events, out_pos.and_then(|p| position(p, p.offset)), late);
         self.metrics.duplicates.inc_by(duplicates);
         self.metrics.stale.inc_by(stale);
         self.metrics.unchanged.inc_by(unchanged);
@@ -346,4 +391,40 @@ impl Committer {
         }
         Ok(())
     }
+}
+
+/// The position `offset` in the file of `pos` (none without a file: stdout, NATS).
+fn position(pos: Committed, offset: u64) -> Option<Position> {
+    pos.identity.map(|(dev, ino)| Position { dev, ino, offset })
+}
+
+/// The event of a version dropped as a duplicate or stale.
+fn dropped(record: &Record, kind: EventKind, reason: &str) -> Event {
+    Event::outcome(
+        kind,
+        serde_json::json!({
+            "path": record.source.path,
+            "article_id": record.article_id,
+            "reason": reason,
+        }),
+        Some(serde_json::to_value(record).unwrap_or_default()),
+    )
+}
+
+/// The record events of a batch judged while nobody listened, from the lines it
+/// wrote (`ends`: each line's end in `out`; `start`: where `out` begins in the file).
+fn late_events(out: &[u8], ends: &[usize], pos: Option<Committed>, start: u64) -> Vec<Event> {
+    let mut from = 0;
+    let mut events = Vec::with_capacity(ends.len());
+    for &end in ends {
+        let line = &out[from..end.saturating_sub(1).max(from)];
+        from = end;
+        let Ok(value) = serde_json::from_slice(line) else {
+            continue;
+        };
+        let mut e = Event::new(String::from_utf8_lossy(line).into_owned(), value);
+        e.id = pos.and_then(|p| position(p, start + end as u64));
+        events.push(e);
+    }
+    events
 }

@@ -53,7 +53,7 @@ mod reader;
 mod rejects;
 
 pub use committer::{Committer, Outputs};
-pub use events::{Event, Shared};
+pub use events::{sse_chunk, Event, EventKind, Feed, Position, Shared};
 use pool::ReaderPool;
 pub use reader::{build_record, enrich, enrich_within, examine, ReaderContext};
 pub use rejects::{RejectError, RejectLine, REJECT_SCHEMA};

@@ -71,6 +71,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<std::process::Child>,
     pub extra_config: String,
+    /// Environment variables the daemon (and every command of [`Daemon::cmd`]) gets.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -81,6 +83,7 @@ impl Daemon {
             dir,
             child: None,
             extra_config: extra_config.to_owned(),
+            env: Vec::new(),
         };
         d.write_config();
         d
@@ -114,6 +117,7 @@ impl Daemon {
     pub fn cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(bin());
         c.current_dir(self.dir.path()).env("RUST_LOG", "info");
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

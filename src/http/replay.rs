@@ -1,0 +1,283 @@
+//! Replay for `/events`: the records of the daemon's own output file (and its
+//! rotated copies) after a position or since a time, up to the position where the
+//! live broadcast takes over ([`Replay`]).
+//!
+//! The files are found from the configured output path only (never a path from a
+//! request): the file at the path and its rotated siblings (`<name>.*`), in the
+//! order they were written (modification time, then name), each told apart by its
+//! device and inode, which a rotation by rename keeps. They are all opened when the
+//! replay is planned, so a rotation during the replay changes nothing.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
+
+use super::query::Since;
+use crate::pipeline::Position;
+
+/// The record field a time `since` compares with: a record is replayed when this
+/// moment is at or after the time.
+pub const TIME_FIELD: &str = "capture_time";
+
+/// A record's moment for a time `since` (none when it has no [`TIME_FIELD`]).
+pub fn record_time(record: &Value) -> Option<Timestamp> {
+    record.get(TIME_FIELD)?.as_str()?.parse().ok()
+}
+
+/// True when the record's moment is at or after `t` (a record without one is not).
+pub fn captured_since(record: &Value, t: Timestamp) -> bool {
+    record_time(record).is_some_and(|r| r >= t)
+}
+
+/// One output file to read, opened.
+#[derive(Debug)]
+struct Part {
+    file: File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// Where to start.
+    from: u64,
+    /// Where to stop (the live hand-over), or the end of the file.
+    to: Option<u64>,
+}
+
+/// What a replay reads: the parts of the output files between the start and the
+/// hand-over, in order.
+#[derive(Debug)]
+pub struct Replay {
+    parts: std::vec::IntoIter<Part>,
+    current: Option<Current>,
+    /// Records before this moment are skipped (a time `since`).
+    after: Option<Timestamp>,
+    /// Why the replay starts earlier or ends sooner than asked, for a comment line.
+    pub note: Option<String>,
+}
+
+#[derive(Debug)]
+struct Current {
+    reader: BufReader<tokio::io::Take<tokio::fs::File>>,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+}
+
+/// An output file found on disk, opened.
+struct Found {
+    file: File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    mtime: SystemTime,
+}
+
+/// The output at `path` and its rotated copies that can be opened, oldest first.
+fn files(path: &Path) -> Vec<Found> {
+    let open = |p: PathBuf| -> Option<Found> {
+        let file = File::open(&p).ok()?;
+        let m = file.metadata().ok()?;
+        m.is_file().then(|| Found {
+            mtime: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            dev: m.dev(),
+            ino: m.ino(),
+            file,
+            path: p,
+        })
+    };
+    let mut rotated: Vec<Found> = crate::sink::rotated_siblings(path)
+        .into_iter()
+        .filter_map(|e| open(e.path()))
+        .collect();
+    rotated.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+    rotated.extend(open(path.to_owned()));
+    let mut seen = std::collections::HashSet::new();
+    rotated.retain(|f| seen.insert((f.dev, f.ino)));
+    rotated
+}
+
+impl Replay {
+    /// Plans the replay of the output at `path` from `since` up to `upto` (the
+    /// position the live broadcast starts after).
+    pub fn plan(path: &Path, since: Since, upto: Position) -> Replay {
+        let found = files(path);
+        let index = |p: &Position| found.iter().position(|f| f.dev == p.dev && f.ino == p.ino);
+        let mut note = None;
+        let Some(last) = index(&upto) else {
+            return Replay {
+                parts: Vec::new().into_iter(),
+                current: None,
+                after: None,
+                note: Some(
+                    "the output file the live stream continues from is gone; nothing to replay"
+                        .into(),
+                ),
+            };
+        };
+        let (first, from, after) = match since {
+            Since::Id(p) => match index(&p) {
+                Some(i) if i <= last => (i, p.offset, None),
+                Some(_) => (last + 1, 0, None),
+                None => {
+                    note = Some(format!(
+                        "the output file of event {p} is gone (rotated away and deleted?); replaying from the oldest output still there"
+                    ));
+                    (0, 0, None)
+                }
+            },
+            Since::Time(t) => (0, 0, Some(t)),
+        };
+        let mut parts = Vec::new();
+        for (i, f) in found.into_iter().enumerate().take(last + 1).skip(first) {
+            // A file last written before the time holds no record captured after it.
+            if let Some(t) = after {
+                if i < last && Timestamp::try_from(f.mtime).is_ok_and(|m| m < t) {
+                    continue;
+                }
+            }
+            parts.push(Part {
+                from: if i == first { from } else { 0 },
+                to: (i == last).then_some(upto.offset),
+                file: f.file,
+                path: f.path,
+                dev: f.dev,
+                ino: f.ino,
+            });
+        }
+        Replay {
+            parts: parts.into_iter(),
+            current: None,
+            after,
+            note,
+        }
+    }
+
+    /// The next record to replay: its position (the offset past its line) and its
+    /// line, parsed. Lines that are not JSON are skipped, and so are records before
+    /// a time `since`. `None` at the hand-over.
+    pub async fn next(&mut self) -> Result<Option<(Position, String, Value)>, String> {
+        let mut buf = Vec::new();
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                let Some(part) = self.parts.next() else {
+                    return Ok(None);
+                };
+                let mut file = tokio::fs::File::from_std(part.file);
+                let io = |e: std::io::Error| format!("{}: {e}", part.path.display());
+                file.seek(std::io::SeekFrom::Start(part.from))
+                    .await
+                    .map_err(io)?;
+                let limit = part.to.map_or(u64::MAX, |to| to.saturating_sub(part.from));
+                self.current = Some(Current {
+                    reader: BufReader::with_capacity(1 << 16, file.take(limit)),
+                    path: part.path,
+                    dev: part.dev,
+                    ino: part.ino,
+                    offset: part.from,
+                });
+                continue;
+            };
+            buf.clear();
+            let n = cur
+                .reader
+                .read_until(b'\n', &mut buf)
+                .await
+                .map_err(|e| format!("{}: {e}", cur.path.display()))?;
+            if n == 0 || buf.last() != Some(&b'\n') {
+                // The end of this part (an incomplete last line is not a record).
+                self.current = None;
+                continue;
+            }
+            cur.offset += n as u64;
+            let pos = Position {
+                dev: cur.dev,
+                ino: cur.ino,
+                offset: cur.offset,
+            };
+            let line = &buf[..n - 1];
+            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            if let Some(t) = self.after {
+                if !captured_since(&value, t) {
+                    continue;
+                }
+            }
+            return Ok(Some((
+                pos,
+                String::from_utf8_lossy(line).into_owned(),
+                value,
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(path: &Path, offset: u64) -> Position {
+        let m = std::fs::metadata(path).unwrap();
+        Position {
+            dev: m.dev(),
+            ino: m.ino(),
+            offset,
+        }
+    }
+
+    async fn all(mut r: Replay) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        while let Some((p, line, _)) = r.next().await.unwrap() {
+            out.push((p.offset, line));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn replays_after_a_position_up_to_the_hand_over_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("articles.jsonl");
+        let rotated = dir.path().join("articles.jsonl.20260101T000000.000Z");
+        std::fs::write(&out, "{\"n\":1}\n{\"n\":2}\nnot json\n{\"n\":3}\n").unwrap();
+        let after_first = id(&out, 8);
+        std::fs::rename(&out, &rotated).unwrap();
+        std::fs::write(&out, "{\"n\":4}\n{\"n\":5}\n{\"n\":6}\n").unwrap();
+        let upto = id(&out, 16);
+        let got = all(Replay::plan(&out, Since::Id(after_first), upto)).await;
+        let lines: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["{\"n\":2}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}"]);
+        assert_eq!(got[0].0, 16);
+        assert_eq!(got[3].0, 16);
+        // From the hand-over itself: nothing.
+        assert!(all(Replay::plan(&out, Since::Id(upto), upto))
+            .await
+            .is_empty());
+        // A position whose file is gone: everything still there, with a note.
+        let gone = Position {
+            ino: 1,
+            dev: 1,
+            offset: 0,
+        };
+        let r = Replay::plan(&out, Since::Id(gone), upto);
+        assert!(r.note.is_some());
+        assert_eq!(all(r).await.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_time_replays_the_records_captured_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("articles.jsonl");
+        let text = "{\"capture_time\":\"2022-01-01T00:00:00Z\"}\n{\"capture_time\":\"2023-01-01T00:00:00-05:00\"}\n{}\n";
+        std::fs::write(&out, text).unwrap();
+        let upto = id(&out, text.len() as u64);
+        let t = "2022-06-01T00:00:00Z".parse().unwrap();
+        let got = all(Replay::plan(&out, Since::Time(t), upto)).await;
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1.contains("2023"));
+    }
+}
