@@ -24,7 +24,7 @@ pub struct Health {
     pub nats_request: std::sync::Mutex<Option<String>>,
     /// The watcher's first scan has listed the folder (shared with `WatchOptions`).
     pub scanned: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// When the committer last showed it is alive, in ms of [`monotonic_ms`]; it
+    /// When the committer last showed it is alive, in ms of `monotonic_ms`; it
     /// beats between batches, at least every second while idle, and while it waits
     /// to retry a commit. The systemd watchdog is fed only while it beats.
     pub committer_beat: std::sync::atomic::AtomicU64,
