@@ -34,9 +34,11 @@ pub mod codec;
 mod error;
 mod migrate;
 mod open;
+mod stats;
 pub mod store;
 
 pub use error::{Damage, StateError};
+pub use stats::TableStats;
 pub use store::{Store, STATE_VERSION};
 
 /// What the state remembers of an article: its newest emitted version.

@@ -165,7 +165,7 @@ impl Store {
     /// Runs `op` on the database: reopens it first for a write after an I/O error,
     /// turns redb's panics and corruption reports into [`StateError::Damaged`], and
     /// notes I/O errors for the next write to reopen.
-    fn with_db<T>(
+    pub(super) fn with_db<T>(
         &self,
         write: bool,
         op: impl FnOnce(&Database) -> Result<T, StateError>,

@@ -1,0 +1,114 @@
+//! Where the state's bytes go: entries and B-tree pages per table, as redb counts
+//! them ([`Store::table_stats`]); `cargo run --release --example state_stats` prints them.
+
+use redb::{ReadableTableMetadata, TableDefinition, TableHandle};
+
+use super::store::{ARTICLES, CONTENTS, CONTENT_EXPIRY, EXPIRY, FILES, META, SNAPSHOTS};
+use super::{StateError, Store};
+
+/// One table of the state, as redb counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// The table's name (`articles`, `snapshots`, `files`, ...).
+    pub name: &'static str,
+    /// Entries.
+    pub entries: u64,
+    /// Leaf and branch pages of its B-tree.
+    pub pages: u64,
+    /// Bytes of the pages (`pages` × page size).
+    pub page_bytes: u64,
+    /// Bytes of keys and values stored.
+    pub stored_bytes: u64,
+    /// Bytes of its pages that hold neither data nor metadata.
+    pub fragmented_bytes: u64,
+}
+
+fn one<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+    page_size: u64,
+) -> Result<TableStats, StateError> {
+    let name = match def.name() {
+        "articles" => "articles",
+        "expiry" => "expiry",
+        "snapshots" => "snapshots",
+        "files" => "files",
+        "meta" => "meta",
+        "contents" => "contents",
+        _ => "content_expiry",
+    };
+    let t = tx.open_table(def)?;
+    let s = t.stats()?;
+    let pages = s.leaf_pages() + s.branch_pages();
+    Ok(TableStats {
+        name,
+        entries: t.len()?,
+        pages,
+        page_bytes: pages * page_size,
+        stored_bytes: s.stored_bytes(),
+        fragmented_bytes: s.fragmented_bytes(),
+    })
+}
+
+impl Store {
+    /// Entries and pages of every table, in one read.
+    pub fn table_stats(&self) -> Result<Vec<TableStats>, StateError> {
+        self.with_db(false, |db| {
+            let tx = db.begin_read()?;
+            let page = 4096;
+            Ok(vec![
+                one(&tx, ARTICLES, page)?,
+                one(&tx, SNAPSHOTS, page)?,
+                one(&tx, EXPIRY, page)?,
+                one(&tx, FILES, page)?,
+                one(&tx, CONTENTS, page)?,
+                one(&tx, CONTENT_EXPIRY, page)?,
+                one(&tx, META, page)?,
+            ])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{st, FileEntry, Pending};
+    use super::*;
+
+    #[test]
+    fn every_table_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut ch = Pending::default();
+        for i in 0..3 {
+            ch.articles.insert(format!("a{i}"), st("2022-10-02", 1));
+            ch.files.push((
+                format!("/x{i}").into_bytes(),
+                FileEntry {
+                    size: 1,
+                    mtime_ns: 2,
+                    sha256: None,
+                },
+            ));
+        }
+        store.commit(&ch).unwrap();
+        let stats = store.table_stats().unwrap();
+        let names: Vec<&str> = stats.iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "articles",
+                "snapshots",
+                "expiry",
+                "files",
+                "contents",
+                "content_expiry",
+                "meta"
+            ]
+        );
+        let by = |n: &str| stats.iter().find(|t| t.name == n).unwrap().clone();
+        assert_eq!(by("articles").entries, 3);
+        assert_eq!(by("files").entries, 3);
+        assert!(by("files").stored_bytes >= 3 * 3);
+        assert!(by("files").page_bytes >= 4096);
+    }
+}
