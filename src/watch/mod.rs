@@ -128,6 +128,12 @@ pub async fn run(
 ) -> Result<(), WatchError> {
     let root = opts.root.clone();
     let mode = opts.mode;
+    // A state that remembers no file has nothing to forget: no hashes to keep.
+    let first_seen = opts
+        .known
+        .as_ref()
+        .is_some_and(|s| s.counts().map_or(true, |(_, files)| files > 0))
+        .then(Vec::new);
     let mut st = State {
         opts,
         tx,
@@ -135,7 +141,7 @@ pub async fn run(
         new_dirs: HashMap::new(),
         metrics,
         stop: stop.clone(),
-        first_seen: Some(Vec::new()),
+        first_seen,
     };
     if once {
         if !st.scan(root.clone()).await {
