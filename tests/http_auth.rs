@@ -154,7 +154,7 @@ const PATHS: [&str; 3] = ["/metrics", "/health", "/events"];
 /// The three cases on every endpoint through `get`: no token and a wrong one are
 /// 401 with a Bearer challenge, the right one in the header is 200 (`/health`:
 /// not 401, as it may say 503 while the daemon starts).
-fn check_three_cases(get: &dyn Fn(&str, &[(&str, &str)]) -> Reply) {
+fn check_three_cases(get: impl Fn(&str, &[(&str, &str)]) -> Reply) {
     let bearer = format!("Bearer {TOKEN}");
     for path in PATHS {
         let r = get(path, &[]);
@@ -189,7 +189,7 @@ fn every_endpoint_requires_the_token() {
     let file = dir.path().join("http-token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
     let (mut d, port) = start(&format!("token_file = {:?}\n", file.display()));
-    check_three_cases(&|path, h| plain(port, path, h));
+    check_three_cases(|path, h| plain(port, path, h));
     assert!(!d.log().contains(TOKEN), "{}", d.log());
     assert_eq!(d.stop(), 0);
 }
@@ -223,7 +223,7 @@ fn tls_listener_requires_the_token_and_survives_bad_clients() {
         key.display()
     ));
     let config = client(&p.ca);
-    check_three_cases(&|path, h| tls(&config, port, path, h));
+    check_three_cases(|path, h| tls(&config, port, path, h));
     let bearer = format!("Bearer {TOKEN}");
     // A client that never shakes hands holds up nobody.
     let idle = connect(port);

@@ -47,10 +47,13 @@ impl Listener {
     }
 
     /// Wraps a bound listener: HTTPS, each handshake done apart from the others.
-    pub fn tls(inner: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Listener {
-        Listener {
-            inner: Accepting::Tls(super::tls::Handshakes::spawn(inner, config)),
-        }
+    pub fn tls(
+        inner: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Listener> {
+        Ok(Listener {
+            inner: Accepting::Tls(super::tls::Handshakes::spawn(inner, config)?),
+        })
     }
 }
 

@@ -117,7 +117,7 @@ pub async fn serve(
     }
     let app = router(shared, access.auth).into_make_service_with_connect_info::<conn::Hangup>();
     let listener = match access.tls {
-        Some(config) => conn::Listener::tls(listener, config),
+        Some(config) => conn::Listener::tls(listener, config)?,
         None => conn::Listener::new(listener),
     };
     axum::serve(listener, app)

@@ -31,17 +31,15 @@ pub struct Handshakes {
 
 impl Handshakes {
     /// Starts accepting on `listener` with `config`.
-    pub fn spawn(listener: TcpListener, config: Arc<ServerConfig>) -> Handshakes {
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    pub fn spawn(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Handshakes> {
+        let local = listener.local_addr()?;
         let (tx, done) = mpsc::channel(64);
         let accepting = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
-        Handshakes {
+        Ok(Handshakes {
             done,
             accepting,
             local,
-        }
+        })
     }
 
     /// The next connection whose handshake is done.
