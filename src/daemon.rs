@@ -66,6 +66,9 @@ pub fn run(
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let origin = config_path
+        .as_ref()
+        .map_or_else(|| "command line".to_owned(), |p| p.display().to_string());
     rt.block_on(async move {
         let (shared, reload_tx) = Shared::new(&cfg);
         let metrics = shared.metrics.clone();
@@ -97,6 +100,17 @@ pub fn run(
                     return ExitCode::from(2);
                 }
             };
+            // Read again (validate read them): the files are what they are now.
+            let access = match (cfg.http.access_token(&origin), cfg.http.server_tls(&origin)) {
+                (Ok(token), Ok(tls)) => crate::http::Access {
+                    auth: crate::http::auth::Auth::new(token.as_ref(), cfg.http.public_health),
+                    tls,
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("wirewatch: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let listener = match crate::http::bind(addr).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -110,7 +124,7 @@ pub fn run(
             let shared = shared.clone();
             let stop = stop_rx.clone();
             Some(tokio::spawn(async move {
-                if let Err(e) = crate::http::serve(listener, shared, stop).await {
+                if let Err(e) = crate::http::serve(listener, shared, access, stop).await {
                     tracing::error!(%addr, error = %e, "HTTP listener failed");
                 }
             }))

@@ -26,7 +26,7 @@
 //!   [`error::Reject`].
 //! * [`config`] loads and validates `config/wirewatch.toml` (`config/nats.rs`: the
 //!   `[sink]`, `[nats]` and `[dedupe]` sections; `security.rs`: the `[nats]` TLS and
-//!   authentication keys).
+//!   authentication keys; `http.rs`: `[http]`, its access token and TLS files).
 //! * [`extract`] fills `people`, `places`, `organizations`, `quotes`, `dates` and
 //!   `keywords` (`extract/entities/` cuts names, `cues.rs`, `teams.rs`, `states.rs`
 //!   tell names by context, `people/`, `orgs.rs`, `places.rs` resolve them,
@@ -51,7 +51,8 @@
 //!   (`rejects.rs`), what HTTP shares
 //!   (`events.rs`).
 //! * `filter` selects records by time and names, for `http` (`/metrics`,
-//!   `/health`, `/events`) and `tail` (`wirewatch tail`: `tail/follow.rs`,
+//!   `/health`, `/events`; `http/auth.rs`: the access token, `tls.rs`: HTTPS
+//!   handshakes, `conn.rs`: the connections) and `tail` (`wirewatch tail`: `tail/follow.rs`,
 //!   `nats.rs`, `format.rs`, `printer.rs`, `sys.rs`).
 //! * `systemd` tells a service manager when the daemon is ready, what it is doing,
 //!   and feeds its watchdog while the committer beats.

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod http;
 pub mod nats;
 pub mod security;
 mod validate;
 
+pub use http::HttpConfig;
 pub use validate::check_log_level;
 
 use crate::error::ConfigError;
@@ -38,7 +40,7 @@ pub struct Config {
     pub state: StateConfig,
     /// Stage wiring.
     pub pipeline: PipelineConfig,
-    /// The HTTP listener (metrics, health, live events).
+    /// The HTTP listener (metrics, health, live events), its token and TLS.
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
@@ -48,14 +50,6 @@ pub struct Config {
     pub nats: nats::NatsConfig,
     /// Where dedupe decisions are kept (`local` or `nats`).
     pub dedupe: nats::DedupeConfig,
-}
-
-/// `[http]`
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Address to listen on, e.g. `127.0.0.1:9464`; empty = no listener.
-    pub listen: String,
 }
 
 /// `[log]`

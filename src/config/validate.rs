@@ -157,16 +157,7 @@ impl Config {
         if let Err((key, message)) = crate::paths::check_paths(records, &self.output.rejects) {
             return Err(err(key, message));
         }
-        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(err(
-                "http.listen",
-                format!(
-                    "{:?} is not an address:port such as \"127.0.0.1:9464\"",
-                    self.http.listen
-                ),
-            ));
-        }
+        self.http.validate(origin)?;
         if let Err(why) = check_log_level(&self.log.level) {
             return Err(err("log.level", why));
         }

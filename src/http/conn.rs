@@ -1,4 +1,4 @@
-//! Connections the server can cut.
+//! Connections the server can cut, plain or TLS.
 //!
 //! A client that stops reading leaves hyper waiting for the socket to drain, with
 //! the body no longer polled: ending the body cannot close such a connection. Every
@@ -7,6 +7,9 @@
 //! read or write fail, which wakes hyper and ends the connection. The socket is then
 //! closed with a reset (`SO_LINGER` 0), so that what the kernel still holds for the
 //! client is dropped at once rather than kept until the client reads it.
+//!
+//! With `[http] tls_cert` and `tls_key` the [`Listener`] hands out connections
+//! whose TLS handshake is done (see [`super::tls`]); the rest is the same.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,17 +24,36 @@ use axum::serve::IncomingStream;
 use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 
 /// The TCP listener of the HTTP server; its connections are [`Conn`]s.
 #[derive(Debug)]
 pub struct Listener {
-    inner: tokio::net::TcpListener,
+    inner: Accepting,
+}
+
+#[derive(Debug)]
+enum Accepting {
+    Plain(tokio::net::TcpListener),
+    Tls(super::tls::Handshakes),
 }
 
 impl Listener {
-    /// Wraps a bound listener.
+    /// Wraps a bound listener: plain HTTP.
     pub fn new(inner: tokio::net::TcpListener) -> Listener {
-        Listener { inner }
+        Listener {
+            inner: Accepting::Plain(inner),
+        }
+    }
+
+    /// Wraps a bound listener: HTTPS, each handshake done apart from the others.
+    pub fn tls(
+        inner: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Listener> {
+        Ok(Listener {
+            inner: Accepting::Tls(super::tls::Handshakes::spawn(inner, config)?),
+        })
     }
 }
 
@@ -40,8 +62,17 @@ impl axum::serve::Listener for Listener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Conn, SocketAddr) {
-        // axum's accept retries errors (EMFILE: after a pause) and never fails.
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let (io, addr) = match &mut self.inner {
+            // axum's accept retries errors (EMFILE: after a pause) and never fails.
+            Accepting::Plain(l) => {
+                let (io, addr) = axum::serve::Listener::accept(l).await;
+                (Io::Plain(io), addr)
+            }
+            Accepting::Tls(h) => {
+                let (io, addr) = h.next().await;
+                (Io::Tls(Box::new(io)), addr)
+            }
+        };
         (
             Conn {
                 io,
@@ -53,7 +84,10 @@ impl axum::serve::Listener for Listener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        match &self.inner {
+            Accepting::Plain(l) => l.local_addr(),
+            Accepting::Tls(h) => Ok(h.local_addr()),
+        }
     }
 }
 
@@ -92,9 +126,78 @@ impl Connected<IncomingStream<'_, Listener>> for Hangup {
 /// An accepted TCP connection that its [`Hangup`] can cut.
 #[derive(Debug)]
 pub struct Conn {
-    io: TcpStream,
+    io: Io,
     hangup: Hangup,
     reset: bool,
+}
+
+/// The byte stream of a [`Conn`].
+#[derive(Debug)]
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+/// Calls `$method` on the stream under an [`Io`].
+macro_rules! delegate {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self.get_mut() {
+            Io::Plain(s) => Pin::new(s).$method($($arg),*),
+            Io::Tls(s) => Pin::new(s.as_mut()).$method($($arg),*),
+        }
+    };
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, poll_shutdown(cx))
+    }
 }
 
 impl Conn {
@@ -108,7 +211,7 @@ impl Conn {
         if !self.reset {
             self.reset = true;
             // A failure only means a FIN instead of a reset.
-            let _ = socket2::SockRef::from(&self.io).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(self.io.tcp()).set_linger(Some(Duration::ZERO));
         }
         Some(io::Error::new(
             io::ErrorKind::ConnectionAborted,

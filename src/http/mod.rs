@@ -13,13 +13,19 @@
 //! is forgotten at once, and one that falls behind is disconnected ([`events`]).
 //! Replays read the daemon's own output file ([`replay`]).
 //!
+//! With an access token configured (`[http] token` or `token_file`), every route
+//! requires it ([`auth`]; `/health` may be left open with `public_health`); with
+//! `tls_cert` and `tls_key`, the listener speaks HTTPS ([`tls`]).
+//!
 //! The listener is bound by [`bind`] before the pipeline starts, so that a taken
 //! address stops the daemon at start; [`serve`] then serves it.
 
+pub mod auth;
 pub mod conn;
 pub mod events;
 pub mod query;
 pub mod replay;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,12 +51,17 @@ struct AppState {
 
 /// The router (exposed for tests). Served without [`serve`]'s connection info, a
 /// lagging `/events` client is ended by an error in its body instead of a cut.
-pub fn router(shared: Shared) -> Router {
+/// `auth` guards every route (added before its layer).
+pub fn router(shared: Shared, auth: auth::Auth) -> Router {
     let registry = Arc::new(shared.metrics.registry());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/events", get(events::events))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require,
+        ))
         .with_state(AppState { shared, registry })
 }
 
@@ -75,17 +86,41 @@ pub fn bind_hint(e: &std::io::Error) -> &'static str {
     }
 }
 
+/// How the listener is reached: its token and TLS (from `[http]`).
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Who may use it.
+    pub auth: auth::Auth,
+    /// HTTPS with this configuration; `None`: plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
 /// Serves `listener` until `stop` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
+    access: Access,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP listener up: /metrics /health /events");
+        let scheme = if access.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(
+            %addr,
+            scheme,
+            token = access.auth.required(),
+            "HTTP listener up: /metrics /health /events"
+        );
     }
-    let app = router(shared).into_make_service_with_connect_info::<conn::Hangup>();
-    axum::serve(conn::Listener::new(listener), app)
+    let app = router(shared, access.auth).into_make_service_with_connect_info::<conn::Hangup>();
+    let listener = match access.tls {
+        Some(config) => conn::Listener::tls(listener, config)?,
+        None => conn::Listener::new(listener),
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

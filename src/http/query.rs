@@ -12,9 +12,10 @@ use crate::filter::Filter;
 use crate::fold::match_key;
 use crate::pipeline::{EventKind, Position};
 
-/// The parameters `/events` takes.
+/// The parameters `/events` takes (`token` is the access token, read by
+/// [`super::auth`]).
 pub const PARAMETERS: &[&str] = &[
-    "person", "place", "org", "dateline", "q", "since", "outcome",
+    "person", "place", "org", "dateline", "q", "since", "outcome", "token",
 ];
 
 /// Where a replay of the output starts.
@@ -129,6 +130,8 @@ impl EventQuery {
                     return Err("since may be given once (one position to replay from)".into())
                 }
                 "since" => since = Some(parse_since(value, now, tz)?),
+                // Checked by the auth layer before the handler runs.
+                super::auth::PARAMETER => {}
                 "outcome" => outcomes
                     .get_or_insert(Outcomes {
                         emitted: false,
