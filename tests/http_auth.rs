@@ -194,6 +194,27 @@ fn every_endpoint_requires_the_token() {
     assert_eq!(d.stop(), 0);
 }
 
+/// The desk behind a token: its page and script load without it (they hold no
+/// data, and the page asks for the token), its data endpoints need it, and the
+/// session cookie the page sets opens them.
+#[test]
+fn the_desk_page_loads_and_its_data_needs_the_token() {
+    let (mut d, port) = start(&format!("token = {TOKEN:?}\n"));
+    for path in ["/", "/desk.js", "/desk.css"] {
+        let r = plain(port, path, &[]);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+    }
+    let js = plain(port, "/desk.js", &[]).body;
+    assert!(js.contains("wirewatch_token="), "the page keeps the token in a cookie");
+    let cookie = format!("wirewatch_token={TOKEN}");
+    for path in ["/api/stats", "/api/story/0123456789abcdef"] {
+        assert_eq!(plain(port, path, &[]).status, 401, "{path} without a token");
+        let r = plain(port, path, &[("Cookie", &cookie)]);
+        assert_ne!(r.status, 401, "{path} with the cookie: {r:?}");
+    }
+    assert_eq!(d.stop(), 0);
+}
+
 /// `public_health = true`: `/health` answers without the token, the rest still
 /// needs it.
 #[test]

@@ -155,6 +155,10 @@ pub(super) async fn events(
             Some(Since::Time(t)) => Some(t),
             _ => None,
         },
+        last: match q.since {
+            Some(Since::Last(n)) => Some(n),
+            _ => None,
+        },
         sse,
         queue: queue.clone(),
         waiting: VecDeque::new(),
@@ -229,6 +233,8 @@ struct Subscriber {
     outcomes: Outcomes,
     /// A time `since`: live records captured before it are not sent either.
     captured_since: Option<Timestamp>,
+    /// `last=N`: only the last N matching records of the replay are sent.
+    last: Option<usize>,
     sse: bool,
     queue: Arc<Queue>,
     /// Matching records not yet handed to the body.
@@ -336,6 +342,12 @@ impl Subscriber {
             tracing::info!("/events replay: {note}");
             self.push(format!(": {note}\n\n").into());
         }
+        let mut kept = self.last.map(|n| {
+            (
+                n,
+                VecDeque::<(Position, String)>::with_capacity(n.min(MAX_RECORDS)),
+            )
+        });
         loop {
             self.hand_over()?;
             // Room in the body's queue before reading on.
@@ -352,6 +364,12 @@ impl Subscriber {
                 End::Gone
             })?;
             let Some((pos, line, value)) = next else {
+                if let Some((_, kept)) = kept {
+                    for (pos, line) in kept {
+                        self.send_replayed(pos, &line);
+                    }
+                    self.hand_over()?;
+                }
                 return Ok(());
             };
             if !self.filter.matches(&value) {
@@ -360,13 +378,25 @@ impl Subscriber {
                 }
                 continue;
             }
-            self.replayed = Some(pos);
-            self.push(if self.sse {
-                sse_chunk(Some(pos), EventKind::Record, &line)
-            } else {
-                format!("{line}\n").into()
-            });
+            if let Some((n, kept)) = kept.as_mut() {
+                if kept.len() == *n {
+                    kept.pop_front();
+                }
+                kept.push_back((pos, line));
+                continue;
+            }
+            self.send_replayed(pos, &line);
         }
+    }
+
+    /// Queues a replayed record.
+    fn send_replayed(&mut self, pos: Position, line: &str) {
+        self.replayed = Some(pos);
+        self.push(if self.sse {
+            sse_chunk(Some(pos), EventKind::Record, line)
+        } else {
+            format!("{line}\n").into()
+        });
     }
 
     /// Records in the body's queue.

@@ -8,7 +8,8 @@
 //! all of which must match, repeated ones too: `person`, `place`, `org` (case- and
 //! accent-insensitive substrings of a name, as `wirewatch tail`), `dateline` (same,
 //! on the dateline) and `q` (words that must all appear in the title, lede or
-//! paragraphs); `since` (an event id or a time) and `outcome`. Subscribers read from
+//! paragraphs); `since` (an event id or a time), `last` (the last N matching records)
+//! and `outcome`. Subscribers read from
 //! a broadcast channel: the pipeline never waits for them; a client that goes away
 //! is forgotten at once, and one that falls behind is disconnected ([`events`]).
 //! Replays read the daemon's own output file ([`replay`]).
@@ -17,11 +18,15 @@
 //! requires it ([`auth`]; `/health` may be left open with `public_health`); with
 //! `tls_cert` and `tls_key`, the listener speaks HTTPS ([`tls`]).
 //!
+//! `GET /` is the desk, a live page of the wire, with the JSON endpoints it reads,
+//! `GET /api/stats` and `GET /api/story/<article_id>` ([`desk`]).
+//!
 //! The listener is bound by [`bind`] before the pipeline starts, so that a taken
 //! address stops the daemon at start; [`serve`] then serves it.
 
 pub mod auth;
 pub mod conn;
+pub mod desk;
 pub mod events;
 pub mod query;
 pub mod replay;
@@ -55,6 +60,11 @@ struct AppState {
 pub fn router(shared: Shared, auth: auth::Auth) -> Router {
     let registry = Arc::new(shared.metrics.registry());
     Router::new()
+        .route("/", get(desk::index))
+        .route("/desk.css", get(desk::css))
+        .route("/desk.js", get(desk::js))
+        .route("/api/stats", get(desk::stats))
+        .route("/api/story/{article_id}", get(desk::story))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/events", get(events::events))
@@ -112,7 +122,7 @@ pub async fn serve(
             %addr,
             scheme,
             token = access.auth.required(),
-            "HTTP listener up: /metrics /health /events"
+            "HTTP listener up: / (the desk) /api/stats /api/story /metrics /health /events"
         );
     }
     let app = router(shared, access.auth).into_make_service_with_connect_info::<conn::Hangup>();

@@ -15,8 +15,12 @@ use crate::pipeline::{EventKind, Position};
 /// The parameters `/events` takes (`token` is the access token, read by
 /// [`super::auth`]).
 pub const PARAMETERS: &[&str] = &[
-    "person", "place", "org", "dateline", "q", "since", "outcome", "token",
+    "person", "place", "org", "dateline", "q", "since", "last", "outcome", "token",
 ];
+
+/// The most records `last=N` replays (the records a client may have waiting,
+/// [`super::events::MAX_RECORDS`]).
+pub const MAX_LAST: usize = super::events::MAX_RECORDS;
 
 /// Where a replay of the output starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub enum Since {
     /// The records captured at or after this moment (see
     /// [`super::replay::TIME_FIELD`]).
     Time(Timestamp),
+    /// The last this many records that pass the filter (`last=N`).
+    Last(usize),
 }
 
 /// Which outcomes a client is sent.
@@ -104,8 +110,8 @@ pub struct EventQuery {
 impl EventQuery {
     /// Reads the query's `pairs` and the `Last-Event-ID` header. Filters repeat to
     /// add conditions (all must hold, as `wirewatch tail`'s repeated flags);
-    /// `outcome` repeats to add outcomes; `since` may appear once. `Last-Event-ID`
-    /// wins over `since` (a reconnecting client sends both). `tz` reads a
+    /// `outcome` repeats to add outcomes; `since` or `last` may appear once.
+    /// `Last-Event-ID` wins over both (a reconnecting client sends them too). `tz` reads a
     /// date-only `since`; `now` a duration. The error is the 400's message.
     pub fn parse(
         pairs: &[(String, String)],
@@ -127,11 +133,19 @@ impl EventQuery {
                 "dateline" => datelines.extend(Some(match_key(value)).filter(|s| !s.is_empty())),
                 "q" => words.extend(match_key(value).split_whitespace().map(str::to_owned)),
                 "since" if since.is_some() => {
-                    return Err("since may be given once (one position to replay from)".into())
+                    return Err(
+                        "give since or last once, not both (one place to replay from)".into(),
+                    )
                 }
                 "since" => since = Some(parse_since(value, now, tz)?),
                 // Checked by the auth layer before the handler runs.
                 super::auth::PARAMETER => {}
+                "last" if since.is_some() => {
+                    return Err(
+                        "give since or last once, not both (one place to replay from)".into(),
+                    )
+                }
+                "last" => since = Some(parse_last(value)?),
                 "outcome" => outcomes
                     .get_or_insert(Outcomes {
                         emitted: false,
@@ -160,6 +174,16 @@ impl EventQuery {
             since,
             outcomes: outcomes.unwrap_or_default(),
         })
+    }
+}
+
+/// `last=N`: a count from 1 to [`MAX_LAST`].
+fn parse_last(value: &str) -> Result<Since, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_LAST).contains(&n) => Ok(Since::Last(n)),
+        _ => Err(format!(
+            "last={value:?}: give how many of the latest records to replay, 1 to {MAX_LAST}"
+        )),
     }
 }
 
@@ -290,6 +314,23 @@ mod tests {
         assert!(parse(&[], Some("nope"))
             .unwrap_err()
             .contains("Last-Event-ID"));
+    }
+
+    #[test]
+    fn last_is_a_bounded_count_and_excludes_since() {
+        assert_eq!(
+            parse(&[("last", "50")], None).unwrap().since,
+            Some(Since::Last(50))
+        );
+        for bad in ["0", "-1", "many", "1025"] {
+            let e = parse(&[("last", bad)], None).unwrap_err();
+            assert!(e.contains("1 to 1024"), "{e}");
+        }
+        assert!(parse(&[("last", "5"), ("since", "1h")], None).is_err());
+        assert!(parse(&[("since", "1h"), ("last", "5")], None).is_err());
+        // A reconnecting client resumes after its last event instead.
+        let q = parse(&[("last", "5")], Some("1-2-3")).unwrap();
+        assert!(matches!(q.since, Some(Since::Id(_))));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Replay for `/events`: the records of the daemon's own output file (and its
-//! rotated copies) after a position or since a time, up to the position where the
-//! live broadcast takes over ([`Replay`]).
+//! Replay for `/events` and `/api/story`: the records of the daemon's own output
+//! file (and its rotated copies) after a position, since a time or from the start,
+//! up to the position where the live broadcast takes over ([`Replay`]).
 //!
 //! The files are found from the configured output path only (never a path from a
 //! request): the file at the path and its rotated siblings (`<name>.*`), in the
@@ -55,6 +55,8 @@ pub struct Replay {
     current: Option<Current>,
     /// Records before this moment are skipped (a time `since`).
     after: Option<Timestamp>,
+    /// Lines without these bytes are skipped unparsed ([`Replay::containing`]).
+    needle: Option<Vec<u8>>,
     /// Why the replay starts earlier or ends sooner than asked, for a comment line.
     pub note: Option<String>,
 }
@@ -113,6 +115,7 @@ impl Replay {
                 parts: Vec::new().into_iter(),
                 current: None,
                 after: None,
+                needle: None,
                 note: Some(
                     "the output file the live stream continues from is gone; nothing to replay"
                         .into(),
@@ -131,6 +134,8 @@ impl Replay {
                 }
             },
             Since::Time(t) => (0, 0, Some(t)),
+            // The caller keeps the last ones.
+            Since::Last(_) => (0, 0, None),
         };
         let mut parts = Vec::new();
         for (i, f) in found.into_iter().enumerate().take(last + 1).skip(first) {
@@ -153,8 +158,21 @@ impl Replay {
             parts: parts.into_iter(),
             current: None,
             after,
+            needle: None,
             note,
         }
+    }
+
+    /// Plans the replay of every record of the output at `path` up to `upto`.
+    pub fn from_start(path: &Path, upto: Position) -> Replay {
+        Replay::plan(path, Since::Last(usize::MAX), upto)
+    }
+
+    /// Skips, without parsing them, the lines that do not contain `needle` (a
+    /// quick pre-filter: the caller still checks the records it gets).
+    pub fn containing(mut self, needle: impl Into<Vec<u8>>) -> Replay {
+        self.needle = Some(needle.into());
+        self
     }
 
     /// The next record to replay: its position (the offset past its line) and its
@@ -200,6 +218,11 @@ impl Replay {
                 offset: cur.offset,
             };
             let line = &buf[..n - 1];
+            if let Some(needle) = &self.needle {
+                if memchr::memmem::find(line, needle).is_none() {
+                    continue;
+                }
+            }
             let Ok(value) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
@@ -266,6 +289,20 @@ mod tests {
         let r = Replay::plan(&out, Since::Id(gone), upto);
         assert!(r.note.is_some());
         assert_eq!(all(r).await.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn from_the_start_with_a_needle_reads_only_the_lines_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("articles.jsonl");
+        let rotated = dir.path().join("articles.jsonl.20260101T000000.000Z");
+        std::fs::write(&rotated, "{\"a\":\"x\",\"n\":1}\n{\"a\":\"y\"}\n").unwrap();
+        let text = "{\"a\":\"x\",\"n\":2}\n{\"a\":\"x\",\"n\":3}\n";
+        std::fs::write(&out, text).unwrap();
+        let upto = id(&out, (text.len() / 2) as u64);
+        let got = all(Replay::from_start(&out, upto).containing("\"a\":\"x\"")).await;
+        let lines: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["{\"a\":\"x\",\"n\":1}", "{\"a\":\"x\",\"n\":2}"]);
     }
 
     #[tokio::test]
