@@ -205,7 +205,10 @@ fn the_desk_page_loads_and_its_data_needs_the_token() {
         assert_eq!(r.status, 200, "{path}: {r:?}");
     }
     let js = plain(port, "/desk.js", &[]).body;
-    assert!(js.contains("wirewatch_token="), "the page keeps the token in a cookie");
+    assert!(
+        js.contains("wirewatch_token="),
+        "the page keeps the token in a cookie"
+    );
     let cookie = format!("wirewatch_token={TOKEN}");
     for path in ["/api/stats", "/api/story/0123456789abcdef"] {
         assert_eq!(plain(port, path, &[]).status, 401, "{path} without a token");
