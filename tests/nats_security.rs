@@ -450,14 +450,8 @@ fn validate_names_the_bad_key_and_file() {
         "nats://127.0.0.1:4222",
         "tls_ca = \"/nonexistent/ca.pem\"\n",
     );
-    let out = d
-        .cmd()
-        .args(["validate", "--config"])
-        .arg(d.config_path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, err) = d.validate();
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("nats.tls_ca") && err.contains("/nonexistent/ca.pem"),
         "{err}"
@@ -466,14 +460,8 @@ fn validate_names_the_bad_key_and_file() {
         "nats://127.0.0.1:4222",
         "token = \"a\"\nuser = \"u\"\npassword = \"p\"\n",
     );
-    let out = two
-        .cmd()
-        .args(["validate", "--config"])
-        .arg(two.config_path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, err) = two.validate();
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("set one authentication method"), "{err}");
     assert!(!err.contains("\"p\""), "{err}");
 }

@@ -168,14 +168,8 @@ fn a_deleted_output_is_created_again() {
 #[test]
 fn the_same_file_for_records_and_rejects_is_refused() {
     let d = Daemon::new("[output]\nrejects = \"out/./articles.jsonl\"");
-    let out = d
-        .cmd()
-        .args(["validate", "--config"])
-        .arg(d.config_path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let (code, err) = d.validate();
+    assert_ne!(code, Some(0), "{err}");
     assert!(
         err.contains("output.path") && err.contains("output.rejects"),
         "{err}"
@@ -289,14 +283,8 @@ fn an_output_that_cannot_be_fsynced_is_refused() {
     assert!(err.contains("not a regular file"), "{err}");
     // `validate` tells as well.
     let d = Daemon::new("[output]\nrejects = \"/dev/null\"");
-    let out = d
-        .cmd()
-        .args(["validate", "--config"])
-        .arg(d.config_path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let (code, err) = d.validate();
+    assert_ne!(code, Some(0), "{err}");
     assert!(
         err.contains("output.rejects") && err.contains("/dev/null"),
         "{err}"

@@ -121,6 +121,20 @@ impl Daemon {
         c
     }
 
+    /// `validate --config` on this daemon's config: returns (exit code, stderr).
+    pub fn validate(&self) -> (Option<i32>, String) {
+        let out = self
+            .cmd()
+            .args(["validate", "--config"])
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `run --once`: returns (exit code, stderr).
     pub fn once(&self) -> (i32, String) {
         let out = self
