@@ -37,6 +37,14 @@ impl Filter {
         }
     }
 
+    /// True when there is no condition: every record passes.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.people.is_empty()
+            && self.places.is_empty()
+            && self.orgs.is_empty()
+    }
+
     /// True when the record passes every condition.
     ///
     /// `--since`: the record's `updated_at`, else `posted_at`, must be at or after the

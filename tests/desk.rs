@@ -1,8 +1,9 @@
 //! The desk (`GET /`) and the endpoints it reads, against the real binary: the page
 //! and its files are served, `/api/stats` counts, `/api/story/<id>` gives every
-//! version of a story from the output, `/events?last=N` replays the latest matching
-//! records; and the page itself in Debian's headless Chromium through chromedriver:
+//! version of a story from the output, `/api/rejects` the latest rejects,
+//! `/events?last=N` replays the latest matching records; and the page itself in Debian's headless Chromium through chromedriver:
 //! the wire shows the seed and an update (the update live, with its `rev 2` badge),
+//! the health panel a reject from before the page opened and one after,
 //! a person chip narrows it, Enter opens the story with the update's added
 //! paragraph, Esc closes it, a phone-width window does not scroll sideways, and
 //! nothing reached the console's errors.
@@ -107,6 +108,42 @@ fn the_page_stats_and_a_storys_versions_are_served() {
     assert_eq!(versions[1]["record"], recs[2]);
     assert!(versions[1]["id"].as_str().unwrap().contains('-'));
 
+    // The latest rejects, newest first, from the rejects file.
+    let (status, body) = json_get(port, "/api/rejects");
+    assert_eq!((status, &body["rejects"]), (200, &json!([])), "{body}");
+    d.drop_file("empty.txt", b"", None);
+    d.drop_file("blank.txt", b"  \n\n", None);
+    common::wait_for(Duration::from_secs(10), || {
+        json_get(port, "/api/stats").1["rejected"] == 2
+    });
+    let (status, body) = json_get(port, "/api/rejects?last=1");
+    assert_eq!(status, 200, "{body}");
+    let list = body["rejects"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{body}");
+    let (_, both) = json_get(port, "/api/rejects");
+    let names: Vec<&str> = both["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{both}");
+    assert_eq!(list[0], both["rejects"][0]);
+    assert!(
+        names.contains(&"empty.txt") && names.contains(&"blank.txt"),
+        "{both}"
+    );
+    assert!(both["rejects"][0]["error"]["message"].is_string(), "{both}");
+    for bad in [
+        "/api/rejects?last=0",
+        "/api/rejects?last=x",
+        "/api/rejects?n=3",
+    ] {
+        let (status, body) = json_get(port, bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("last"), "{body}");
+    }
+
     let (status, body) = json_get(port, "/api/story/0000000000000000");
     assert_eq!(status, 404, "{body}");
     let (status, body) = json_get(port, "/api/story/..%2Fetc");
@@ -138,6 +175,49 @@ fn last_n_replays_the_latest_matching_records_then_goes_live() {
     let (status, body) = common::http_get(port, "/events?last=0");
     assert_eq!(status, 400);
     assert!(body.contains("1 to 1024"), "{body}");
+    // The brief view: what the wire shows, the filters applied to the whole record.
+    let briefs = first_lines(port, "last=2&view=brief", 2);
+    for (b, r) in briefs.iter().zip(&recs[1..]) {
+        for k in [
+            "article_id",
+            "revision",
+            "title",
+            "dateline",
+            "posted_at",
+            "capture_time",
+        ] {
+            assert_eq!(b[k], r[k], "{k}");
+        }
+        let names = |v: &Value| -> Vec<Value> {
+            v["people"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].clone())
+                .collect()
+        };
+        assert_eq!(names(b), names(r));
+        assert!(b["people"][0].get("mentions").is_none(), "{b}");
+        assert!(
+            b.get("sections").is_none() && b.get("changes").is_none(),
+            "{b}"
+        );
+        assert!(b["quotes"].as_array().unwrap().len() <= 1, "{b}");
+        assert!(b.to_string().len() * 3 < r.to_string().len(), "{b}");
+    }
+    let person = recs[2]["people"][0]["name"].as_str().unwrap();
+    let encoded: String = person
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let got = first_lines(port, &format!("last=1&view=brief&person={encoded}"), 1);
+    assert_eq!(got[0]["article_id"], recs[2]["article_id"]);
+    let (status, body) = common::http_get(port, "/events?view=short");
+    assert_eq!(status, 400);
+    assert!(body.contains("view=brief"), "{body}");
     assert_eq!(d.stop(), 0);
 }
 
@@ -234,10 +314,33 @@ async fn the_desk_in_headless_chromium() {
     d.drop_fixture(first, "first.txt");
     d.wait_records(2);
 
+    d.drop_file("before.txt", b"", None);
+    common::wait_for(Duration::from_secs(10), || {
+        json_get(port, "/api/stats").1["rejected"] == 1
+    });
+
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path()).await;
     let secs = Duration::from_secs(10);
     c.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    // The reject from before the page opened, then one live, on top.
+    until(
+        &c,
+        "return document.querySelector('#rejects li')?.textContent.includes('before.txt')",
+        secs,
+    )
+    .await;
+    d.drop_file("after.txt", b"", None);
+    let rejects = until(
+        &c,
+        "const l = document.querySelectorAll('#rejects li'); return l.length === 2 && l[0].textContent.includes('after.txt') && l[1].textContent",
+        secs,
+    )
+    .await;
+    assert!(
+        rejects.as_str().unwrap().contains("before.txt"),
+        "{rejects}"
+    );
     // The recent past, replayed.
     until(
         &c,

@@ -376,3 +376,89 @@ fn replay_is_refused_when_records_go_to_stdout() {
     assert!(s.next().retry.is_some());
     assert_eq!(d.stop(), 0);
 }
+
+/// `view=brief` over server-sent events: the replay of the recent past is one
+/// `event: records` (a JSON array of briefs, the id its last record's); live
+/// records that land together go together; a reconnect with that id misses
+/// nothing and gets nothing twice; another outcome goes whole, in order.
+#[test]
+fn brief_server_sent_records_come_in_batches_with_the_last_id() {
+    let (mut d, port) = start("");
+    for n in 0..4 {
+        d.drop_file(&format!("b{n:02}.txt"), &story(n, "Ottawa"), None);
+    }
+    let recs = d.wait_records(4);
+    let ids =
+        |recs: &[Value]| -> Vec<Value> { recs.iter().map(|r| r["article_id"].clone()).collect() };
+    let batch_ids = |ev: &Ev| -> Vec<Value> {
+        assert_eq!(ev.event.as_deref(), Some("records"), "{ev:?}");
+        ev.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["article_id"].clone())
+            .collect()
+    };
+    // The same id the full stream gives the last record.
+    let mut full = Sse::open(port, "last=1", None);
+    let last_full = full.next_event();
+    drop(full);
+    let mut s = Sse::open(port, "view=brief&last=3&outcome=emitted,rejected", None);
+    let replayed = s.next_event();
+    assert_eq!(batch_ids(&replayed), ids(&recs[1..4]));
+    assert_eq!(replayed.id, last_full.id);
+    let b = &replayed.json()[0];
+    assert!(b.get("sections").is_none() && b["title"].is_string(), "{b}");
+
+    // Live: three at once, then a reject, then one more.
+    for n in 4..7 {
+        d.drop_file(&format!("b{n:02}.txt"), &story(n, "Ottawa"), None);
+    }
+    d.wait_records(7);
+    d.drop_file("empty.txt", b"", None);
+    common::wait_for(Duration::from_secs(10), || {
+        common::read_jsonl(&d.path("out/rejected.jsonl")).len() == 1
+    });
+    d.drop_file("b07.txt", &story(7, "Ottawa"), None);
+    let recs8 = d.wait_records(8);
+    let mut live = Vec::new();
+    let mut order = Vec::new();
+    let mut last_id = None;
+    while live.len() < 4 {
+        let ev = s.next_event();
+        order.push(ev.event.clone().unwrap());
+        if ev.event.as_deref() == Some("rejected") {
+            assert_eq!(ev.path(), "empty.txt");
+            continue;
+        }
+        assert!(ev.id.is_some(), "{ev:?}");
+        last_id = ev.id.clone();
+        live.extend(batch_ids(&ev));
+    }
+    assert_eq!(live, ids(&recs8[4..8]));
+    assert!(
+        order.len() < 5 + 1,
+        "one event per record or fewer: {order:?}"
+    );
+    let reject_at = order
+        .iter()
+        .position(|e| e == "rejected")
+        .expect("the reject came");
+    assert_eq!(order.last().map(String::as_str), Some("records"));
+    assert!(
+        reject_at > 0,
+        "the reject came before the records before it: {order:?}"
+    );
+    drop(s);
+
+    // Resumed after the first live batch's id: the rest, once.
+    let mut again = Sse::open(port, "view=brief", last_id.as_deref());
+    d.drop_file("b08.txt", &story(8, "Ottawa"), None);
+    let recs9 = d.wait_records(9);
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got.extend(batch_ids(&again.next_event()));
+    }
+    assert_eq!(got, ids(&recs9[8..9]));
+    assert_eq!(d.stop(), 0);
+}

@@ -2,11 +2,14 @@
 //! under `src/http/desk/`, embedded in the binary), and the JSON endpoints it reads,
 //! which scripts may read too: `GET /api/stats` (the counters, queue depths and
 //! health, [`stats`]) and `GET /api/story/<article_id>` (every version of one
-//! story from the daemon's own output, [`story`]). The wire itself and the latest
-//! rejects come from `/events` (server-sent events), whose filters the page uses:
-//! the page filters nothing itself.
+//! story from the daemon's own output, [`story`]) and `GET /api/rejects` (the
+//! latest lines of the rejects file, [`rejects`]). The wire itself and the rejects
+//! that follow come from `/events` (server-sent events), whose filters the page
+//! uses: the page filters nothing itself.
 
-use axum::extract::{Path, State};
+use std::ops::ControlFlow;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -19,6 +22,10 @@ use crate::metrics::KindLabel;
 const INDEX: &str = include_str!("desk/index.html");
 const CSS: &str = include_str!("desk/desk.css");
 const JS: &str = include_str!("desk/desk.js");
+
+/// Rejects `/api/rejects` gives without `last=`, and the most it gives.
+const REJECTS_DEFAULT: usize = 20;
+const REJECTS_MAX: usize = 1000;
 
 /// The longest `article_id` `/api/story` looks up (ids are 16 hex digits).
 const MAX_ID: usize = 64;
@@ -167,6 +174,68 @@ pub(super) async fn story(State(st): State<AppState>, Path(article_id): Path<Str
     }
     axum::Json(json!({"article_id": article_id, "versions": Value::Array(versions)}))
         .into_response()
+}
+
+/// `GET /api/rejects[?last=N]`: `{"rejects": [...]}`, the last N lines of the rejects
+/// file (`output.rejects`; 20 by default, at most 1000), newest first, each as the
+/// file holds it (`docs/schema/reject.schema.json`). Read from the end of the file.
+pub(super) async fn rejects(
+    State(st): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut n = REJECTS_DEFAULT;
+    for (k, v) in pairs {
+        match (k.as_str(), v.parse::<usize>()) {
+            ("last", Ok(v)) if (1..=REJECTS_MAX).contains(&v) => n = v,
+            ("last", _) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                    "last={v:?}: give how many of the latest rejects to read, 1 to {REJECTS_MAX}"
+                ),
+                )
+            }
+            _ => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {k:?}: /api/rejects takes only last=N"),
+                )
+            }
+        }
+    }
+    let path = st.shared.feed.rejects.clone();
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Value>> {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        let mut out = Vec::new();
+        let _stopped = super::backward::lines_back(&file, 0, len, |_, line| {
+            if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                out.push(v);
+            }
+            if out.len() >= n {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    })
+    .await;
+    match read {
+        Ok(Ok(list)) => axum::Json(json!({ "rejects": list })).into_response(),
+        Ok(Err(e)) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the rejects file ({e}): check its permissions and the disk"),
+        ),
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: reading the rejects file failed: {e}"),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, Notify};
 
+use super::batch::Batch;
+use super::brief::brief;
 use super::conn::Hangup;
 use super::query::{EventFilter, EventQuery, Outcomes, Since};
 use super::replay::{captured_since, Replay};
@@ -133,7 +135,12 @@ pub(super) async fn events(
                     "the daemon is starting and its output position is not known yet; try again in a moment".into(),
                 );
             };
-            match tokio::task::spawn_blocking(move || Replay::plan(&path, since, upto)).await {
+            let filter = q.filter.clone();
+            let plan = move || match since {
+                Since::Last(n) => Replay::last(&path, upto, n, |r| filter.matches(r)),
+                since => Replay::plan(&path, since, upto),
+            };
+            match tokio::task::spawn_blocking(plan).await {
                 Ok(r) => Some(r),
                 Err(e) => {
                     return refuse(
@@ -160,6 +167,8 @@ pub(super) async fn events(
             _ => None,
         },
         sse,
+        brief: q.brief,
+        batch: Batch::default(),
         queue: queue.clone(),
         waiting: VecDeque::new(),
         waiting_bytes: 0,
@@ -236,6 +245,10 @@ struct Subscriber {
     /// `last=N`: only the last N matching records of the replay are sent.
     last: Option<usize>,
     sse: bool,
+    /// `view=brief`: records go as their brief.
+    brief: bool,
+    /// Briefs waiting to go together (`view=brief`, server-sent).
+    batch: Batch,
     queue: Arc<Queue>,
     /// Matching records not yet handed to the body.
     waiting: VecDeque<Bytes>,
@@ -283,12 +296,18 @@ impl Subscriber {
                 return end;
             }
             let quiet_until = tokio::time::Instant::from_std(self.last_sent + keepalive());
+            let batch_due = self.batch.due().map(tokio::time::Instant::from_std);
             let ev = tokio::select! {
                 biased;
                 // The body was dropped: the client went away.
                 () = self.tx.closed() => return End::Gone,
                 // The connection took a chunk: room to hand over more.
                 () = self.queue.taken.notified(), if !self.waiting.is_empty() => continue,
+                // The briefs waiting together go.
+                () = sleep_until_some(batch_due), if batch_due.is_some() => {
+                    self.send_batch();
+                    continue;
+                }
                 ev = self.rx.recv() => ev,
                 () = tokio::time::sleep_until(quiet_until), if self.sse => {
                     self.push(Bytes::from_static(KEEPALIVE));
@@ -304,11 +323,13 @@ impl Subscriber {
                 }
                 Err(RecvError::Closed) => return End::Gone,
             };
-            if !self.outcomes.wants(ev.kind) || !self.filter.matches(&ev.value) {
+            if !self.outcomes.wants(ev.kind)
+                || (!self.filter.is_empty() && !self.filter.matches(ev.value()))
+            {
                 continue;
             }
             if let (Some(t), EventKind::Record) = (self.captured_since, ev.kind) {
-                if !captured_since(&ev.value, t) {
+                if !captured_since(ev.value(), t) {
                     continue;
                 }
             }
@@ -319,12 +340,39 @@ impl Subscriber {
                     continue;
                 }
             }
-            self.push(if self.sse { ev.sse() } else { ev.ndjson() });
-            let records = self.waiting.len() + self.queued_records();
+            match (self.brief, self.sse) {
+                (true, true) => match ev.brief_line(brief) {
+                    Some(line) => self.batch_brief(ev.id, line),
+                    None => {
+                        // In order: the briefs before it go first.
+                        self.send_batch();
+                        self.push(ev.sse());
+                    }
+                },
+                (true, false) => self.push(ev.brief(brief)),
+                (false, true) => self.push(ev.sse()),
+                (false, false) => self.push(ev.ndjson()),
+            }
+            let records = self.waiting.len() + self.queued_records() + self.batch.len();
             let bytes = self.waiting_bytes + self.queue.bytes.load(Ordering::Acquire);
             if records > MAX_RECORDS || (bytes > MAX_BYTES && records > 1) {
                 return End::Behind(format!("{records} records, {bytes} bytes waiting for it"));
             }
+        }
+    }
+
+    /// Adds a brief to the batch; a full batch goes at once.
+    fn batch_brief(&mut self, id: Option<Position>, line: &str) {
+        self.batch.add(id, line);
+        if self.batch.full() {
+            self.send_batch();
+        }
+    }
+
+    /// Queues the batch's event, if it holds any record.
+    fn send_batch(&mut self) {
+        if let Some(chunk) = self.batch.take() {
+            self.push(chunk);
         }
     }
 
@@ -368,8 +416,10 @@ impl Subscriber {
                     for (pos, line) in kept {
                         self.send_replayed(pos, &line);
                     }
-                    self.hand_over()?;
                 }
+                // The recent past goes at once.
+                self.send_batch();
+                self.hand_over()?;
                 return Ok(());
             };
             if !self.filter.matches(&value) {
@@ -392,6 +442,17 @@ impl Subscriber {
     /// Queues a replayed record.
     fn send_replayed(&mut self, pos: Position, line: &str) {
         self.replayed = Some(pos);
+        let brief_line;
+        let line = if self.brief {
+            brief_line = brief(line);
+            if self.sse {
+                self.batch_brief(Some(pos), &brief_line);
+                return;
+            }
+            &brief_line
+        } else {
+            line
+        };
         self.push(if self.sse {
             sse_chunk(Some(pos), EventKind::Record, line)
         } else {
@@ -449,13 +510,23 @@ impl Subscriber {
     }
 }
 
+/// Sleeps until `t` (forever without one; the caller's guard keeps that from
+/// being polled).
+async fn sleep_until_some(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn event_chunks_are_the_line_as_ndjson_and_as_a_server_sent_event() {
-        let ev = Event::new(r#"{"a":1}"#.to_owned(), serde_json::json!({"a": 1}));
+        let ev = Event::new(r#"{"a":1}"#.to_owned());
+        assert_eq!(ev.value(), &serde_json::json!({"a": 1}));
         assert_eq!(ev.line(), r#"{"a":1}"#);
         assert_eq!(&ev.ndjson()[..], b"{\"a\":1}\n");
         assert_eq!(&ev.sse()[..], b"event: record\ndata: {\"a\":1}\n\n");

@@ -19,12 +19,16 @@
 //! `tls_cert` and `tls_key`, the listener speaks HTTPS ([`tls`]).
 //!
 //! `GET /` is the desk, a live page of the wire, with the JSON endpoints it reads,
-//! `GET /api/stats` and `GET /api/story/<article_id>` ([`desk`]).
+//! `GET /api/stats`, `GET /api/story/<article_id>` and `GET /api/rejects`
+//! ([`desk`]).
 //!
 //! The listener is bound by [`bind`] before the pipeline starts, so that a taken
 //! address stops the daemon at start; [`serve`] then serves it.
 
 pub mod auth;
+mod backward;
+mod batch;
+pub mod brief;
 pub mod conn;
 pub mod desk;
 pub mod events;
@@ -65,6 +69,7 @@ pub fn router(shared: Shared, auth: auth::Auth) -> Router {
         .route("/desk.js", get(desk::js))
         .route("/api/stats", get(desk::stats))
         .route("/api/story/{article_id}", get(desk::story))
+        .route("/api/rejects", get(desk::rejects))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/events", get(events::events))
@@ -122,7 +127,7 @@ pub async fn serve(
             %addr,
             scheme,
             token = access.auth.required(),
-            "HTTP listener up: / (the desk) /api/stats /api/story /metrics /health /events"
+            "HTTP listener up: / (the desk) /api/stats /api/story /api/rejects /metrics /health /events"
         );
     }
     let app = router(shared, access.auth).into_make_service_with_connect_info::<conn::Hangup>();

@@ -15,7 +15,7 @@ use crate::pipeline::{EventKind, Position};
 /// The parameters `/events` takes (`token` is the access token, read by
 /// [`super::auth`]).
 pub const PARAMETERS: &[&str] = &[
-    "person", "place", "org", "dateline", "q", "since", "last", "outcome", "token",
+    "person", "place", "org", "dateline", "q", "since", "last", "outcome", "view", "token",
 ];
 
 /// The most records `last=N` replays (the records a client may have waiting,
@@ -105,6 +105,8 @@ pub struct EventQuery {
     pub since: Option<Since>,
     /// Which outcomes are sent.
     pub outcomes: Outcomes,
+    /// `view=brief`: records are sent as their brief ([`super::brief`]).
+    pub brief: bool,
 }
 
 impl EventQuery {
@@ -124,6 +126,7 @@ impl EventQuery {
         let mut words = Vec::new();
         let mut since = None;
         let mut outcomes = None::<Outcomes>;
+        let mut brief = false;
         for (key, value) in pairs {
             let needle = || Some(value.clone()).filter(|v| !v.trim().is_empty());
             match key.as_str() {
@@ -146,6 +149,15 @@ impl EventQuery {
                     )
                 }
                 "last" => since = Some(parse_last(value)?),
+                "view" => {
+                    brief = match value.as_str() {
+                        "brief" => true,
+                        "full" => false,
+                        other => return Err(format!(
+                            "view={other:?}: use view=brief (what a wire shows of each record) or view=full (the records whole, the default)"
+                        )),
+                    }
+                }
                 "outcome" => outcomes
                     .get_or_insert(Outcomes {
                         emitted: false,
@@ -173,6 +185,7 @@ impl EventQuery {
             },
             since,
             outcomes: outcomes.unwrap_or_default(),
+            brief,
         })
     }
 }
@@ -213,6 +226,12 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// True when it lets every record through (no filter given): a caller need not
+    /// look at the record.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.datelines.is_empty() && self.words.is_empty()
+    }
+
     /// True when the record (or outcome) passes.
     pub fn matches(&self, r: &Value) -> bool {
         if !self.names.matches(r) {

@@ -8,7 +8,9 @@
 //! device and inode, which a rotation by rename keeps. They are all opened when the
 //! replay is planned, so a rotation during the replay changes nothing.
 
+use std::collections::VecDeque;
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -17,6 +19,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 
+use super::backward::lines_back;
 use super::query::Since;
 use crate::pipeline::Position;
 
@@ -51,6 +54,8 @@ struct Part {
 /// hand-over, in order.
 #[derive(Debug)]
 pub struct Replay {
+    /// Records found already ([`Replay::last`]), handed out first.
+    ready: VecDeque<(Position, String, Value)>,
     parts: std::vec::IntoIter<Part>,
     current: Option<Current>,
     /// Records before this moment are skipped (a time `since`).
@@ -112,6 +117,7 @@ impl Replay {
         let mut note = None;
         let Some(last) = index(&upto) else {
             return Replay {
+                ready: VecDeque::new(),
                 parts: Vec::new().into_iter(),
                 current: None,
                 after: None,
@@ -155,9 +161,84 @@ impl Replay {
             });
         }
         Replay {
+            ready: VecDeque::new(),
             parts: parts.into_iter(),
             current: None,
             after,
+            needle: None,
+            note,
+        }
+    }
+
+    /// The replay of the last `n` records up to `upto` that `keep` accepts, found by
+    /// reading the output at `path` (and then its rotated copies) from the end, so
+    /// that the cost follows `n` and how many records `keep` turns down, not the
+    /// size of the output.
+    pub fn last(
+        path: &Path,
+        upto: Position,
+        n: usize,
+        mut keep: impl FnMut(&Value) -> bool,
+    ) -> Replay {
+        let found = files(path);
+        let mut ready = VecDeque::new();
+        let mut note = None;
+        match found
+            .iter()
+            .position(|f| f.dev == upto.dev && f.ino == upto.ino)
+        {
+            None => {
+                note = Some(
+                    "the output file the live stream continues from is gone; nothing to replay"
+                        .into(),
+                )
+            }
+            Some(last) => {
+                for (i, f) in found.iter().enumerate().take(last + 1).rev() {
+                    let to = if i == last {
+                        upto.offset
+                    } else {
+                        f.file.metadata().map_or(0, |m| m.len())
+                    };
+                    let read = lines_back(&f.file, 0, to, |past, line| {
+                        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                            return ControlFlow::Continue(());
+                        };
+                        if !keep(&value) {
+                            return ControlFlow::Continue(());
+                        }
+                        let pos = Position {
+                            dev: f.dev,
+                            ino: f.ino,
+                            offset: past,
+                        };
+                        let line = String::from_utf8_lossy(line).into_owned();
+                        ready.push_front((pos, line, value));
+                        if ready.len() >= n {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    });
+                    match read {
+                        Ok(ControlFlow::Break(())) => break,
+                        Ok(ControlFlow::Continue(())) => {}
+                        Err(e) => {
+                            note = Some(format!(
+                                "cannot read {} ({e}); replaying the later records only",
+                                f.path.display()
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Replay {
+            ready,
+            parts: Vec::new().into_iter(),
+            current: None,
+            after: None,
             needle: None,
             note,
         }
@@ -179,6 +260,9 @@ impl Replay {
     /// line, parsed. Lines that are not JSON are skipped, and so are records before
     /// a time `since`. `None` at the hand-over.
     pub async fn next(&mut self) -> Result<Option<(Position, String, Value)>, String> {
+        if let Some(r) = self.ready.pop_front() {
+            return Ok(Some(r));
+        }
         let mut buf = Vec::new();
         loop {
             let Some(cur) = self.current.as_mut() else {
@@ -303,6 +387,38 @@ mod tests {
         let got = all(Replay::from_start(&out, upto).containing("\"a\":\"x\"")).await;
         let lines: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(lines, ["{\"a\":\"x\",\"n\":1}", "{\"a\":\"x\",\"n\":2}"]);
+    }
+
+    #[tokio::test]
+    async fn the_last_matching_records_are_read_from_the_end_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("articles.jsonl");
+        let rotated = dir.path().join("articles.jsonl.20260101T000000.000Z");
+        // A rotated copy cut in the middle of a line: that line is not a record.
+        std::fs::write(
+            &rotated,
+            "{\"n\":1,\"k\":1}\n{\"n\":2}\n{\"n\":3,\"k\":1}\n{\"n\":9",
+        )
+        .unwrap();
+        let text = "{\"n\":4}\nnot json\n{\"n\":5,\"k\":1}\n{\"n\":6}\n";
+        std::fs::write(&out, text).unwrap();
+        // The hand-over before the last line: it is not replayed.
+        let upto = id(&out, (text.len() - "{\"n\":6}\n".len()) as u64);
+        let keyed = |v: &Value| v.get("k").is_some();
+        let ns = |r: Replay| -> Vec<u64> {
+            r.ready
+                .iter()
+                .map(|(_, _, v)| v["n"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(ns(Replay::last(&out, upto, 2, keyed)), [3, 5]);
+        assert_eq!(ns(Replay::last(&out, upto, 10, keyed)), [1, 3, 5]);
+        assert_eq!(ns(Replay::last(&out, upto, 3, |_| true)), [3, 4, 5]);
+        // Positions are those a replay from the start gives.
+        let want = all(Replay::from_start(&out, upto)).await;
+        let got = all(Replay::last(&out, upto, 10, |_| true)).await;
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 5);
     }
 
     #[tokio::test]

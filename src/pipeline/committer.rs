@@ -228,8 +228,7 @@ impl Committer {
                             })?;
                             if live {
                                 let line = String::from_utf8_lossy(&out[start..]).into_owned();
-                                let value = serde_json::to_value(&*record).unwrap_or_default();
-                                events.push(Event::new(line, value));
+                                events.push(Event::new(line));
                             }
                             out.push(b'\n');
                             ends.push(out.len());
@@ -419,10 +418,7 @@ fn late_events(out: &[u8], ends: &[usize], pos: Option<Committed>, start: u64) -
     for &end in ends {
         let line = &out[from..end.saturating_sub(1).max(from)];
         from = end;
-        let Ok(value) = serde_json::from_slice(line) else {
-            continue;
-        };
-        let mut e = Event::new(String::from_utf8_lossy(line).into_owned(), value);
+        let mut e = Event::new(String::from_utf8_lossy(line).into_owned());
         e.id = pos.and_then(|p| position(p, start + end as u64));
         events.push(e);
     }

@@ -39,6 +39,7 @@ impl Shared {
             events: broadcast::channel(1024).0,
             feed: Arc::new(Feed {
                 path: file.then(|| PathBuf::from(&cfg.output.path)),
+                rejects: cfg.output.rejects.clone(),
                 position: Mutex::new(None),
             }),
             reload: rx,
@@ -86,6 +87,8 @@ pub struct Feed {
     /// The records output file, when records go to a file (not stdout, not NATS):
     /// what `/events` replays from.
     pub path: Option<PathBuf>,
+    /// The rejects file (`output.rejects`): what `/api/rejects` reads.
+    pub rejects: PathBuf,
     /// The end of the last batch broadcast (none before the first position is known,
     /// or without a file).
     position: Mutex<Option<Position>>,
@@ -186,20 +189,29 @@ pub struct Event {
     ndjson: bytes::Bytes,
     /// The server-sent event chunk, built for the first subscriber that wants it.
     sse: std::sync::OnceLock<bytes::Bytes>,
+    /// A record's brief line and its chunks ([`Event::brief`]).
+    brief: std::sync::OnceLock<String>,
+    brief_ndjson: std::sync::OnceLock<bytes::Bytes>,
     /// What filters look at: the record (also the dropped version's, for a duplicate
-    /// or a stale one), or the outcome line of a reject.
-    pub value: serde_json::Value,
+    /// or a stale one), or the outcome line of a reject. A record's is parsed from
+    /// its line by the first subscriber that looks ([`Event::value`]), not by the
+    /// committer.
+    value: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl Event {
-    /// An event for the JSON line `line` (without its newline) of the record `value`.
-    pub fn new(line: String, value: serde_json::Value) -> Event {
-        Event::of(EventKind::Record, line, value)
+    /// An event for the JSON line `line` (without its newline) of a record.
+    pub fn new(line: String) -> Event {
+        Event::lazy(EventKind::Record, line, std::sync::OnceLock::new())
     }
 
     /// An event of `kind` whose line is `line` (without its newline) and whose
     /// filters look at `value`.
     pub fn of(kind: EventKind, line: String, value: serde_json::Value) -> Event {
+        Event::lazy(kind, line, std::sync::OnceLock::from(value))
+    }
+
+    fn lazy(kind: EventKind, line: String, value: std::sync::OnceLock<serde_json::Value>) -> Event {
         let mut ndjson = line.into_bytes();
         ndjson.push(b'\n');
         Event {
@@ -207,6 +219,8 @@ impl Event {
             id: None,
             ndjson: ndjson.into(),
             sse: std::sync::OnceLock::new(),
+            brief: std::sync::OnceLock::new(),
+            brief_ndjson: std::sync::OnceLock::new(),
             value,
         }
     }
@@ -225,6 +239,13 @@ impl Event {
         Event::of(kind, text, filter_on.unwrap_or(line))
     }
 
+    /// What filters look at (see the field): for a record, its line parsed (`null`
+    /// if it is not JSON, which the committer never writes).
+    pub fn value(&self) -> &serde_json::Value {
+        self.value
+            .get_or_init(|| serde_json::from_str(self.line()).unwrap_or_default())
+    }
+
     /// The JSON line, without its newline.
     pub fn line(&self) -> &str {
         let line = self.ndjson.strip_suffix(b"\n").unwrap_or(&self.ndjson);
@@ -234,6 +255,24 @@ impl Event {
     /// The NDJSON chunk: the line and its newline.
     pub fn ndjson(&self) -> bytes::Bytes {
         self.ndjson.clone()
+    }
+
+    /// A record's brief line, made once by `make` from the record's line and shared
+    /// by every subscriber that wants it (none for the other outcomes).
+    pub fn brief_line(&self, make: fn(&str) -> String) -> Option<&str> {
+        (self.kind == EventKind::Record)
+            .then(|| self.brief.get_or_init(|| make(self.line())).as_str())
+    }
+
+    /// The NDJSON chunk of a record's brief view (the other outcomes whole).
+    pub fn brief(&self, make: fn(&str) -> String) -> bytes::Bytes {
+        match self.brief_line(make) {
+            Some(line) => self
+                .brief_ndjson
+                .get_or_init(|| format!("{line}\n").into())
+                .clone(),
+            None => self.ndjson(),
+        }
     }
 
     /// The server-sent event chunk: `id: <position>` (records), `event: <kind>`,
@@ -290,7 +329,7 @@ mod tests {
         assert_eq!(line["path"], "inbox/a.txt");
         assert_eq!(line["reason"], "the file is empty");
         assert!(!e.line().contains('\n'));
-        assert_eq!(e.value["kind"], "empty");
+        assert_eq!(e.value()["kind"], "empty");
         assert!(e.sse().starts_with(b"event: rejected\ndata: {"));
     }
 }

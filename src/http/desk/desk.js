@@ -11,10 +11,13 @@ console.error = (...args) => { window.deskErrors.push(args.map(String).join(" ")
 
 const LAST = 200;       // records replayed when the page opens or a filter changes
 const MAX_ITEMS = 500;  // items kept on the page
+const MAX_SEEN = 20000; // versions remembered so that a replay does not list one twice
+const FLUSH_MS = 200;   // how long records wait to be put on the page together
+const MAX_RATE = 100;  // items put on the page a second, past a first burst of MAX_ITEMS
 const FIELD_NAMES = { q: "text", person: "person", place: "place", org: "organization", dateline: "dateline" };
 
 const $ = (sel) => document.querySelector(sel);
-const state = { filters: [], seen: new Set(), wire: null, rejects: null, prev: null, opener: null };
+const state = { filters: [], seen: new Set(), pending: [], unshown: 0, allow: 0, allowedAt: 0, flush: null, wire: null, rejects: null, prev: null, opener: null };
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -85,11 +88,18 @@ function setConn(text, live) {
 function openWire() {
   if (state.wire) state.wire.close();
   state.seen.clear();
+  state.pending = [];
+  state.unshown = 0;
+  state.allow = MAX_ITEMS;
+  state.allowedAt = performance.now();
+  $("#unshown").hidden = true;
   $("#wire").replaceChildren();
   const p = query();
   p.set("last", String(LAST));
+  p.set("view", "brief");
   const es = new EventSource(`/events?${p}`);
-  es.addEventListener("record", (ev) => addRecord(JSON.parse(ev.data), ev.lastEventId));
+  // view=brief: the records come together, as one array per event.
+  es.addEventListener("records", (ev) => { for (const r of JSON.parse(ev.data)) addRecord(r); });
   es.onopen = () => setConn("live", true);
   // EventSource reconnects by itself, sending Last-Event-ID: the server resumes.
   es.onerror = () => setConn("reconnecting…", false);
@@ -116,12 +126,7 @@ function firstQuote(r) {
   return el("blockquote", {}, `“${q.text}”`, q.speaker ? el("span", { class: "speaker", text: ` — ${q.speaker}` }) : null);
 }
 
-function addRecord(r, id) {
-  // One item per version: a replay after a reconnect never doubles one.
-  const key = `${r.article_id}/${r.revision}`;
-  if (state.seen.has(key) || (id && state.seen.has(id))) return;
-  state.seen.add(key);
-  if (id) state.seen.add(id);
+function item(r) {
   const rev = r.revision > 1 ? el("span", { class: "rev", text: `rev ${r.revision}` }) : null;
   const meta = el("div", { class: "meta" });
   if (r.dateline) meta.append(el("strong", { text: r.dateline }), " · ");
@@ -132,8 +137,44 @@ function addRecord(r, id) {
   const open = () => openStory(r.article_id, item);
   item.addEventListener("click", open);
   item.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === item) open(); });
+  return item;
+}
+
+// Records are put on the page together, at most every FLUSH_MS: one layout for
+// a burst instead of one per record.
+function addRecord(r) {
+  // One item per version: a replay after a reconnect never doubles one.
+  const key = `${r.article_id}/${r.revision}`;
+  if (state.seen.has(key)) return;
+  state.seen.add(key);
+  // Bounded: the oldest keys go (a Set iterates in insertion order).
+  for (const k of state.seen) { if (state.seen.size <= MAX_SEEN) break; state.seen.delete(k); }
+  state.pending.push(r);
+  if (state.pending.length > MAX_ITEMS) state.pending.shift();
+  if (!state.flush) state.flush = setTimeout(flush, FLUSH_MS);
+}
+
+function flush() {
+  state.flush = null;
+  let batch = state.pending;
+  state.pending = [];
+  // Faster than anyone reads (more than MAX_RATE a second, past a first burst of
+  // MAX_ITEMS): the newest go on the page, the others are counted.
+  const now = performance.now();
+  state.allow = Math.min(MAX_ITEMS, state.allow + ((now - state.allowedAt) / 1000) * MAX_RATE);
+  state.allowedAt = now;
+  const room = Math.floor(state.allow);
+  if (batch.length > room) {
+    state.unshown += batch.length - room;
+    batch = batch.slice(batch.length - room);
+  }
+  state.allow -= batch.length;
+  $("#unshown").hidden = state.unshown === 0;
+  $("#unshown").textContent = `${state.unshown.toLocaleString()} versions landed faster than the wire shows (newest shown; filter to narrow, or see /api/story)`;
+  const box = document.createDocumentFragment();
+  for (let i = batch.length - 1; i >= 0; i--) box.append(item(batch[i]));
   const wire = $("#wire");
-  wire.prepend(item);
+  wire.prepend(box);
   while (wire.childElementCount > MAX_ITEMS) wire.lastElementChild.remove();
 }
 
@@ -255,14 +296,32 @@ async function poll() {
   }
 }
 
-function openRejects() {
+function rejectItem(kind, path, reason) {
+  return el("li", { "data-path": path }, el("strong", { text: kind }), ` ${path.split("/").pop()}: ${reason}`);
+}
+
+// Live rejects first, then the latest ones from the rejects file below them (a
+// file already listed by the live stream is not listed twice).
+async function openRejects() {
+  const list = $("#rejects");
   const es = new EventSource("/events?outcome=rejected");
   es.addEventListener("rejected", (ev) => {
-    const r = JSON.parse(ev.data), list = $("#rejects");
-    list.prepend(el("li", {}, el("strong", { text: r.kind }), ` ${r.path.split("/").pop()}: ${r.reason}`));
+    const r = JSON.parse(ev.data);
+    list.prepend(rejectItem(r.kind, r.path, r.reason));
     while (list.childElementCount > 10) list.lastElementChild.remove();
   });
   state.rejects = es;
+  try {
+    const res = await fetch("/api/rejects?last=10");
+    if (!res.ok) return;
+    const live = new Set([...list.children].map((li) => li.dataset.path));
+    for (const r of (await res.json()).rejects) {
+      if (list.childElementCount >= 10) break;
+      if (!live.has(r.path)) list.append(rejectItem(r.error.kind, r.path, r.error.message));
+    }
+  } catch (e) {
+    $("#status").textContent = `cannot read the latest rejects (${e.message})`;
+  }
 }
 
 // --- start ---
