@@ -388,6 +388,12 @@ fn brief_server_sent_records_come_in_batches_with_the_last_id() {
         d.drop_file(&format!("b{n:02}.txt"), &story(n, "Ottawa"), None);
     }
     let recs = d.wait_records(4);
+    // Broadcast too (after the state commit): the replays' end has moved past them.
+    common::wait_for(Duration::from_secs(10), || {
+        common::http_get(port, "/api/stats")
+            .1
+            .contains("\"emitted\":4")
+    });
     let ids =
         |recs: &[Value]| -> Vec<Value> { recs.iter().map(|r| r["article_id"].clone()).collect() };
     let batch_ids = |ev: &Ev| -> Vec<Value> {

@@ -162,10 +162,6 @@ pub(super) async fn events(
             Some(Since::Time(t)) => Some(t),
             _ => None,
         },
-        last: match q.since {
-            Some(Since::Last(n)) => Some(n),
-            _ => None,
-        },
         sse,
         brief: q.brief,
         batch: Batch::default(),
@@ -242,8 +238,6 @@ struct Subscriber {
     outcomes: Outcomes,
     /// A time `since`: live records captured before it are not sent either.
     captured_since: Option<Timestamp>,
-    /// `last=N`: only the last N matching records of the replay are sent.
-    last: Option<usize>,
     sse: bool,
     /// `view=brief`: records go as their brief.
     brief: bool,
@@ -390,12 +384,6 @@ impl Subscriber {
             tracing::info!("/events replay: {note}");
             self.push(format!(": {note}\n\n").into());
         }
-        let mut kept = self.last.map(|n| {
-            (
-                n,
-                VecDeque::<(Position, String)>::with_capacity(n.min(MAX_RECORDS)),
-            )
-        });
         loop {
             self.hand_over()?;
             // Room in the body's queue before reading on.
@@ -412,11 +400,6 @@ impl Subscriber {
                 End::Gone
             })?;
             let Some((pos, line, value)) = next else {
-                if let Some((_, kept)) = kept {
-                    for (pos, line) in kept {
-                        self.send_replayed(pos, &line);
-                    }
-                }
                 // The recent past goes at once.
                 self.send_batch();
                 self.hand_over()?;
@@ -426,13 +409,6 @@ impl Subscriber {
                 if self.sse && self.last_sent.elapsed() >= keepalive() {
                     self.push(Bytes::from_static(KEEPALIVE));
                 }
-                continue;
-            }
-            if let Some((n, kept)) = kept.as_mut() {
-                if kept.len() == *n {
-                    kept.pop_front();
-                }
-                kept.push_back((pos, line));
                 continue;
             }
             self.send_replayed(pos, &line);

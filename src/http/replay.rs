@@ -37,6 +37,9 @@ pub fn captured_since(record: &Value, t: Timestamp) -> bool {
     record_time(record).is_some_and(|r| r >= t)
 }
 
+/// The note of a replay whose hand-over file is gone.
+const GONE: &str = "the output file the live stream continues from is gone; nothing to replay";
+
 /// One output file to read, opened.
 #[derive(Debug)]
 struct Part {
@@ -122,10 +125,7 @@ impl Replay {
                 current: None,
                 after: None,
                 needle: None,
-                note: Some(
-                    "the output file the live stream continues from is gone; nothing to replay"
-                        .into(),
-                ),
+                note: Some(GONE.into()),
             };
         };
         let (first, from, after) = match since {
@@ -140,7 +140,7 @@ impl Replay {
                 }
             },
             Since::Time(t) => (0, 0, Some(t)),
-            // The caller keeps the last ones.
+            // Everything (`Replay::last` reads the last ones from the end).
             Since::Last(_) => (0, 0, None),
         };
         let mut parts = Vec::new();
@@ -187,12 +187,7 @@ impl Replay {
             .iter()
             .position(|f| f.dev == upto.dev && f.ino == upto.ino)
         {
-            None => {
-                note = Some(
-                    "the output file the live stream continues from is gone; nothing to replay"
-                        .into(),
-                )
-            }
+            None => note = Some(GONE.into()),
             Some(last) => {
                 for (i, f) in found.iter().enumerate().take(last + 1).rev() {
                     let to = if i == last {
