@@ -6,7 +6,7 @@
 //! cargo run --release --example gen_corpus -- --out CORPUS --n 31500
 //! cargo run --release --example desk_load -- --bin target/release/wirewatch \
 //!     --corpus CORPUS --work WORK [--records 10000] [--rate 50] [--secs 30] \
-//!     [--throughput 20000] [--runs 3]
+//!     [--throughput 20000] [--runs 3] [--no-page]
 //! ```
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. The corpus's files are taken in
@@ -28,7 +28,10 @@
 //! daemon's side of a browser on another machine); headless Chromium on the page on
 //! this machine. Each: a fresh daemon, `--throughput` files renamed into its inbox
 //! at once, timed from the first rename to the last record readable; the daemon's
-//! and Chromium's CPU from `/proc/PID/stat`.
+//! and Chromium's CPU from `/proc/PID/stat`. The order of the three turns by one
+//! each round, and each watched run is also compared with the no-watcher run of its
+//! own round (`paired_*`: median, then lowest and highest). `--no-page` runs only
+//! these.
 //!
 //! The last line is machine-readable: `RESULT key=value ...`.
 
@@ -67,9 +70,13 @@ struct Args {
     /// Files in each throughput run (0 skips them).
     #[arg(long, default_value_t = 20_000)]
     throughput: usize,
-    /// Rounds of throughput runs (nobody, a stream client, a browser).
+    /// Rounds of throughput runs (nobody, a stream client, a browser; the order
+    /// turns by one each round).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Only the throughput runs (no responsiveness measure).
+    #[arg(long)]
+    no_page: bool,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -191,10 +198,10 @@ fn cpu_secs(pid: u32) -> f64 {
     (get(11) + get(12)) / tick
 }
 
-/// utime + stime of every Chromium process (and chromedriver), in seconds.
-fn browser_cpu_secs() -> f64 {
+/// utime + stime of every Chromium process (and chromedriver), in seconds, by pid.
+fn browser_cpu_secs() -> std::collections::HashMap<u32, f64> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return Default::default();
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
@@ -202,7 +209,16 @@ fn browser_cpu_secs() -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.starts_with("chrom"))
         })
-        .map(cpu_secs)
+        .map(|pid| (pid, cpu_secs(pid)))
+        .collect()
+}
+
+/// The CPU the Chromium processes alive at the end used since `before` (a process
+/// of an earlier run that exits meanwhile is not counted).
+fn browser_cpu_since(before: &std::collections::HashMap<u32, f64>) -> f64 {
+    browser_cpu_secs()
+        .iter()
+        .map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0.0))
         .sum()
 }
 
@@ -454,18 +470,20 @@ async fn responsiveness(a: &Args, files: &[PathBuf], out: &mut Vec<String>) -> R
         .map_or(Vec::new(), |v| v.iter().filter_map(Value::as_f64).collect());
     let arrivals = probe["arrivals"].as_object().cloned().unwrap_or_default();
     // Records written after the filter was removed reach the page live; the ones
-    // during the filter's few hundred ms may come back in its replay instead, and
-    // count all the same (the item's arrival).
+    // during the filter's few hundred ms come back in its replay instead.
     let (fon, foff, f0, f1) = filters.unwrap_or((f64::NAN, f64::NAN, 0.0, 0.0));
     let mut delays = Vec::new();
     let (mut missing, mut filtered) = (0, 0);
     for (key, readable) in &seen {
-        // Readable while the wire was filtered: on the page when the filter went.
-        if (f0..=f1).contains(readable) {
+        let arrival = arrivals.get(key).and_then(Value::as_f64);
+        // Readable while the wire was filtered, or before but still on its way to
+        // the page when the filter began (the filter resets the wire): on the page
+        // when the filter went.
+        if *readable <= f1 && (*readable >= f0 || arrival.is_none_or(|t| t >= f0)) {
             filtered += 1;
             continue;
         }
-        match arrivals.get(key).and_then(Value::as_f64) {
+        match arrival {
             Some(t) => delays.push(t - readable),
             None => missing += 1,
         }
@@ -492,7 +510,7 @@ async fn responsiveness(a: &Args, files: &[PathBuf], out: &mut Vec<String>) -> R
 enum Watcher {
     /// Nobody.
     None,
-    /// A client reading the page's streams (`/events?view=brief&last=200` and
+    /// A client reading the page's streams (`/events?view=brief&last=200&max_rate=100` and
     /// `/events?outcome=rejected`) and `/api/stats` every 2 s, as the page does,
     /// without a browser: the daemon's side of a browser on another machine.
     Stream,
@@ -574,7 +592,7 @@ async fn throughput_run(
     if watcher == Watcher::Stream {
         client.push(drain(
             site.port,
-            "last=200&view=brief",
+            "last=200&view=brief&max_rate=100",
             stop_client.clone(),
         )?);
         client.push(drain(site.port, "outcome=rejected", stop_client.clone())?);
@@ -591,7 +609,7 @@ async fn throughput_run(
     wait_for(Duration::from_secs(600), || tail.count() >= staged.len())?;
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs(daemon.id()) - cpu0;
-    let browser = browser_cpu_secs() - browser0;
+    let browser = browser_cpu_since(&browser0);
     let _ = tail.finish();
     stop_client.store(true, Ordering::Relaxed);
     for c in client {
@@ -637,12 +655,16 @@ async fn main() -> Res<()> {
     }
     std::fs::create_dir_all(&a.work)?;
     let mut out = Vec::new();
-    responsiveness(&a, &files, &mut out).await?;
+    if !a.no_page {
+        responsiveness(&a, &files, &mut out).await?;
+    }
     if a.throughput > 0 {
         let set = &files[a.records + live_n..need];
         let (mut without, mut stream, mut with) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..a.runs {
-            for w in [Watcher::None, Watcher::Stream, Watcher::Browser] {
+            let mut order = [Watcher::None, Watcher::Stream, Watcher::Browser];
+            order.rotate_left(run % 3);
+            for w in order {
                 let (fps, cpu, bcpu) = throughput_run(&a, set, run, w).await?;
                 eprintln!("desk_load: throughput run {run}, {w:?}: {fps:.0} files/s, {cpu:.0} µs daemon CPU and {bcpu:.0} µs browser CPU per file");
                 match w {
@@ -659,9 +681,23 @@ async fn main() -> Res<()> {
                 .join(",")
         };
         let mean = |v: &[(f64, f64, f64)]| v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64;
+        let median = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+            let mut x: Vec<f64> = v.iter().map(f).collect();
+            pct(&mut x, 0.5)
+        };
+        // Each round's ratio to its own no-watcher run (the runs of a round are
+        // next to each other in time, so slow drifts of the machine cancel).
+        let paired = |v: &[(f64, f64, f64)]| {
+            let mut r: Vec<f64> = v.iter().zip(&without).map(|(w, n)| w.0 / n.0).collect();
+            let m = pct(&mut r, 0.5);
+            format!("{:.3}[{:.3}..{:.3}]", m, r[0], r[r.len() - 1])
+        };
         out.push(format!(
-            "throughput_files={} none_fps_daemon_us_browser_us={} stream_client={} browser={} stream_over_none={:.3} browser_over_none={:.3}",
-            a.throughput, fmt(&without), fmt(&stream), fmt(&with), mean(&stream) / mean(&without), mean(&with) / mean(&without)
+            "throughput_files={} none_fps_daemon_us_browser_us={} stream_client={} browser={} stream_over_none={:.3} browser_over_none={:.3} median_fps_none_stream_browser={:.0}/{:.0}/{:.0} median_daemon_us_none_stream_browser={:.0}/{:.0}/{:.0} median_browser_us={:.0} paired_stream_over_none={} paired_browser_over_none={}",
+            a.throughput, fmt(&without), fmt(&stream), fmt(&with), mean(&stream) / mean(&without), mean(&with) / mean(&without),
+            median(&without, |x| x.0), median(&stream, |x| x.0), median(&with, |x| x.0),
+            median(&without, |x| x.1), median(&stream, |x| x.1), median(&with, |x| x.1),
+            median(&with, |x| x.2), paired(&stream), paired(&with)
         ));
     }
     for l in &out {

@@ -468,3 +468,97 @@ fn brief_server_sent_records_come_in_batches_with_the_last_id() {
     assert_eq!(got, ids(&recs9[8..9]));
     assert_eq!(d.stop(), 0);
 }
+
+/// `max_rate=R`: past a first burst of 5 s' worth, at most R briefs a second go;
+/// the newest of each batch are sent, the others counted in `event: skipped`, and
+/// the last event's id is the last record's, shown or not (a reconnect resumes
+/// after all of them).
+#[test]
+fn max_rate_sends_the_newest_briefs_and_counts_the_rest() {
+    let (mut d, port) = start("");
+    for n in 0..12 {
+        d.drop_file(&format!("m{n:02}.txt"), &story(n, "Ottawa"), None);
+    }
+    let recs = d.wait_records(12);
+    common::wait_for(Duration::from_secs(10), || {
+        common::http_get(port, "/api/stats")
+            .1
+            .contains("\"emitted\":12")
+    });
+    // Misused: not with the full view, not on an NDJSON stream.
+    let (status, body) = common::http_get(port, "/events?max_rate=5");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("view=brief"), "{body}");
+    let (status, body) = common::http_get(port, "/events?view=brief&max_rate=5");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("text/event-stream"), "{body}");
+
+    let mut full = Sse::open(port, "last=1", None);
+    let last_full = full.next_event();
+    drop(full);
+    // 12 replayed, a burst of 5: the newest 5 go, 7 are counted.
+    let mut s = Sse::open(port, "view=brief&last=12&max_rate=1", None);
+    let skipped = s.next_event();
+    assert_eq!(skipped.event.as_deref(), Some("skipped"), "{skipped:?}");
+    assert_eq!(skipped.json()["records"], 7);
+    assert_eq!(skipped.id, None);
+    let shown = s.next_event();
+    assert_eq!(shown.event.as_deref(), Some("records"), "{shown:?}");
+    let got: Vec<Value> = shown
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["article_id"].clone())
+        .collect();
+    let want: Vec<Value> = recs[7..12]
+        .iter()
+        .map(|r| r["article_id"].clone())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(shown.id, last_full.id);
+
+    // Live, with the burst spent: 1 a second refills. Eight land at once; every
+    // one of them is shown or counted, and the last event carries the last id.
+    for n in 12..20 {
+        d.drop_file(&format!("m{n:02}.txt"), &story(n, "Ottawa"), None);
+    }
+    let recs = d.wait_records(20);
+    let (mut shown, mut counted, mut last_id) = (Vec::new(), 0, None);
+    let mut last_kind = None;
+    while shown.len() as u64 + counted < 8 {
+        let ev = s.next_event();
+        last_kind = ev.event.clone();
+        match ev.event.as_deref() {
+            Some("records") => shown.extend(
+                ev.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| b["article_id"].clone()),
+            ),
+            Some("skipped") => counted += ev.json()["records"].as_u64().unwrap(),
+            other => panic!("unexpected event {other:?}: {ev:?}"),
+        }
+        if ev.id.is_some() {
+            last_id = ev.id.clone();
+        }
+    }
+    assert!(counted > 0, "the allowance held back none: {shown:?}");
+    assert!(shown.len() < 8, "{shown:?}");
+    // A batch sends its newest: when the last batch showed any, the newest of all
+    // is the last shown.
+    if last_kind.as_deref() == Some("records") {
+        assert_eq!(shown.last(), Some(&recs[19]["article_id"]));
+    }
+    drop(s);
+    // Resumed after that id: only what lands next.
+    let mut again = Sse::open(port, "view=brief", last_id.as_deref());
+    d.drop_file("m20.txt", &story(20, "Ottawa"), None);
+    let recs = d.wait_records(21);
+    let ev = again.next_event();
+    assert_eq!(ev.event.as_deref(), Some("records"), "{ev:?}");
+    assert_eq!(ev.json()[0]["article_id"], recs[20]["article_id"]);
+    assert_eq!(ev.json().as_array().unwrap().len(), 1);
+    assert_eq!(d.stop(), 0);
+}

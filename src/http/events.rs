@@ -43,7 +43,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use super::batch::Batch;
+use super::batch::{Batch, Rate};
 use super::brief::brief;
 use super::conn::Hangup;
 use super::query::{EventFilter, EventQuery, Outcomes, Since};
@@ -116,6 +116,12 @@ pub(super) async fn events(
         Ok(q) => q,
         Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
+    if q.max_rate.is_some() && !sse {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "max_rate thins a server-sent stream (Accept: text/event-stream); an NDJSON reader gets every record".into(),
+        );
+    }
     // Subscribed first: every record after `upto` comes from the broadcast, every
     // record up to it is in the output file.
     let (rx, upto) = st.shared.subscribe();
@@ -165,6 +171,7 @@ pub(super) async fn events(
         sse,
         brief: q.brief,
         batch: Batch::default(),
+        rate: q.max_rate.map(Rate::new),
         queue: queue.clone(),
         waiting: VecDeque::new(),
         waiting_bytes: 0,
@@ -243,6 +250,8 @@ struct Subscriber {
     brief: bool,
     /// Briefs waiting to go together (`view=brief`, server-sent).
     batch: Batch,
+    /// `max_rate=R`: the client's allowance of records.
+    rate: Option<Rate>,
     queue: Arc<Queue>,
     /// Matching records not yet handed to the body.
     waiting: VecDeque<Bytes>,
@@ -335,14 +344,17 @@ impl Subscriber {
                 }
             }
             match (self.brief, self.sse) {
-                (true, true) => match ev.brief_line(brief) {
-                    Some(line) => self.batch_brief(ev.id, line),
-                    None => {
-                        // In order: the briefs before it go first.
+                (true, true) if ev.kind == EventKind::Record => {
+                    self.batch.add_live(ev);
+                    if self.batch.full() {
                         self.send_batch();
-                        self.push(ev.sse());
                     }
-                },
+                }
+                (true, true) => {
+                    // In order: the briefs before it go first.
+                    self.send_batch();
+                    self.push(ev.sse());
+                }
                 (true, false) => self.push(ev.brief(brief)),
                 (false, true) => self.push(ev.sse()),
                 (false, false) => self.push(ev.ndjson()),
@@ -355,17 +367,14 @@ impl Subscriber {
         }
     }
 
-    /// Adds a brief to the batch; a full batch goes at once.
-    fn batch_brief(&mut self, id: Option<Position>, line: &str) {
-        self.batch.add(id, line);
-        if self.batch.full() {
-            self.send_batch();
-        }
-    }
-
-    /// Queues the batch's event, if it holds any record.
+    /// Queues the batch's event, if it holds any record: all of it, or under
+    /// `max_rate` what the client's allowance holds.
     fn send_batch(&mut self) {
-        if let Some(chunk) = self.batch.take() {
+        let keep = match &mut self.rate {
+            Some(rate) => rate.take(self.batch.len()),
+            None => usize::MAX,
+        };
+        if let Some(chunk) = self.batch.take(keep, brief) {
             self.push(chunk);
         }
     }
@@ -411,23 +420,26 @@ impl Subscriber {
                 }
                 continue;
             }
-            self.send_replayed(pos, &line);
+            self.send_replayed(pos, line);
         }
     }
 
     /// Queues a replayed record.
-    fn send_replayed(&mut self, pos: Position, line: &str) {
+    fn send_replayed(&mut self, pos: Position, line: String) {
         self.replayed = Some(pos);
+        if self.brief && self.sse {
+            self.batch.add_replayed(pos, line);
+            if self.batch.full() {
+                self.send_batch();
+            }
+            return;
+        }
         let brief_line;
         let line = if self.brief {
-            brief_line = brief(line);
-            if self.sse {
-                self.batch_brief(Some(pos), &brief_line);
-                return;
-            }
+            brief_line = brief(&line);
             &brief_line
         } else {
-            line
+            &line
         };
         self.push(if self.sse {
             sse_chunk(Some(pos), EventKind::Record, line)

@@ -15,7 +15,8 @@ use crate::pipeline::{EventKind, Position};
 /// The parameters `/events` takes (`token` is the access token, read by
 /// [`super::auth`]).
 pub const PARAMETERS: &[&str] = &[
-    "person", "place", "org", "dateline", "q", "since", "last", "outcome", "view", "token",
+    "person", "place", "org", "dateline", "q", "since", "last", "outcome", "view", "max_rate",
+    "token",
 ];
 
 /// The most records `last=N` replays (the records a client may have waiting,
@@ -107,6 +108,9 @@ pub struct EventQuery {
     pub outcomes: Outcomes,
     /// `view=brief`: records are sent as their brief ([`super::brief`]).
     pub brief: bool,
+    /// `max_rate=R`: at most R briefs a second past a first burst, the others
+    /// counted ([`super::batch::Rate`]).
+    pub max_rate: Option<u32>,
 }
 
 impl EventQuery {
@@ -127,6 +131,7 @@ impl EventQuery {
         let mut since = None;
         let mut outcomes = None::<Outcomes>;
         let mut brief = false;
+        let mut max_rate = None;
         for (key, value) in pairs {
             let needle = || Some(value.clone()).filter(|v| !v.trim().is_empty());
             match key.as_str() {
@@ -158,6 +163,7 @@ impl EventQuery {
                         )),
                     }
                 }
+                "max_rate" => max_rate = Some(parse_max_rate(value)?),
                 "outcome" => outcomes
                     .get_or_insert(Outcomes {
                         emitted: false,
@@ -171,6 +177,9 @@ impl EventQuery {
                     ))
                 }
             }
+        }
+        if max_rate.is_some() && !brief {
+            return Err("max_rate thins the brief wire: give it with view=brief".into());
         }
         if let Some(id) = last_event_id {
             since = Some(Since::Id(id.parse().map_err(|()| {
@@ -186,8 +195,23 @@ impl EventQuery {
             since,
             outcomes: outcomes.unwrap_or_default(),
             brief,
+            max_rate,
         })
     }
+}
+
+/// The highest `max_rate`.
+pub const MAX_RATE: u32 = 10_000;
+
+/// `max_rate=R`: records a second, 1 to [`MAX_RATE`].
+fn parse_max_rate(value: &str) -> Result<u32, String> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|r| (1..=MAX_RATE).contains(r))
+        .ok_or_else(|| {
+            format!("max_rate={value:?}: give the most records a second to send, 1 to {MAX_RATE}")
+        })
 }
 
 /// `last=N`: a count from 1 to [`MAX_LAST`].
@@ -333,6 +357,20 @@ mod tests {
         assert!(parse(&[], Some("nope"))
             .unwrap_err()
             .contains("Last-Event-ID"));
+    }
+
+    #[test]
+    fn max_rate_goes_with_the_brief_view_and_is_bounded() {
+        let q = parse(&[("view", "brief"), ("max_rate", "100")], None).unwrap();
+        assert_eq!(q.max_rate, Some(100));
+        assert_eq!(parse(&[("view", "brief")], None).unwrap().max_rate, None);
+        assert!(parse(&[("max_rate", "100")], None)
+            .unwrap_err()
+            .contains("view=brief"));
+        for bad in ["0", "-1", "10001", "x", ""] {
+            let e = parse(&[("view", "brief"), ("max_rate", bad)], None).unwrap_err();
+            assert!(e.contains("1 to 10000"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,15 +9,15 @@ window.addEventListener("unhandledrejection", (e) => window.deskErrors.push(Stri
 const consoleError = console.error.bind(console);
 console.error = (...args) => { window.deskErrors.push(args.map(String).join(" ")); consoleError(...args); };
 
-const LAST = 200;       // records replayed when the page opens or a filter changes
-const MAX_ITEMS = 500;  // items kept on the page
-const MAX_SEEN = 20000; // versions remembered so that a replay does not list one twice
-const FLUSH_MS = 200;   // how long records wait to be put on the page together
-const MAX_RATE = 100;  // items put on the page a second, past a first burst of MAX_ITEMS
+const LAST = 200;         // records replayed when the page opens or a filter changes
+const MAX_ITEMS = 500;    // items kept on the page
+const MAX_SEEN = 20000;   // versions remembered so that a replay does not list one twice
+const FLUSH_MS = 400;    // how long records wait to be put on the page together (one redraw)
+const MAX_RATE = 100;     // briefs the server sends a second (max_rate), past a first burst of 5 s' worth
 const FIELD_NAMES = { q: "text", person: "person", place: "place", org: "organization", dateline: "dateline" };
 
 const $ = (sel) => document.querySelector(sel);
-const state = { filters: [], seen: new Set(), pending: [], unshown: 0, allow: 0, allowedAt: 0, flush: null, wire: null, rejects: null, prev: null, opener: null };
+const state = { filters: [], seen: new Set(), pending: [], unshown: 0, unshownShown: -1, flush: null, wire: null, rejects: null, prev: null, opener: null };
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -90,16 +90,17 @@ function openWire() {
   state.seen.clear();
   state.pending = [];
   state.unshown = 0;
-  state.allow = MAX_ITEMS;
-  state.allowedAt = performance.now();
-  $("#unshown").hidden = true;
+  showUnshown();
   $("#wire").replaceChildren();
   const p = query();
   p.set("last", String(LAST));
   p.set("view", "brief");
+  p.set("max_rate", String(MAX_RATE));
   const es = new EventSource(`/events?${p}`);
-  // view=brief: the records come together, as one array per event.
+  // view=brief: the records come together, as one array per event. Faster than
+  // anyone reads (max_rate), the server sends the newest and counts the others.
   es.addEventListener("records", (ev) => { for (const r of JSON.parse(ev.data)) addRecord(r); });
+  es.addEventListener("skipped", (ev) => { state.unshown += JSON.parse(ev.data).records; later(); });
   es.onopen = () => setConn("live", true);
   // EventSource reconnects by itself, sending Last-Event-ID: the server resumes.
   es.onerror = () => setConn("reconnecting…", false);
@@ -151,26 +152,26 @@ function addRecord(r) {
   for (const k of state.seen) { if (state.seen.size <= MAX_SEEN) break; state.seen.delete(k); }
   state.pending.push(r);
   if (state.pending.length > MAX_ITEMS) state.pending.shift();
-  if (!state.flush) state.flush = setTimeout(flush, FLUSH_MS);
+  later();
+}
+
+// What changed goes on the page with the next flush (one redraw).
+function later() { if (!state.flush) state.flush = setTimeout(flush, FLUSH_MS); }
+
+function showUnshown() {
+  // Untouched when unchanged: no redraw for nothing.
+  if (state.unshown === state.unshownShown) return;
+  state.unshownShown = state.unshown;
+  $("#unshown").hidden = state.unshown === 0;
+  $("#unshown").textContent = `${state.unshown.toLocaleString()} versions landed faster than the wire shows (newest shown; filter to narrow, or see /api/story)`;
 }
 
 function flush() {
   state.flush = null;
-  let batch = state.pending;
+  const batch = state.pending;
   state.pending = [];
-  // Faster than anyone reads (more than MAX_RATE a second, past a first burst of
-  // MAX_ITEMS): the newest go on the page, the others are counted.
-  const now = performance.now();
-  state.allow = Math.min(MAX_ITEMS, state.allow + ((now - state.allowedAt) / 1000) * MAX_RATE);
-  state.allowedAt = now;
-  const room = Math.floor(state.allow);
-  if (batch.length > room) {
-    state.unshown += batch.length - room;
-    batch = batch.slice(batch.length - room);
-  }
-  state.allow -= batch.length;
-  $("#unshown").hidden = state.unshown === 0;
-  $("#unshown").textContent = `${state.unshown.toLocaleString()} versions landed faster than the wire shows (newest shown; filter to narrow, or see /api/story)`;
+  showUnshown();
+  if (!batch.length) return;
   const box = document.createDocumentFragment();
   for (let i = batch.length - 1; i >= 0; i--) box.append(item(batch[i]));
   const wire = $("#wire");
