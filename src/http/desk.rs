@@ -14,7 +14,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::replay::Replay;
 use super::AppState;
 use crate::error::RejectKind;
 use crate::metrics::KindLabel;
@@ -134,38 +133,26 @@ pub(super) async fn story(State(st): State<AppState>, Path(article_id): Path<Str
             "the daemon is starting and its output position is not known yet; try again in a moment".into(),
         );
     };
-    let needle = format!("\"article_id\":\"{article_id}\"");
-    let planned =
-        tokio::task::spawn_blocking(move || Replay::from_start(&path, upto).containing(needle))
-            .await;
-    let mut replay = match planned {
-        Ok(r) => r,
+    let id = article_id.clone();
+    let read = tokio::task::spawn_blocking(move || super::replay::story(&path, upto, &id)).await;
+    let versions: Vec<Value> = match read {
+        Ok(Ok(v)) => v
+            .into_iter()
+            .map(|(pos, record)| json!({"id": pos.to_string(), "record": record}))
+            .collect(),
+        Ok(Err(e)) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the records output ({e}): check its permissions and the disk"),
+            )
+        }
         Err(e) => {
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: planning the read of the output failed: {e}"),
+                format!("internal error: reading the output failed: {e}"),
             )
         }
     };
-    let mut versions = Vec::new();
-    loop {
-        match replay.next().await {
-            Ok(Some((pos, _, record))) => {
-                if record["article_id"].as_str() == Some(article_id.as_str()) {
-                    versions.push(json!({"id": pos.to_string(), "record": record}));
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "cannot read the records output ({e}): check its permissions and the disk"
-                    ),
-                )
-            }
-        }
-    }
     if versions.is_empty() {
         return refuse(
             StatusCode::NOT_FOUND,

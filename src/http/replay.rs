@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,6 @@ pub struct Replay {
     current: Option<Current>,
     /// Records before this moment are skipped (a time `since`).
     after: Option<Timestamp>,
-    /// Lines without these bytes are skipped unparsed ([`Replay::containing`]).
-    needle: Option<Vec<u8>>,
     /// Why the replay starts earlier or ends sooner than asked, for a comment line.
     pub note: Option<String>,
 }
@@ -124,7 +123,6 @@ impl Replay {
                 parts: Vec::new().into_iter(),
                 current: None,
                 after: None,
-                needle: None,
                 note: Some(GONE.into()),
             };
         };
@@ -165,7 +163,6 @@ impl Replay {
             parts: parts.into_iter(),
             current: None,
             after,
-            needle: None,
             note,
         }
     }
@@ -234,21 +231,14 @@ impl Replay {
             parts: Vec::new().into_iter(),
             current: None,
             after: None,
-            needle: None,
             note,
         }
     }
 
     /// Plans the replay of every record of the output at `path` up to `upto`.
+    #[cfg(test)]
     pub fn from_start(path: &Path, upto: Position) -> Replay {
         Replay::plan(path, Since::Last(usize::MAX), upto)
-    }
-
-    /// Skips, without parsing them, the lines that do not contain `needle` (a
-    /// quick pre-filter: the caller still checks the records it gets).
-    pub fn containing(mut self, needle: impl Into<Vec<u8>>) -> Replay {
-        self.needle = Some(needle.into());
-        self
     }
 
     /// The next record to replay: its position (the offset past its line) and its
@@ -297,11 +287,6 @@ impl Replay {
                 offset: cur.offset,
             };
             let line = &buf[..n - 1];
-            if let Some(needle) = &self.needle {
-                if memchr::memmem::find(line, needle).is_none() {
-                    continue;
-                }
-            }
             let Ok(value) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
@@ -317,6 +302,65 @@ impl Replay {
             )));
         }
     }
+}
+
+/// Every version of story `article_id` in the output and its rotated copies up to
+/// `upto`, oldest first, with its position: read from the end back (skipping
+/// without parsing the lines that do not hold the id), and only as far as the
+/// story's first version (`revision` 1), so that a recent story costs the records
+/// after it, not the whole output. An unreadable older copy ends the search there.
+pub fn story(path: &Path, upto: Position, article_id: &str) -> io::Result<Vec<(Position, Value)>> {
+    let needle = format!("\"article_id\":\"{article_id}\"");
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let found = files(path);
+    let Some(last) = found
+        .iter()
+        .position(|f| f.dev == upto.dev && f.ino == upto.ino)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut versions = VecDeque::new();
+    for (i, f) in found.iter().enumerate().take(last + 1).rev() {
+        let to = if i == last {
+            upto.offset
+        } else {
+            f.file.metadata().map_or(0, |m| m.len())
+        };
+        let read = lines_back(&f.file, 0, to, |past, line| {
+            if finder.find(line).is_none() {
+                return ControlFlow::Continue(());
+            }
+            let Ok(record) = serde_json::from_slice::<Value>(line) else {
+                return ControlFlow::Continue(());
+            };
+            if record["article_id"].as_str() != Some(article_id) {
+                return ControlFlow::Continue(());
+            }
+            let first = record["revision"].as_u64() == Some(1);
+            let pos = Position {
+                dev: f.dev,
+                ino: f.ino,
+                offset: past,
+            };
+            versions.push_front((pos, record));
+            if first {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        match read {
+            Ok(ControlFlow::Break(())) => break,
+            Ok(ControlFlow::Continue(())) => {}
+            // The newest file unreadable: an error; an older copy: what was found.
+            Err(e) if i == last => return Err(e),
+            Err(e) => {
+                tracing::warn!(file = %f.path.display(), error = %e, "/api/story: cannot read a rotated copy of the output; its versions are left out");
+                break;
+            }
+        }
+    }
+    Ok(versions.into())
 }
 
 #[cfg(test)]
@@ -371,20 +415,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn from_the_start_with_a_needle_reads_only_the_lines_holding_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("articles.jsonl");
-        let rotated = dir.path().join("articles.jsonl.20260101T000000.000Z");
-        std::fs::write(&rotated, "{\"a\":\"x\",\"n\":1}\n{\"a\":\"y\"}\n").unwrap();
-        let text = "{\"a\":\"x\",\"n\":2}\n{\"a\":\"x\",\"n\":3}\n";
-        std::fs::write(&out, text).unwrap();
-        let upto = id(&out, (text.len() / 2) as u64);
-        let got = all(Replay::from_start(&out, upto).containing("\"a\":\"x\"")).await;
-        let lines: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
-        assert_eq!(lines, ["{\"a\":\"x\",\"n\":1}", "{\"a\":\"x\",\"n\":2}"]);
-    }
-
-    #[tokio::test]
     async fn the_last_matching_records_are_read_from_the_end_across_a_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("articles.jsonl");
@@ -414,6 +444,38 @@ mod tests {
         let got = all(Replay::last(&out, upto, 10, |_| true)).await;
         assert_eq!(got, want);
         assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn a_story_is_read_back_to_its_first_version_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("articles.jsonl");
+        let rotated = dir.path().join("articles.jsonl.20260101T000000.000Z");
+        // An older run of the same id (before its state expired), then its first
+        // version; another story; a text that names the id without being it.
+        std::fs::write(
+            &rotated,
+            "{\"article_id\":\"a1\",\"revision\":2,\"n\":0}\n{\"article_id\":\"a1\",\"revision\":1,\"n\":1}\n{\"article_id\":\"b2\",\"revision\":1}\n",
+        )
+        .unwrap();
+        let text = "{\"article_id\":\"b2\",\"lede\":\"\\\"article_id\\\":\\\"a1\\\"\",\"revision\":2}\n{\"article_id\":\"a1\",\"revision\":2,\"n\":2}\nnot json\n{\"article_id\":\"a1\",\"revision\":3,\"n\":3}\n";
+        std::fs::write(&out, text).unwrap();
+        let end = id(&out, text.len() as u64);
+        let ns = |v: Vec<(Position, Value)>| -> Vec<u64> {
+            v.iter().map(|(_, r)| r["n"].as_u64().unwrap()).collect()
+        };
+        assert_eq!(ns(story(&out, end, "a1").unwrap()), [1, 2, 3]);
+        // Up to the hand-over only.
+        let before_last = id(
+            &out,
+            (text.len() - "{\"article_id\":\"a1\",\"revision\":3,\"n\":3}\n".len()) as u64,
+        );
+        assert_eq!(ns(story(&out, before_last, "a1").unwrap()), [1, 2]);
+        // Positions are those of /events.
+        let v = story(&out, end, "a1").unwrap();
+        assert_eq!(v[2].0, end);
+        assert_eq!(story(&out, end, "b2").unwrap().len(), 2);
+        assert!(story(&out, end, "zz").unwrap().is_empty());
     }
 
     #[tokio::test]
