@@ -177,55 +177,27 @@ impl Replay {
         n: usize,
         mut keep: impl FnMut(&Value) -> bool,
     ) -> Replay {
-        let found = files(path);
         let mut ready = VecDeque::new();
-        let mut note = None;
-        match found
-            .iter()
-            .position(|f| f.dev == upto.dev && f.ino == upto.ino)
-        {
-            None => note = Some(GONE.into()),
-            Some(last) => {
-                for (i, f) in found.iter().enumerate().take(last + 1).rev() {
-                    let to = if i == last {
-                        upto.offset
-                    } else {
-                        f.file.metadata().map_or(0, |m| m.len())
-                    };
-                    let read = lines_back(&f.file, 0, to, |past, line| {
-                        let Ok(value) = serde_json::from_slice::<Value>(line) else {
-                            return ControlFlow::Continue(());
-                        };
-                        if !keep(&value) {
-                            return ControlFlow::Continue(());
-                        }
-                        let pos = Position {
-                            dev: f.dev,
-                            ino: f.ino,
-                            offset: past,
-                        };
-                        let line = String::from_utf8_lossy(line).into_owned();
-                        ready.push_front((pos, line, value));
-                        if ready.len() >= n {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    });
-                    match read {
-                        Ok(ControlFlow::Break(())) => break,
-                        Ok(ControlFlow::Continue(())) => {}
-                        Err(e) => {
-                            note = Some(format!(
-                                "cannot read {} ({e}); replaying the later records only",
-                                f.path.display()
-                            ));
-                            break;
-                        }
-                    }
-                }
+        let read = back_through(path, upto, |pos, line| {
+            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                return ControlFlow::Continue(());
+            };
+            if !keep(&value) {
+                return ControlFlow::Continue(());
             }
-        }
+            let line = String::from_utf8_lossy(line).into_owned();
+            ready.push_front((pos, line, value));
+            if ready.len() >= n {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        let note = match read {
+            Ok(true) => None,
+            Ok(false) => Some(GONE.into()),
+            Err(e) => Some(format!("{e}; replaying the later records only")),
+        };
         Replay {
             ready,
             parts: Vec::new().into_iter(),
@@ -308,18 +280,57 @@ impl Replay {
 /// `upto`, oldest first, with its position: read from the end back (skipping
 /// without parsing the lines that do not hold the id), and only as far as the
 /// story's first version (`revision` 1), so that a recent story costs the records
-/// after it, not the whole output. An unreadable older copy ends the search there.
+/// after it, not the whole output. A file that cannot be read ends the search: an
+/// error when no version was found before it.
 pub fn story(path: &Path, upto: Position, article_id: &str) -> io::Result<Vec<(Position, Value)>> {
     let needle = format!("\"article_id\":\"{article_id}\"");
     let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let mut versions = VecDeque::new();
+    let read = back_through(path, upto, |pos, line| {
+        if finder.find(line).is_none() {
+            return ControlFlow::Continue(());
+        }
+        let Ok(record) = serde_json::from_slice::<Value>(line) else {
+            return ControlFlow::Continue(());
+        };
+        if record["article_id"].as_str() != Some(article_id) {
+            return ControlFlow::Continue(());
+        }
+        let first = record["revision"].as_u64() == Some(1);
+        versions.push_front((pos, record));
+        if first {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    match read {
+        Ok(_) => {}
+        // Nothing read at all: an error; some versions found: those.
+        Err(e) if versions.is_empty() => return Err(io::Error::other(e)),
+        Err(e) => {
+            tracing::warn!("/api/story: {e}; the older versions are left out");
+        }
+    }
+    Ok(versions.into())
+}
+
+/// Calls `each` with every complete line of the output at `path` up to `upto`, then
+/// of its rotated copies, newest first, with the line's position (the offset past
+/// it), until `each` breaks. `Ok(false)` when the file of `upto` is gone (nothing
+/// read); the error names the file that could not be read (the newer ones were).
+fn back_through(
+    path: &Path,
+    upto: Position,
+    mut each: impl FnMut(Position, &[u8]) -> ControlFlow<()>,
+) -> Result<bool, String> {
     let found = files(path);
     let Some(last) = found
         .iter()
         .position(|f| f.dev == upto.dev && f.ino == upto.ino)
     else {
-        return Ok(Vec::new());
+        return Ok(false);
     };
-    let mut versions = VecDeque::new();
     for (i, f) in found.iter().enumerate().take(last + 1).rev() {
         let to = if i == last {
             upto.offset
@@ -327,40 +338,20 @@ pub fn story(path: &Path, upto: Position, article_id: &str) -> io::Result<Vec<(P
             f.file.metadata().map_or(0, |m| m.len())
         };
         let read = lines_back(&f.file, 0, to, |past, line| {
-            if finder.find(line).is_none() {
-                return ControlFlow::Continue(());
-            }
-            let Ok(record) = serde_json::from_slice::<Value>(line) else {
-                return ControlFlow::Continue(());
-            };
-            if record["article_id"].as_str() != Some(article_id) {
-                return ControlFlow::Continue(());
-            }
-            let first = record["revision"].as_u64() == Some(1);
             let pos = Position {
                 dev: f.dev,
                 ino: f.ino,
                 offset: past,
             };
-            versions.push_front((pos, record));
-            if first {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            each(pos, line)
         });
         match read {
             Ok(ControlFlow::Break(())) => break,
             Ok(ControlFlow::Continue(())) => {}
-            // The newest file unreadable: an error; an older copy: what was found.
-            Err(e) if i == last => return Err(e),
-            Err(e) => {
-                tracing::warn!(file = %f.path.display(), error = %e, "/api/story: cannot read a rotated copy of the output; its versions are left out");
-                break;
-            }
+            Err(e) => return Err(format!("cannot read {} ({e})", f.path.display())),
         }
     }
-    Ok(versions.into())
+    Ok(true)
 }
 
 #[cfg(test)]
