@@ -12,7 +12,7 @@ console.error = (...args) => { window.deskErrors.push(args.map(String).join(" ")
 const LAST = 200;         // records replayed when the page opens or a filter changes
 const MAX_ITEMS = 500;    // items kept on the page
 const MAX_SEEN = 20000;   // versions remembered so that a replay does not list one twice
-const FLUSH_MS = 400;    // how long records wait to be put on the page together (one redraw)
+const FLUSH_MS = 400;     // how long records wait to be put on the page together (one redraw)
 const MAX_RATE = 100;     // briefs the server sends a second (max_rate), past a first burst of 5 s' worth
 const FIELD_NAMES = { q: "text", person: "person", place: "place", org: "organization", dateline: "dateline" };
 
@@ -151,7 +151,8 @@ function addRecord(r) {
   // Bounded: the oldest keys go (a Set iterates in insertion order).
   for (const k of state.seen) { if (state.seen.size <= MAX_SEEN) break; state.seen.delete(k); }
   state.pending.push(r);
-  if (state.pending.length > MAX_ITEMS) state.pending.shift();
+  // More than the page keeps, waiting for one redraw: the oldest are counted.
+  if (state.pending.length > MAX_ITEMS) { state.pending.shift(); state.unshown++; }
   later();
 }
 
