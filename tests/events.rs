@@ -377,6 +377,21 @@ fn replay_is_refused_when_records_go_to_stdout() {
     assert_eq!(d.stop(), 0);
 }
 
+/// Drops `n` stories named `{prefix}00.txt`… into a daemon that has no records yet,
+/// and returns their records once they are also broadcast (after the state commit),
+/// so that a replay's end has moved past them.
+fn drop_stories(d: &mut Daemon, port: u16, prefix: &str, n: usize) -> Vec<Value> {
+    for i in 0..n {
+        d.drop_file(&format!("{prefix}{i:02}.txt"), &story(i, "Ottawa"), None);
+    }
+    let recs = d.wait_records(n);
+    let emitted = format!("\"emitted\":{n}");
+    common::wait_for(Duration::from_secs(10), || {
+        common::http_get(port, "/api/stats").1.contains(&emitted)
+    });
+    recs
+}
+
 /// `view=brief` over server-sent events: the replay of the recent past is one
 /// `event: records` (a JSON array of briefs, the id its last record's); live
 /// records that land together go together; a reconnect with that id misses
@@ -384,16 +399,7 @@ fn replay_is_refused_when_records_go_to_stdout() {
 #[test]
 fn brief_server_sent_records_come_in_batches_with_the_last_id() {
     let (mut d, port) = start("");
-    for n in 0..4 {
-        d.drop_file(&format!("b{n:02}.txt"), &story(n, "Ottawa"), None);
-    }
-    let recs = d.wait_records(4);
-    // Broadcast too (after the state commit): the replays' end has moved past them.
-    common::wait_for(Duration::from_secs(10), || {
-        common::http_get(port, "/api/stats")
-            .1
-            .contains("\"emitted\":4")
-    });
+    let recs = drop_stories(&mut d, port, "b", 4);
     let ids =
         |recs: &[Value]| -> Vec<Value> { recs.iter().map(|r| r["article_id"].clone()).collect() };
     let batch_ids = |ev: &Ev| -> Vec<Value> {
@@ -476,15 +482,7 @@ fn brief_server_sent_records_come_in_batches_with_the_last_id() {
 #[test]
 fn max_rate_sends_the_newest_briefs_and_counts_the_rest() {
     let (mut d, port) = start("");
-    for n in 0..12 {
-        d.drop_file(&format!("m{n:02}.txt"), &story(n, "Ottawa"), None);
-    }
-    let recs = d.wait_records(12);
-    common::wait_for(Duration::from_secs(10), || {
-        common::http_get(port, "/api/stats")
-            .1
-            .contains("\"emitted\":12")
-    });
+    let recs = drop_stories(&mut d, port, "m", 12);
     // Misused: not with the full view, not on an NDJSON stream.
     let (status, body) = common::http_get(port, "/events?max_rate=5");
     assert_eq!(status, 400, "{body}");
