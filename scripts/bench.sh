@@ -341,14 +341,17 @@ for S in $(printf '%s\n' $SCALE_STEPS | sort -n | uniq); do
     SRS=$(hf "$LOGS/scale-$S-restart.csv" mean)
     once "scale-$S-restart" "$SD"
     SRR=$(tv_rss_mib "$LOGS/scale-$S-restart.time")
+    # The state file's length, and the blocks it takes (redb grows its file ahead of
+    # use, and the part not yet written is a hole).
     SST=$(du -sb "$SD/state" | awk '{ printf "%.1f", $1 / 1048576 }')
+    SSD=$(du -sk "$SD/state" | awk '{ printf "%.1f", $1 / 1024 }')
     SOUT=$(stat -c %s "$SD/out/articles.jsonl" | awk '{ printf "%.0f", $1 / 1048576 }')
     [ "$S" = 100000 ] && RS100=$SRS
     RSS_ALL="$RSS_ALL $SR $SRR"
     STEP_RSS="$STEP_RSS${STEP_RSS:+;} $(thousands "$S"): $SR"
     STEP_MAX=$SR
     [ -n "$STEP_MIN" ] || STEP_MIN=$SR
-    SCALE_ROWS+="| $(thousands "$S") | $SW | $(thousands "$(calc %.0f "$S / $SW")") | $(calc %.1f "$SB / 1e6 / $SW") | $SC | $SR | $(calc %.3f "$SRS") | $SRR | $SST | $SOUT |"$'\n'
+    SCALE_ROWS+="| $(thousands "$S") | $SW | $(thousands "$(calc %.0f "$S / $SW")") | $(calc %.1f "$SB / 1e6 / $SW") | $SC | $SR | $(calc %.3f "$SRS") | $SRR | $SST | $SSD ($(calc %.1f "$SSD * 1048576 / 1000 / $S")) | $SOUT |"$'\n'
 done
 RSS_MAX=$(printf '%s\n' $RSS_ALL | sort -g | tail -n 1)
 
@@ -385,8 +388,8 @@ RSS_MAX=$(printf '%s\n' $RSS_ALL | sort -g | tail -n 1)
         echo
         echo "Scale: fresh state, \`run --once\` over N files (N articles end up in the state), then a restart."
         echo
-        echo "| N | backlog s | files/s | MB/s | CPU | peak RSS MiB | restart s | restart RSS MiB | state MiB | output MiB |"
-        echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        echo "| N | backlog s | files/s | MB/s | CPU | peak RSS MiB | restart s | restart RSS MiB | state MiB | state on disk MiB (KB/file) | output MiB |"
+        echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         printf '%s' "$SCALE_ROWS"
     fi
     echo

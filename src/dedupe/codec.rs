@@ -165,6 +165,30 @@ thread_local! {
     /// One zstd context per thread (the committer's), reused for every snapshot.
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { RefCell::new(None) };
+    /// One zstd decoding context per thread that reads snapshots: making one costs
+    /// more than decoding a snapshot of a few KB.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// The largest decoded size a snapshot frame may declare to be decoded in one buffer
+/// of that size; a frame that declares more (or no size) is decoded as a stream, so
+/// a damaged size field cannot make the reader allocate it.
+const MAX_DECLARED: u64 = 64 << 20;
+
+fn decompress(body: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let size = match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) if n <= MAX_DECLARED => n as usize,
+        _ => return zstd::stream::decode_all(body).map_err(CodecError::Zstd),
+    };
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let d = match &mut *d {
+            Some(d) => d,
+            slot => slot.insert(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?),
+        };
+        d.decompress(body, size).map_err(CodecError::Zstd)
+    })
 }
 
 fn compress(plain: &[u8]) -> Result<Vec<u8>, CodecError> {
@@ -199,7 +223,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     match bytes.split_first() {
         Some((&SNAPSHOT_PLAIN, body)) => Ok(postcard::from_bytes(body)?),
         Some((&SNAPSHOT_ZSTD, body)) => {
-            let plain = zstd::stream::decode_all(body).map_err(CodecError::Zstd)?;
+            let plain = decompress(body)?;
             Ok(postcard::from_bytes(&plain)?)
         }
         Some((&tag, _)) => Err(CodecError::Tag(Some(tag))),
@@ -323,6 +347,30 @@ mod tests {
         let bytes = encode_snapshot(&tiny).unwrap();
         assert_eq!(bytes[0], SNAPSHOT_PLAIN);
         assert_eq!(decode_snapshot(&bytes).unwrap(), tiny);
+    }
+
+    #[test]
+    fn a_frame_without_a_declared_size_decodes_as_a_stream() {
+        let s = snapshot();
+        let plain = postcard::to_allocvec(&s).unwrap();
+        // A streaming encoder, not told the size, does not write it in the frame.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).unwrap();
+        for part in plain.chunks(7) {
+            std::io::Write::write_all(&mut enc, part).unwrap();
+        }
+        let frame = enc.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&frame),
+            Ok(None)
+        ));
+        let mut bytes = vec![SNAPSHOT_ZSTD];
+        bytes.extend_from_slice(&frame);
+        // The thread's context is reused across both kinds of frame.
+        let sized = encode_snapshot(&s).unwrap();
+        for _ in 0..3 {
+            assert_eq!(decode_snapshot(&bytes).unwrap(), s);
+            assert_eq!(decode_snapshot(&sized).unwrap(), s);
+        }
     }
 
     #[test]
