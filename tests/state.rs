@@ -260,7 +260,7 @@ fn one_sigterm_stops_the_daemon_while_state_commits_fail() {
     assert_eq!(names(&recs).len(), 10);
 }
 
-/// Rewrites a state in layout 1, as the release before layout 2 wrote it: every
+/// Rewrites a state in layout 1, as the releases before layout 2 wrote it: every
 /// value as `serde_json::to_vec` of its type (that release's encoding), the version
 /// as 1.
 fn downgrade_to_layout_1(state: &Path) {
@@ -294,7 +294,7 @@ fn downgrade_to_layout_1(state: &Path) {
             .unwrap()
             .map(|r| {
                 let (k, v) = r.unwrap();
-                let s = codec::decode_snapshot(v.value()).unwrap();
+                let s = codec::decode_snapshot(v.value(), None).unwrap();
                 (k.value().to_owned(), serde_json::to_vec(&s).unwrap())
             })
             .collect();
@@ -389,7 +389,7 @@ fn a_layout_1_state_is_migrated_at_open_and_the_updates_come_out_the_same() {
     let (code, stderr) = d.once();
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("state migrated from layout version 1 to 2"),
+        stderr.contains("state migrated from layout version 1 to 3"),
         "{stderr}"
     );
     let migrated = sorted_lines(&out.join("articles.jsonl"));

@@ -42,7 +42,7 @@ pub(super) fn from_v1(tx: &WriteTransaction) -> Result<Migrated, StateError> {
         codec::encode_article(&v1::decode::<ArticleState>(b)?)
     })?;
     let snapshots = rewrite_str(tx, SNAPSHOTS, &[], |b| {
-        codec::encode_snapshot(&v1::decode::<Snapshot>(b)?)
+        codec::encode_snapshot(&v1::decode::<Snapshot>(b)?, None)
     })?;
     // The version is a little-endian u32, the same in both layouts (and set by the
     // caller); the other names are committed output positions.
@@ -332,12 +332,12 @@ mod tests {
             let tx = db.begin_write().unwrap();
             tx.open_table(META)
                 .unwrap()
-                .insert("version", 3u32.to_le_bytes().as_slice())
+                .insert("version", 4u32.to_le_bytes().as_slice())
                 .unwrap();
             tx.commit().unwrap();
         }
         let e = Store::open(dir.path(), 1 << 20).unwrap_err();
-        assert!(matches!(e, StateError::Version { found: 3, .. }), "{e}");
+        assert!(matches!(e, StateError::Version { found: 4, .. }), "{e}");
         assert!(e.to_string().contains("move the folder away"), "{e}");
     }
 }

@@ -13,10 +13,11 @@
 //! | `files` | raw path bytes | [`FileEntry`]: size, mtime, SHA-256 of a processed file |
 //! | `contents` | SHA-256 of a judged file | second last seen: the same bytes again are a `duplicate` |
 //! | `content_expiry` | (that second, SHA-256) | — : expires `contents` with the articles |
-//! | `meta` | name | layout version; committed output / rejects positions and file identities |
+//! | `meta` | name | layout version; committed output / rejects positions and file identities; the snapshot dictionary |
 //!
-//! Values are stored in a compact binary encoding, snapshots compressed ([`codec`]);
-//! a state of the previous, JSON, layout is migrated at open (`migrate.rs`).
+//! Values are stored in a compact binary encoding, snapshots compressed ([`codec`]),
+//! with a zstd dictionary trained on the state's own first snapshots (`dict.rs`); a
+//! state of the JSON layout is migrated at open (`migrate.rs`).
 //!
 //! State is written only by the committer (see [`crate::pipeline`]), one
 //! transaction per batch, *after* the batch's lines are durable in the output; the
@@ -31,6 +32,7 @@ use crate::diff::Snapshot;
 use crate::record::{Record, Stamp};
 
 pub mod codec;
+mod dict;
 mod error;
 mod migrate;
 mod open;

@@ -170,6 +170,9 @@ pub(super) fn init(db: &Database, path: &Path) -> Result<Option<Migrated>, State
             .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0; 4])));
         match found {
             Some(STATE_VERSION) => {}
+            // Layout 3 only adds a snapshot tag and the dictionary: a layout-2 state
+            // is read as it is.
+            Some(2) => {}
             Some(1) => migrated = Some(migrate::from_v1(&tx)?),
             Some(v) => {
                 return Err(StateError::Version {

@@ -27,11 +27,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::codec::{self, Encoded};
+use super::codec::{self, Encoded, SnapshotDict};
 use super::error::{is_damage, quietly};
 use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
 use crate::diff::Snapshot;
@@ -52,11 +52,13 @@ pub(super) const DB_FILE: &str = "wirewatch.redb";
 /// Name of the note written next to it at a clean close.
 pub(super) const CLOSED_NOTE: &str = "wirewatch.redb.closed";
 
-/// Version of the on-disk state layout: 2 is the compact binary encoding of
-/// [`codec`]. A state of layout 1 (JSON values) is migrated in place at open
+/// Version of the on-disk state layout: 3 is the compact binary encoding of
+/// [`codec`] with snapshots that may be compressed with the state's dictionary
+/// (`dict.rs`). A state of layout 2 (the same without a dictionary) is taken as it is
+/// and marked 3; one of layout 1 (JSON values) is migrated in place at open
 /// (`migrate.rs`); one of any other version is refused with a message rather than
 /// misread.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 pub(super) enum Slot {
     Open(Database),
@@ -75,6 +77,12 @@ pub struct Store {
     pub(super) path: PathBuf,
     pub(super) dir: PathBuf,
     pub(super) cache_bytes: usize,
+    /// The snapshot dictionary, once the state has one (`dict.rs`).
+    pub(super) dict: OnceLock<SnapshotDict>,
+    /// Training the dictionary failed: not tried again until the next start.
+    pub(super) dict_failed: AtomicBool,
+    /// How many snapshots the state holds when the dictionary is trained.
+    pub(super) train_at: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -134,8 +142,14 @@ impl Store {
             path,
             dir,
             cache_bytes,
+            dict: OnceLock::new(),
+            dict_failed: AtomicBool::new(false),
+            train_at: super::dict::TRAIN_AT,
         };
         let migrated = store.with_db(true, |db| init(db, &store.path))?;
+        if let Some(d) = store.stored_dict()? {
+            let _ = store.dict.set(d);
+        }
         if let Some(m) = migrated {
             tracing::info!(
                 path = %store.path.display(),
@@ -281,7 +295,7 @@ impl Store {
             let tx = db.begin_read()?;
             let t = tx.open_table(SNAPSHOTS)?;
             let v = t.get(id)?;
-            v.map(|v| codec::decode_snapshot(v.value()).map_err(StateError::Decode))
+            v.map(|v| codec::decode_snapshot(v.value(), self.dict()).map_err(StateError::Decode))
                 .transpose()
         })
     }
@@ -341,7 +355,7 @@ impl Store {
     /// the database is closed and opened again first, so a retry of the same batch
     /// can succeed once the cause is gone.
     pub fn commit(&self, changes: &Pending) -> Result<(), StateError> {
-        let enc = Encoded::of(changes).map_err(StateError::Encode)?;
+        let enc = Encoded::of(changes, self.dict()).map_err(StateError::Encode)?;
         self.with_db(true, |db| {
             let tx = db.begin_write()?;
             {
@@ -390,7 +404,9 @@ impl Store {
             }
             tx.commit()?;
             Ok(())
-        })
+        })?;
+        self.train_dict_when_due();
+        Ok(())
     }
 
     /// Forgets articles last touched before `cutoff` (Unix seconds). Returns how many.
