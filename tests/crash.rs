@@ -4,8 +4,11 @@
 //! there: every group's newest version exactly once, no older version after a newer
 //! one, no line doubled, no partial line, every bad file rejected exactly once.
 //!
-//! CI runs 25 kills (seeded: `WIREWATCH_CRASH_SEED`, default 7). The bench script
-//! runs the long mode: `WIREWATCH_CRASH_KILLS=500 cargo test --release --test crash`.
+//! CI runs 25 kills (seeded: `WIREWATCH_CRASH_SEED`, default 7). The long mode:
+//! `WIREWATCH_CRASH_KILLS=500 cargo test --release --features fault-injection --test crash`.
+//! With `fault-injection` (as `scripts/test.sh` builds) the state trains its snapshot
+//! dictionary after 120 snapshots instead of 2,000, so kills land around the training
+//! and most updates are diffed against dictionary snapshots.
 
 mod common;
 
@@ -37,6 +40,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Snapshots that trigger the dictionary's training in a `fault-injection` build.
+const DICT_TRAIN_AT: u64 = 120;
+
 #[test]
 fn kill_nine_at_random_moments_loses_and_doubles_nothing() {
     let kills = env_u64("WIREWATCH_CRASH_KILLS", 25);
@@ -45,6 +51,8 @@ fn kill_nine_at_random_moments_loses_and_doubles_nothing() {
     let manifest = common::manifest();
     // Small batches: many commits, so kills land mid-write and mid-commit too.
     let mut d = Daemon::new("[output]\nbatch_records = 4\nbatch_ms = 1\n[watch]\nsettle_ms = 50");
+    d.env
+        .push(("WIREWATCH_DICT_TRAIN_AT".into(), DICT_TRAIN_AT.to_string()));
 
     // What to drop, in order: the corpus, with bad files and extra copies mixed in.
     let mut drops: Vec<(String, Vec<u8>, Option<std::time::SystemTime>)> = Vec::new();
@@ -143,6 +151,13 @@ fn kill_nine_at_random_moments_loses_and_doubles_nothing() {
         "unexpected rejects: {per_file:?}"
     );
     let log = d.log();
+    if cfg!(feature = "fault-injection") {
+        assert!(
+            log.contains("trained the snapshot dictionary")
+                || err.contains("trained the snapshot dictionary"),
+            "no snapshot dictionary was trained (WIREWATCH_DICT_TRAIN_AT={DICT_TRAIN_AT})"
+        );
+    }
     eprintln!(
         "crash test: recoveries that adopted lines: {}, torn tails cut: {}",
         log.matches("adopted lines").count(),

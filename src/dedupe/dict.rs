@@ -20,6 +20,21 @@ pub const TRAIN_AT: u64 = 2_000;
 /// The `meta` name of the dictionary.
 pub(super) const DICT_KEY: &str = "snapshot_dict";
 
+/// How many snapshots trigger the training: [`TRAIN_AT`]. A test build (feature
+/// `fault-injection`) takes `WIREWATCH_DICT_TRAIN_AT` from the environment instead,
+/// so that the crash test trains a dictionary between its kills.
+pub(super) fn train_at() -> u64 {
+    #[cfg(feature = "fault-injection")]
+    if let Some(n) = std::env::var("WIREWATCH_DICT_TRAIN_AT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    TRAIN_AT
+}
+
 impl Store {
     /// The dictionary stored in `meta`, if the state has one.
     pub(super) fn stored_dict(&self) -> Result<Option<SnapshotDict>, StateError> {

@@ -144,7 +144,7 @@ impl Store {
             cache_bytes,
             dict: OnceLock::new(),
             dict_failed: AtomicBool::new(false),
-            train_at: super::dict::TRAIN_AT,
+            train_at: super::dict::train_at(),
         };
         let migrated = store.with_db(true, |db| init(db, &store.path))?;
         if let Some(d) = store.stored_dict()? {
