@@ -58,11 +58,8 @@ impl std::fmt::Debug for SnapshotDict {
 impl SnapshotDict {
     /// A dictionary from its stored bytes (as [`SnapshotDict::bytes`] gave them).
     pub fn from_bytes(bytes: Vec<u8>) -> SnapshotDict {
-        use crate::hash::{OFFSET, PRIME};
-        let key = bytes
-            .iter()
-            .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
-            | 1;
+        // Never 0, the key of "no dictionary".
+        let key = crate::hash::fnv1a_bytes(bytes.iter().copied()) | 1;
         SnapshotDict { bytes, key }
     }
 
@@ -239,53 +236,61 @@ thread_local! {
 /// a damaged size field cannot make the reader allocate it.
 const MAX_DECLARED: u64 = 64 << 20;
 
-fn compress(plain: &[u8], dict: Option<&SnapshotDict>) -> Result<Vec<u8>, CodecError> {
+/// The bytes to load into a zstd context: the dictionary's, or none (an empty
+/// dictionary is zstd's "no dictionary").
+fn dict_bytes(dict: Option<&SnapshotDict>) -> &[u8] {
+    dict.map_or(&[], |d| d.bytes.as_slice())
+}
+
+/// Runs `f` on this thread's zstd context in `cell`, made by `make` when the cell
+/// holds none yet, or one loaded with another dictionary than `dict`.
+fn with_context<C, T>(
+    cell: &'static std::thread::LocalKey<RefCell<Option<(u64, C)>>>,
+    dict: Option<&SnapshotDict>,
+    make: impl FnOnce() -> std::io::Result<C>,
+    f: impl FnOnce(&mut C) -> std::io::Result<T>,
+) -> Result<T, CodecError> {
     let key = dict.map_or(0, |d| d.key);
-    COMPRESSOR.with(|c| {
+    cell.with(|c| {
         let mut c = c.borrow_mut();
-        let c = match &mut *c {
-            Some((k, c)) if *k == key => c,
-            slot => {
-                let fresh = match dict {
-                    Some(d) => zstd::bulk::Compressor::with_dictionary(DICT_LEVEL, &d.bytes),
-                    None => zstd::bulk::Compressor::new(ZSTD_LEVEL),
-                };
-                &mut slot.insert((key, fresh.map_err(CodecError::Zstd)?)).1
-            }
+        let ctx = match &mut *c {
+            Some((k, ctx)) if *k == key => ctx,
+            slot => &mut slot.insert((key, make().map_err(CodecError::Zstd)?)).1,
         };
-        c.compress(plain).map_err(CodecError::Zstd)
+        f(ctx).map_err(CodecError::Zstd)
     })
 }
 
-fn decompress(body: &[u8], dict: Option<&SnapshotDict>) -> Result<Vec<u8>, CodecError> {
-    let size = match zstd::zstd_safe::get_frame_content_size(body) {
-        Ok(Some(n)) if n <= MAX_DECLARED => n as usize,
-        _ => {
-            let Some(dict) = dict else {
-                return zstd::stream::decode_all(body).map_err(CodecError::Zstd);
-            };
-            let mut out = Vec::new();
-            let mut d = zstd::stream::read::Decoder::with_dictionary(body, &dict.bytes)
-                .map_err(CodecError::Zstd)?;
-            std::io::copy(&mut d, &mut out).map_err(CodecError::Zstd)?;
-            return Ok(out);
-        }
+fn compress(plain: &[u8], dict: Option<&SnapshotDict>) -> Result<Vec<u8>, CodecError> {
+    let level = if dict.is_some() {
+        DICT_LEVEL
+    } else {
+        ZSTD_LEVEL
     };
-    let key = dict.map_or(0, |d| d.key);
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        let d = match &mut *d {
-            Some((k, d)) if *k == key => d,
-            slot => {
-                let fresh = match dict {
-                    Some(dict) => zstd::bulk::Decompressor::with_dictionary(&dict.bytes),
-                    None => zstd::bulk::Decompressor::new(),
-                };
-                &mut slot.insert((key, fresh.map_err(CodecError::Zstd)?)).1
-            }
-        };
-        d.decompress(body, size).map_err(CodecError::Zstd)
-    })
+    with_context(
+        &COMPRESSOR,
+        dict,
+        || zstd::bulk::Compressor::with_dictionary(level, dict_bytes(dict)),
+        |c| c.compress(plain),
+    )
+}
+
+fn decompress(body: &[u8], dict: Option<&SnapshotDict>) -> Result<Vec<u8>, CodecError> {
+    match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) if n <= MAX_DECLARED => with_context(
+            &DECOMPRESSOR,
+            dict,
+            || zstd::bulk::Decompressor::with_dictionary(dict_bytes(dict)),
+            |d| d.decompress(body, n as usize),
+        ),
+        _ => {
+            let mut out = Vec::new();
+            zstd::stream::read::Decoder::with_dictionary(body, dict_bytes(dict))
+                .and_then(|mut d| std::io::copy(&mut d, &mut out))
+                .map_err(CodecError::Zstd)?;
+            Ok(out)
+        }
+    }
 }
 
 /// The stored bytes of a [`Snapshot`]: its postcard bytes behind a tag byte,

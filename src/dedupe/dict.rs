@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::codec::{SnapshotDict, DICT_MAX_BYTES};
+use super::codec::SnapshotDict;
 use super::store::{Store, META, SNAPSHOTS};
 use super::StateError;
 
@@ -36,14 +36,22 @@ pub(super) fn train_at() -> u64 {
 }
 
 impl Store {
-    /// The dictionary stored in `meta`, if the state has one.
-    pub(super) fn stored_dict(&self) -> Result<Option<SnapshotDict>, StateError> {
-        self.with_db(false, |db| {
+    /// Loads the dictionary stored in `meta`, if the state has one; else counts the
+    /// snapshots, the bound [`Store::train_dict_when_due`] starts from.
+    pub(super) fn load_dict(&self) -> Result<(), StateError> {
+        let (dict, snapshots) = self.with_db(false, |db| {
             let tx = db.begin_read()?;
-            let meta = tx.open_table(META)?;
-            let v = meta.get(DICT_KEY)?;
-            Ok(v.map(|v| SnapshotDict::from_bytes(v.value().to_vec())))
-        })
+            let stored = tx.open_table(META)?.get(DICT_KEY)?;
+            match stored {
+                Some(v) => Ok((Some(SnapshotDict::from_bytes(v.value().to_vec())), 0)),
+                None => Ok((None, tx.open_table(SNAPSHOTS)?.len()?)),
+            }
+        })?;
+        self.snapshots_bound.store(snapshots, Ordering::Relaxed);
+        if let Some(d) = dict {
+            let _ = self.dict.set(d);
+        }
+        Ok(())
     }
 
     /// The state's dictionary, if it has one.
@@ -51,11 +59,18 @@ impl Store {
         self.dict.get()
     }
 
-    /// After a commit: trains and stores the dictionary when the state has none yet
-    /// and holds enough snapshots. A failure is logged and not tried again until the
-    /// next start; the state works the same without a dictionary, only larger.
-    pub(super) fn train_dict_when_due(&self) {
+    /// After a commit that wrote `written` snapshot rows: trains and stores the
+    /// dictionary when the state has none yet and holds enough snapshots. The rows
+    /// are counted only once the bound (the count at open plus every row written
+    /// since, overwrites included) reaches the threshold, so a commit costs no read
+    /// until then. A failure is logged and not tried again until the next start; the
+    /// state works the same without a dictionary, only larger.
+    pub(super) fn train_dict_when_due(&self, written: u64) {
         if self.dict.get().is_some() || self.dict_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let bound = self.snapshots_bound.fetch_add(written, Ordering::Relaxed) + written;
+        if bound < self.train_at {
             return;
         }
         match self.train_dict() {
@@ -76,7 +91,10 @@ impl Store {
         let samples: Option<Vec<Vec<u8>>> = self.with_db(false, |db| {
             let tx = db.begin_read()?;
             let t = tx.open_table(SNAPSHOTS)?;
-            if t.len()? < at {
+            let rows = t.len()?;
+            if rows < at {
+                // Overwrites and expiry: the bound was high; start again from the count.
+                self.snapshots_bound.store(rows, Ordering::Relaxed);
                 return Ok(None);
             }
             let mut out = Vec::new();
@@ -99,7 +117,6 @@ impl Store {
         tracing::info!(
             samples = samples.len(),
             bytes = dict.bytes().len(),
-            max_bytes = DICT_MAX_BYTES,
             ms = started.elapsed().as_millis() as u64,
             "trained the snapshot dictionary"
         );
@@ -110,7 +127,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedupe::codec::{SNAPSHOT_DICT, SNAPSHOT_ZSTD};
+    use crate::dedupe::codec::{DICT_MAX_BYTES, SNAPSHOT_DICT, SNAPSHOT_ZSTD};
     use crate::dedupe::store::DB_FILE;
     use crate::dedupe::{ArticleState, Pending, STATE_VERSION};
     use crate::diff::Snapshot;

@@ -26,7 +26,7 @@
 //!   writes with the reason the reopening failed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -81,6 +81,8 @@ pub struct Store {
     pub(super) dict: OnceLock<SnapshotDict>,
     /// Training the dictionary failed: not tried again until the next start.
     pub(super) dict_failed: AtomicBool,
+    /// At least as many as the snapshot rows, while there is no dictionary (`dict.rs`).
+    pub(super) snapshots_bound: AtomicU64,
     /// How many snapshots the state holds when the dictionary is trained.
     pub(super) train_at: u64,
 }
@@ -144,12 +146,11 @@ impl Store {
             cache_bytes,
             dict: OnceLock::new(),
             dict_failed: AtomicBool::new(false),
+            snapshots_bound: AtomicU64::new(0),
             train_at: super::dict::train_at(),
         };
         let migrated = store.with_db(true, |db| init(db, &store.path))?;
-        if let Some(d) = store.stored_dict()? {
-            let _ = store.dict.set(d);
-        }
+        store.load_dict()?;
         if let Some(m) = migrated {
             tracing::info!(
                 path = %store.path.display(),
@@ -405,7 +406,7 @@ impl Store {
             tx.commit()?;
             Ok(())
         })?;
-        self.train_dict_when_due();
+        self.train_dict_when_due(changes.snapshots.len() as u64);
         Ok(())
     }
 
