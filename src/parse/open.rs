@@ -75,21 +75,37 @@ pub fn open_beneath(root: &Path, path: &Path) -> Result<File, OpenError> {
             ),
         ))
     })?;
-    let dir = open_dir(root).map_err(|e| io_reject(&e, "open the watched folder"))?;
-    let opened = openat2_beneath(&dir, rel).or_else(|e| {
-        // An absolute link is refused by RESOLVE_BENEATH even when it points
-        // inside; open where it points, confined the same way, so a link swapped
-        // in meanwhile still cannot lead out.
-        match std::fs::canonicalize(path) {
-            Ok(target) if e.raw_os_error() == Some(libc::EXDEV) && target != path => {
-                match target.strip_prefix(root) {
-                    Ok(inside) => openat2_beneath(&dir, inside),
+    let dir = root_dir(root, false).map_err(|e| io_reject(&e, "open the watched folder"))?;
+    let opened = openat2_beneath(&dir, rel)
+        .or_else(|e| {
+            // The folder this thread holds may have been replaced (deleted and made
+            // again, or renamed away): open it afresh, once, before believing the
+            // file is missing.
+            if e.kind() == io::ErrorKind::NotFound {
+                let fresh =
+                    root_dir(root, true).map_err(|e| io_reject(&e, "open the watched folder"));
+                match fresh {
+                    Ok(fresh) => openat2_beneath(&fresh, rel),
                     Err(_) => Err(e),
                 }
+            } else {
+                Err(e)
             }
-            _ => Err(e),
-        }
-    });
+        })
+        .or_else(|e| {
+            // An absolute link is refused by RESOLVE_BENEATH even when it points
+            // inside; open where it points, confined the same way, so a link swapped
+            // in meanwhile still cannot lead out.
+            match std::fs::canonicalize(path) {
+                Ok(target) if e.raw_os_error() == Some(libc::EXDEV) && target != path => {
+                    match target.strip_prefix(root) {
+                        Ok(inside) => openat2_beneath(&dir, inside),
+                        Err(_) => Err(e),
+                    }
+                }
+                _ => Err(e),
+            }
+        });
     match opened {
         Ok(f) => Ok(f),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Err(OpenError::Reject(Reject::new(
@@ -112,6 +128,43 @@ pub fn open_beneath(root: &Path, path: &Path) -> Result<File, OpenError> {
         }
         Err(e) => Err(io_reject(&e, "open the file")),
     }
+}
+
+/// Counts the times the watched folder was found replaced ([`root_replaced`]); a
+/// reader thread's kept handle on the folder is good for one count only.
+static ROOT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Tells the reader threads that the watched folder was deleted and made again (or
+/// another folder put at its path): each opens it afresh before its next file.
+pub fn root_replaced() {
+    ROOT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Release);
+}
+
+/// A reader thread's handle on the watched folder: the path it was opened from, the
+/// [`ROOT_GENERATION`] it was opened in, and the descriptor.
+type KeptRoot = (std::path::PathBuf, u64, std::rc::Rc<OwnedFd>);
+
+thread_local! {
+    /// The watched folder's directory handle, kept by each reader thread between
+    /// files: one `open` per thread, not one per file.
+    static ROOT_DIR: std::cell::RefCell<Option<KeptRoot>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's handle on `root`: the kept one, unless it was opened from another
+/// path, before the folder was last replaced, or `fresh` asks for a new one.
+fn root_dir(root: &Path, fresh: bool) -> io::Result<std::rc::Rc<OwnedFd>> {
+    let generation = ROOT_GENERATION.load(std::sync::atomic::Ordering::Acquire);
+    ROOT_DIR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match &*cell {
+            Some((path, g, fd)) if !fresh && *g == generation && path == root => Ok(fd.clone()),
+            _ => {
+                let fd = std::rc::Rc::new(open_dir(root)?);
+                *cell = Some((root.to_owned(), generation, fd.clone()));
+                Ok(fd)
+            }
+        }
+    })
 }
 
 fn is_symlink(path: &Path) -> bool {
@@ -255,6 +308,35 @@ pub fn ignore_lease_breaks() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_beneath(root: &Path, name: &str) -> Result<String, String> {
+        use std::io::Read;
+        let mut f = open_beneath(root, &root.join(name)).map_err(|e| format!("{e:?}"))?;
+        let mut s = String::new();
+        f.read_to_string(&mut s).map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    #[test]
+    fn a_replaced_folder_is_opened_afresh() {
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path().join("in");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.txt"), b"first").unwrap();
+        assert_eq!(read_beneath(&root, "a.txt").unwrap(), "first");
+        // Deleted and made again: the kept handle finds nothing, a fresh one does.
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.txt"), b"second").unwrap();
+        assert_eq!(read_beneath(&root, "a.txt").unwrap(), "second");
+        // Renamed away with a file of the same name left in it: once the watcher
+        // says the folder was replaced, the new folder's file is read.
+        std::fs::rename(&root, top.path().join("old")).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.txt"), b"third").unwrap();
+        root_replaced();
+        assert_eq!(read_beneath(&root, "a.txt").unwrap(), "third");
+    }
 
     #[test]
     fn links_inside_are_followed_and_links_outside_refused() {

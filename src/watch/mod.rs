@@ -226,6 +226,7 @@ pub async fn run(
                             let now_id = identity(&root);
                             if now_id != watched_id {
                                 watcher = None;
+                                crate::parse::open::root_replaced();
                                 if now_id.is_some() {
                                     tracing::warn!(dir = %root.display(), "watched folder was recreated; watching it again and rescanning");
                                     watcher = Some(make(&root)?);

@@ -363,18 +363,18 @@ impl State {
         ready.sort();
         for p in ready {
             self.pending.remove(&p);
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue; // gone before it settled: nothing to read
+            };
             // Still being written by a slow writer (mtime moved) → wait again.
-            let recent = std::fs::symlink_metadata(&p)
+            let recent = meta
+                .modified()
                 .ok()
-                .and_then(|m| m.modified().ok())
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .is_some_and(|age| age < self.opts.settle);
             if recent {
                 self.pending.insert(p, now);
                 continue;
-            }
-            if std::fs::symlink_metadata(&p).is_err() {
-                continue; // gone before it settled: nothing to read
             }
             if !self.send(p).await {
                 return false;
