@@ -42,15 +42,20 @@ fn main() -> ExitCode {
             t.name, t.entries, t.pages, t.page_bytes, t.stored_bytes, t.fragmented_bytes
         );
     }
-    let articles = stats
-        .iter()
-        .find(|t| t.name == "articles")
-        .map_or(0, |t| t.entries)
-        .max(1);
+    let count = |name: &str| {
+        stats
+            .iter()
+            .find(|t| t.name == name)
+            .map_or(0, |t| t.entries)
+            .max(1)
+    };
+    let (articles, files) = (count("articles"), count("files"));
     println!(
-        "file: {} bytes long, {} allocated; table pages {} = {:.0} bytes per article ({} articles)",
+        "file: {} bytes long, {} allocated ({:.0} per processed file, {} files); table pages {} = {:.0} bytes per article ({} articles)",
         file.0,
         file.1,
+        file.1 as f64 / files as f64,
+        files,
         pages,
         pages as f64 / articles as f64,
         articles

@@ -261,8 +261,8 @@ fn one_sigterm_stops_the_daemon_while_state_commits_fail() {
 }
 
 /// Rewrites a state in layout 1, as the releases before layout 2 wrote it: every
-/// value as `serde_json::to_vec` of its type (that release's encoding), the version
-/// as 1.
+/// value as `serde_json::to_vec` of its type (that release's encoding), one row per
+/// snapshot in `snapshots`, the version as 1.
 fn downgrade_to_layout_1(state: &Path) {
     use redb::{ReadableTable, TableDefinition};
     use wirewatch::dedupe::codec;
@@ -270,6 +270,33 @@ fn downgrade_to_layout_1(state: &Path) {
     const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
     const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
     const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    const INDEX: TableDefinition<&str, (u64, u32, u32)> = TableDefinition::new("snapshot_index");
+    const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshot_chunks");
+    const LIVE: TableDefinition<u64, u32> = TableDefinition::new("snapshot_live");
+    // Every article's snapshot, read through the store (the current layout packs
+    // them).
+    let ids: Vec<String> = {
+        let db = redb::Database::open(state.join("wirewatch.redb")).unwrap();
+        let tx = db.begin_read().unwrap();
+        let t = tx.open_table(ARTICLES).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value().to_owned())
+            .collect()
+    };
+    let snapshots: Vec<(String, Vec<u8>)> = {
+        let store = wirewatch::dedupe::Store::open(state, 1 << 20).unwrap();
+        ids.into_iter()
+            .map(|id| {
+                let s = store
+                    .snapshot(&id)
+                    .unwrap()
+                    .expect("a snapshot per article");
+                (id, serde_json::to_vec(&s).unwrap())
+            })
+            .collect()
+    };
+    assert!(!snapshots.is_empty());
     let _ = std::fs::remove_file(state.join("wirewatch.redb.closed"));
     let db = redb::Database::open(state.join("wirewatch.redb")).unwrap();
     let tx = db.begin_write().unwrap();
@@ -289,16 +316,7 @@ fn downgrade_to_layout_1(state: &Path) {
             t.insert(k.as_str(), v.as_slice()).unwrap();
         }
         let mut t = tx.open_table(SNAPSHOTS).unwrap();
-        let rows: Vec<(String, Vec<u8>)> = t
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                let s = codec::decode_snapshot(v.value(), None).unwrap();
-                (k.value().to_owned(), serde_json::to_vec(&s).unwrap())
-            })
-            .collect();
-        for (k, v) in rows {
+        for (k, v) in &snapshots {
             t.insert(k.as_str(), v.as_slice()).unwrap();
         }
         let mut t = tx.open_table(FILES).unwrap();
@@ -326,7 +344,12 @@ fn downgrade_to_layout_1(state: &Path) {
             }
         }
         t.insert("version", 1u32.to_le_bytes().as_slice()).unwrap();
+        // Layout 1 had no dictionary.
+        t.remove("snapshot_dict").unwrap();
     }
+    tx.delete_table(INDEX).unwrap();
+    tx.delete_table(CHUNKS).unwrap();
+    tx.delete_table(LIVE).unwrap();
     tx.commit().unwrap();
 }
 
@@ -389,7 +412,7 @@ fn a_layout_1_state_is_migrated_at_open_and_the_updates_come_out_the_same() {
     let (code, stderr) = d.once();
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("state migrated from layout version 1 to 3"),
+        stderr.contains("state migrated from layout version 1 to 4"),
         "{stderr}"
     );
     let migrated = sorted_lines(&out.join("articles.jsonl"));

@@ -98,6 +98,10 @@ pub enum CodecError {
     /// A snapshot was made with a dictionary the state does not hold.
     #[error("snapshot made with a dictionary the state does not hold")]
     NoDict,
+    /// A packed snapshot entry, or the index entry that points to it, is not what
+    /// this program wrote (`pack.rs`).
+    #[error("snapshot chunk: {0}")]
+    Chunk(&'static str),
     /// A value of a layout-version-1 state is not the JSON that version wrote.
     #[error("layout-1 value: {0}")]
     Json(#[source] serde_json::Error),

@@ -27,7 +27,7 @@ pub enum StateError {
         path: PathBuf,
     },
     /// The state was written by an incompatible version.
-    #[error("state {path} has layout version {found}, written by another wirewatch release; this one reads layouts 2 and {STATE_VERSION} and migrates layout 1. Run the release that wrote it, or move the folder away to start afresh (the records already in the output are adopted, so none is emitted twice)")]
+    #[error("state {path} has layout version {found}, written by another wirewatch release; this one reads layout {STATE_VERSION} and migrates layouts 1 to 3. Run the release that wrote it, or move the folder away to start afresh (the records already in the output are adopted, so none is emitted twice)")]
     Version {
         /// Database file.
         path: PathBuf,

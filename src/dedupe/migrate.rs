@@ -1,15 +1,22 @@
-//! Migration at open of a state of layout version 1, where every value was JSON, to
-//! the current layout ([`super::codec`]).
+//! Migration at open of a state of an earlier layout to the current one.
 //!
-//! Every value of `articles`, `snapshots`, `files` and `meta` is read, decoded as
-//! layout 1 and written again in the current layout, and the version is set, all in
-//! the one write transaction that opening runs ([`super::open::init`]): a stop or a
-//! crash before its commit leaves the layout-1 state as it was, and the next start
-//! migrates it again. The other tables hold no encoded values and are kept as they
-//! are. A layout-1 value that does not decode is damage, as it is for any stored
-//! value. Rows are rewritten a chunk at a time, so memory stays bounded whatever the
-//! state's size. Afterwards the file is compacted once ([`compact`]), giving back
-//! the space the old values held.
+//! - Layout 1, where every value was JSON ([`from_v1`]): every value of `articles`,
+//!   `snapshots`, `files` and `meta` is read, decoded as layout 1 and written again in
+//!   the binary encoding of [`super::codec`]. The other tables hold no encoded values
+//!   and are kept as they are. A layout-1 value that does not decode is damage, as it
+//!   is for any stored value.
+//! - Layouts 1 to 3, one snapshot per row of `snapshots` ([`pack_snapshots`]): every
+//!   row is moved, its bytes as they are, into the chunks of `pack.rs`, and the old
+//!   table is deleted.
+//!
+//! The layout-1 rewrite runs in the write transaction that opening runs
+//! ([`super::open::init`]), which sets the version to 3: a stop or a crash before its
+//! commit leaves the layout-1 state as it was, and the next start migrates it again.
+//! Its rows are read a chunk at a time. The packing then runs in steps of its own
+//! transactions, each moving rows out of the old table and into chunks at once, the
+//! last one setting the version to 4: a stop between two steps leaves a state of
+//! layout 3 whose remaining rows the next start packs. Afterwards the file is
+//! compacted once ([`compact`]), giving back the space the old values held.
 
 use std::ops::Bound;
 
@@ -17,8 +24,9 @@ use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::codec::{self, v1, CodecError};
 use super::error::quietly;
+use super::pack::Packer;
 use super::store::{ARTICLES, FILES, META, SNAPSHOTS};
-use super::{ArticleState, Committed, FileEntry, StateError};
+use super::{ArticleState, Committed, FileEntry, StateError, STATE_VERSION};
 use crate::diff::Snapshot;
 
 /// Rows read (and rewritten) per step.
@@ -27,6 +35,8 @@ const CHUNK: usize = 512;
 /// What a migration rewrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Migrated {
+    /// The layout version migrated from.
+    pub from: u32,
     /// `articles` rows.
     pub articles: u64,
     /// `snapshots` rows.
@@ -35,8 +45,8 @@ pub(super) struct Migrated {
     pub files: u64,
 }
 
-/// Rewrites every value of a layout-1 state in the current layout, inside `tx` (which
-/// also sets the version; nothing is committed here).
+/// Rewrites every value of a layout-1 state in the binary encoding, inside `tx` (whose
+/// caller sets the version to 3; nothing is committed here).
 pub(super) fn from_v1(tx: &WriteTransaction) -> Result<Migrated, StateError> {
     let articles = rewrite_str(tx, ARTICLES, &[], |b| {
         codec::encode_article(&v1::decode::<ArticleState>(b)?)
@@ -53,10 +63,63 @@ pub(super) fn from_v1(tx: &WriteTransaction) -> Result<Migrated, StateError> {
         codec::encode_file(&v1::decode::<FileEntry>(b)?)
     })?;
     Ok(Migrated {
+        from: 1,
         articles,
         snapshots,
         files,
     })
+}
+
+/// Rows moved per write transaction of [`pack_snapshots`]: redb keeps a
+/// transaction's pages in memory until it commits, so the step bounds the memory
+/// the migration takes (about 30 MiB), whatever the state's size.
+const PACK_STEP: usize = if cfg!(test) { 100 } else { 4096 };
+
+/// Moves every row of the `snapshots` table of layouts 1 to 3 (its values already in
+/// the binary encoding, moved as they are) into packed chunks, [`PACK_STEP`] rows per
+/// write transaction, each row removed from the old table in the transaction that
+/// packs it; the last one deletes the table and sets the version. Returns how many
+/// rows were moved.
+pub(super) fn pack_snapshots(db: &Database) -> Result<u64, StateError> {
+    let mut n = 0;
+    loop {
+        let moved = pack_step(db)?;
+        n += moved as u64;
+        if moved == 0 {
+            return Ok(n);
+        }
+    }
+}
+
+/// One step of [`pack_snapshots`]: moves up to [`PACK_STEP`] rows and commits, or,
+/// when none is left, deletes the table, sets the version and commits. Returns how
+/// many rows it moved.
+fn pack_step(db: &Database) -> Result<usize, StateError> {
+    let tx = db.begin_write()?;
+    let moved = {
+        let mut table = tx.open_table(SNAPSHOTS)?;
+        let mut rows: Vec<(String, Vec<u8>)> = Vec::with_capacity(PACK_STEP);
+        for row in table.iter()?.take(PACK_STEP) {
+            let (k, v) = row?;
+            rows.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        if !rows.is_empty() {
+            let mut packer = Packer::new(&tx)?;
+            for (k, v) in &rows {
+                packer.put(k, v)?;
+                table.remove(k.as_str())?;
+            }
+            packer.finish()?;
+        }
+        rows.len()
+    };
+    if moved == 0 {
+        tx.delete_table(SNAPSHOTS)?;
+        tx.open_table(META)?
+            .insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
+    }
+    tx.commit()?;
+    Ok(moved)
 }
 
 type Recode = fn(&[u8]) -> Result<Vec<u8>, CodecError>;
@@ -292,10 +355,115 @@ mod tests {
         let meta = tx.open_table(META).unwrap();
         let v = meta.get("version").unwrap().unwrap();
         assert_eq!(v.value(), STATE_VERSION.to_le_bytes().as_slice());
-        let snaps = tx.open_table(SNAPSHOTS).unwrap();
         let (id1, _) = article(n - 1);
-        let raw = snaps.get(id1.as_str()).unwrap().unwrap();
-        assert_eq!(raw.value()[0], codec::SNAPSHOT_ZSTD);
+        let stored = crate::dedupe::pack::stored(&tx, &id1).unwrap();
+        assert_eq!(stored[0], codec::SNAPSHOT_ZSTD);
+        assert!(
+            tx.open_table(SNAPSHOTS).is_err(),
+            "the one-row-per-snapshot table is left"
+        );
+    }
+
+    /// Takes a state of the current layout back to layout `v` (2 or 3): one row per
+    /// snapshot in `snapshots`, its stored bytes as they are, and no chunks.
+    fn unpack_to(dir: &std::path::Path, v: u32) {
+        use crate::dedupe::pack::{entry, SNAPSHOT_CHUNKS, SNAPSHOT_INDEX, SNAPSHOT_LIVE};
+        let _ = std::fs::remove_file(dir.join("wirewatch.redb.closed"));
+        let db = Database::open(dir.join(DB_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let index = tx.open_table(SNAPSHOT_INDEX).unwrap();
+            let chunks = tx.open_table(SNAPSHOT_CHUNKS).unwrap();
+            let mut old = tx.open_table(SNAPSHOTS).unwrap();
+            for r in index.iter().unwrap() {
+                let (k, loc) = r.unwrap();
+                let chunk = chunks.get(loc.value().0).unwrap().unwrap();
+                let value = entry(chunk.value(), loc.value(), k.value()).unwrap();
+                old.insert(k.value(), value).unwrap();
+            }
+            tx.open_table(META)
+                .unwrap()
+                .insert("version", v.to_le_bytes().as_slice())
+                .unwrap();
+        }
+        tx.delete_table(SNAPSHOT_INDEX).unwrap();
+        tx.delete_table(SNAPSHOT_CHUNKS).unwrap();
+        tx.delete_table(SNAPSHOT_LIVE).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_layout_2_or_3_state_has_its_snapshots_packed_at_open() {
+        for v in [2, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let n = CHUNK * 2 + 37;
+            {
+                let store = Store::open(dir.path(), 1 << 20).unwrap();
+                let mut ch = Pending::default();
+                for i in 0..n {
+                    let (id, st) = article(i);
+                    ch.articles.insert(id.clone(), st);
+                    ch.snapshots.insert(id, snapshot(i));
+                }
+                store.commit(&ch).unwrap();
+            }
+            unpack_to(dir.path(), v);
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            for i in 0..n {
+                let (id, _) = article(i);
+                assert_eq!(store.snapshot(&id).unwrap(), Some(snapshot(i)), "{v}: {i}");
+            }
+            // Packed: far fewer chunks than snapshots, and the old table is gone.
+            let stats = store.table_stats().unwrap();
+            let by = |name: &str| stats.iter().find(|t| t.name == name).unwrap().clone();
+            assert_eq!(by("snapshot_index").entries, n as u64);
+            assert!(by("snapshot_chunks").entries * 4 < n as u64, "{stats:?}");
+            drop(store);
+            let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+            let tx = db.begin_read().unwrap();
+            let meta = tx.open_table(META).unwrap();
+            let got = meta.get("version").unwrap().unwrap();
+            assert_eq!(got.value(), STATE_VERSION.to_le_bytes().as_slice());
+            assert!(tx.open_table(SNAPSHOTS).is_err(), "{v}: old table left");
+        }
+    }
+
+    #[test]
+    fn a_packing_stopped_between_steps_is_finished_at_the_next_open() {
+        use redb::ReadableTableMetadata;
+        let dir = tempfile::tempdir().unwrap();
+        let n = PACK_STEP * 3 + 7;
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let mut ch = Pending::default();
+            for i in 0..n {
+                let (id, st) = article(i);
+                ch.articles.insert(id.clone(), st);
+                ch.snapshots.insert(id, snapshot(i));
+            }
+            store.commit(&ch).unwrap();
+        }
+        unpack_to(dir.path(), 3);
+        {
+            // One step, then a stop: some rows packed, the rest still in the old
+            // table, the layout still 3.
+            let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+            assert_eq!(pack_step(&db).unwrap(), PACK_STEP);
+            let tx = db.begin_read().unwrap();
+            let old = tx.open_table(SNAPSHOTS).unwrap();
+            assert_eq!(old.len().unwrap(), (n - PACK_STEP) as u64);
+            let meta = tx.open_table(META).unwrap();
+            let v = meta.get("version").unwrap().unwrap();
+            assert_eq!(v.value(), 3u32.to_le_bytes().as_slice());
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        for i in 0..n {
+            let (id, _) = article(i);
+            assert_eq!(store.snapshot(&id).unwrap(), Some(snapshot(i)), "{i}");
+        }
+        let stats = store.table_stats().unwrap();
+        let index = stats.iter().find(|t| t.name == "snapshot_index").unwrap();
+        assert_eq!(index.entries, n as u64);
     }
 
     #[test]
@@ -332,12 +500,12 @@ mod tests {
             let tx = db.begin_write().unwrap();
             tx.open_table(META)
                 .unwrap()
-                .insert("version", 4u32.to_le_bytes().as_slice())
+                .insert("version", 5u32.to_le_bytes().as_slice())
                 .unwrap();
             tx.commit().unwrap();
         }
         let e = Store::open(dir.path(), 1 << 20).unwrap_err();
-        assert!(matches!(e, StateError::Version { found: 4, .. }), "{e}");
+        assert!(matches!(e, StateError::Version { found: 5, .. }), "{e}");
         assert!(e.to_string().contains("move the folder away"), "{e}");
     }
 }

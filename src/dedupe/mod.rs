@@ -9,15 +9,18 @@
 //! | --- | --- | --- |
 //! | `articles` | `article_id` | [`ArticleState`]: newest emitted stamp, revision, what a later diff needs |
 //! | `expiry` | (last-touched second, `article_id`) | — : lets expiry find old articles without a scan |
-//! | `snapshots` | `article_id` | [`Snapshot`]: what the `changes` diff of the next revision needs |
+//! | `snapshot_index` | `article_id` | where its [`Snapshot`] (what the `changes` diff of the next revision needs) is packed |
+//! | `snapshot_chunks` | chunk number | snapshots, packed (`pack.rs`) |
+//! | `snapshot_live` | chunk number | bytes of the chunk still in use |
 //! | `files` | raw path bytes | [`FileEntry`]: size, mtime, SHA-256 of a processed file |
 //! | `contents` | SHA-256 of a judged file | second last seen: the same bytes again are a `duplicate` |
 //! | `content_expiry` | (that second, SHA-256) | — : expires `contents` with the articles |
 //! | `meta` | name | layout version; committed output / rejects positions and file identities; the snapshot dictionary |
 //!
 //! Values are stored in a compact binary encoding, snapshots compressed ([`codec`]),
-//! with a zstd dictionary trained on the state's own first snapshots (`dict.rs`); a
-//! state of the JSON layout is migrated at open (`migrate.rs`).
+//! with a zstd dictionary trained on the state's own first snapshots (`dict.rs`), and
+//! packed into chunks that fill redb's pages (`pack.rs`); a state of an earlier
+//! layout is migrated at open (`migrate.rs`).
 //!
 //! State is written only by the committer (see [`crate::pipeline`]), one
 //! transaction per batch, *after* the batch's lines are durable in the output; the
@@ -36,6 +39,7 @@ mod dict;
 mod error;
 mod migrate;
 mod open;
+mod pack;
 mod stats;
 pub mod store;
 

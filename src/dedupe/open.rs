@@ -1,5 +1,5 @@
 //! Opening the store: creating the file and its tables, the layout version check
-//! (a layout-1 state is migrated, see [`super::migrate`]), the note of a clean close
+//! (a state of an earlier layout is migrated, see [`super::migrate`]), the note of a clean close
 //! (`wirewatch.redb.closed`) that decides whether the integrity check runs, and the
 //! close itself.
 
@@ -14,9 +14,9 @@ use super::error::quietly;
 use super::migrate::{self, Migrated};
 use super::{Damage, StateError, STATE_VERSION};
 
+use super::pack::{SNAPSHOT_CHUNKS, SNAPSHOT_INDEX, SNAPSHOT_LIVE};
 use super::store::{
     Slot, Store, ARTICLES, CLOSED_NOTE, CONTENTS, CONTENT_EXPIRY, DB_FILE, EXPIRY, FILES, META,
-    SNAPSHOTS,
 };
 
 impl Drop for Store {
@@ -157,9 +157,10 @@ pub(super) fn create(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), 
     Ok(())
 }
 
-/// Checks the layout version (writing it into a new database), migrates a layout-1
-/// state ([`super::migrate`]) and creates the tables, in one write transaction.
-/// Returns what was migrated, if anything.
+/// Checks the layout version (writing it into a new database), rewrites the values
+/// of a layout-1 state ([`super::migrate`]) and creates the tables, in one write
+/// transaction. Returns what was migrated, if anything: the caller then packs the
+/// snapshots ([`migrate::pack_snapshots`]), which sets the current version.
 pub(super) fn init(db: &Database, path: &Path) -> Result<Option<Migrated>, StateError> {
     let tx = db.begin_write()?;
     let mut migrated = None;
@@ -168,27 +169,38 @@ pub(super) fn init(db: &Database, path: &Path) -> Result<Option<Migrated>, State
             .open_table(META)?
             .get("version")?
             .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0; 4])));
-        match found {
-            Some(STATE_VERSION) => {}
-            // Layout 3 only adds a snapshot tag and the dictionary: a layout-2 state
-            // is read as it is.
-            Some(2) => {}
-            Some(1) => migrated = Some(migrate::from_v1(&tx)?),
+        let new = match found {
+            Some(STATE_VERSION) => None,
+            // Layout 3 only added a snapshot tag and the dictionary: the snapshots
+            // of a layout-2 state are packed as they are, by the caller.
+            Some(v @ (2 | 3)) => Some(v),
+            Some(1) => {
+                migrated = Some(migrate::from_v1(&tx)?);
+                Some(3)
+            }
             Some(v) => {
                 return Err(StateError::Version {
                     path: path.to_owned(),
                     found: v,
                 })
             }
-            None => {}
-        }
-        if found != Some(STATE_VERSION) {
+            None => Some(STATE_VERSION),
+        };
+        if let Some(v) = new {
             tx.open_table(META)?
-                .insert("version", STATE_VERSION.to_le_bytes().as_slice())?;
+                .insert("version", v.to_le_bytes().as_slice())?;
+        }
+        if let Some(v @ (2 | 3)) = found {
+            migrated = Some(Migrated {
+                from: v,
+                ..Migrated::default()
+            });
         }
         tx.open_table(ARTICLES)?;
         tx.open_table(EXPIRY)?;
-        tx.open_table(SNAPSHOTS)?;
+        tx.open_table(SNAPSHOT_INDEX)?;
+        tx.open_table(SNAPSHOT_CHUNKS)?;
+        tx.open_table(SNAPSHOT_LIVE)?;
         tx.open_table(FILES)?;
         tx.open_table(CONTENTS)?;
         tx.open_table(CONTENT_EXPIRY)?;

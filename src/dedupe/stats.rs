@@ -3,19 +3,21 @@
 
 use redb::{ReadableTableMetadata, TableDefinition, TableHandle};
 
-use super::store::{ARTICLES, CONTENTS, CONTENT_EXPIRY, EXPIRY, FILES, META, SNAPSHOTS};
+use super::pack::{SNAPSHOT_CHUNKS, SNAPSHOT_INDEX, SNAPSHOT_LIVE};
+use super::store::{ARTICLES, CONTENTS, CONTENT_EXPIRY, EXPIRY, FILES, META};
 use super::{StateError, Store};
 
 /// One table of the state, as redb counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableStats {
-    /// The table's name (`articles`, `snapshots`, `files`, ...).
+    /// The table's name (`articles`, `snapshot_chunks`, `files`, ...).
     pub name: &'static str,
     /// Entries.
     pub entries: u64,
-    /// Leaf and branch pages of its B-tree.
+    /// Leaf and branch pages of its B-tree (a page may span several 4 KiB ones: a
+    /// leaf holding a value larger than one).
     pub pages: u64,
-    /// Bytes of the pages (`pages` × page size).
+    /// Bytes of the pages: stored, metadata and fragmented bytes together.
     pub page_bytes: u64,
     /// Bytes of keys and values stored.
     pub stored_bytes: u64,
@@ -26,12 +28,13 @@ pub struct TableStats {
 fn one<K: redb::Key + 'static, V: redb::Value + 'static>(
     tx: &redb::ReadTransaction,
     def: TableDefinition<K, V>,
-    page_size: u64,
 ) -> Result<TableStats, StateError> {
     let name = match def.name() {
         "articles" => "articles",
         "expiry" => "expiry",
-        "snapshots" => "snapshots",
+        "snapshot_index" => "snapshot_index",
+        "snapshot_chunks" => "snapshot_chunks",
+        "snapshot_live" => "snapshot_live",
         "files" => "files",
         "meta" => "meta",
         "contents" => "contents",
@@ -44,7 +47,7 @@ fn one<K: redb::Key + 'static, V: redb::Value + 'static>(
         name,
         entries: t.len()?,
         pages,
-        page_bytes: pages * page_size,
+        page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
         stored_bytes: s.stored_bytes(),
         fragmented_bytes: s.fragmented_bytes(),
     })
@@ -55,15 +58,16 @@ impl Store {
     pub fn table_stats(&self) -> Result<Vec<TableStats>, StateError> {
         self.with_db(false, |db| {
             let tx = db.begin_read()?;
-            let page = 4096;
             Ok(vec![
-                one(&tx, ARTICLES, page)?,
-                one(&tx, SNAPSHOTS, page)?,
-                one(&tx, EXPIRY, page)?,
-                one(&tx, FILES, page)?,
-                one(&tx, CONTENTS, page)?,
-                one(&tx, CONTENT_EXPIRY, page)?,
-                one(&tx, META, page)?,
+                one(&tx, ARTICLES)?,
+                one(&tx, SNAPSHOT_INDEX)?,
+                one(&tx, SNAPSHOT_CHUNKS)?,
+                one(&tx, SNAPSHOT_LIVE)?,
+                one(&tx, EXPIRY)?,
+                one(&tx, FILES)?,
+                one(&tx, CONTENTS)?,
+                one(&tx, CONTENT_EXPIRY)?,
+                one(&tx, META)?,
             ])
         })
     }
@@ -97,7 +101,9 @@ mod tests {
             names,
             [
                 "articles",
-                "snapshots",
+                "snapshot_index",
+                "snapshot_chunks",
+                "snapshot_live",
                 "expiry",
                 "files",
                 "contents",

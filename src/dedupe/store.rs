@@ -33,6 +33,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::codec::{self, Encoded, SnapshotDict};
 use super::error::{is_damage, quietly};
+use super::pack::{self, Packer, SNAPSHOT_CHUNKS, SNAPSHOT_INDEX};
 use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
 use crate::diff::Snapshot;
 
@@ -40,6 +41,8 @@ use super::open::{closed_note_matches, create, init, open_db};
 
 pub(super) const ARTICLES: TableDefinition<&str, &[u8]> = TableDefinition::new("articles");
 pub(super) const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("expiry");
+/// The snapshots of layouts 1 to 3, one row per article; only the migration at open
+/// reads it, into the chunks of `pack.rs`.
 pub(super) const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 pub(super) const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -52,13 +55,13 @@ pub(super) const DB_FILE: &str = "wirewatch.redb";
 /// Name of the note written next to it at a clean close.
 pub(super) const CLOSED_NOTE: &str = "wirewatch.redb.closed";
 
-/// Version of the on-disk state layout: 3 is the compact binary encoding of
-/// [`codec`] with snapshots that may be compressed with the state's dictionary
-/// (`dict.rs`). A state of layout 2 (the same without a dictionary) is taken as it is
-/// and marked 3; one of layout 1 (JSON values) is migrated in place at open
-/// (`migrate.rs`); one of any other version is refused with a message rather than
-/// misread.
-pub const STATE_VERSION: u32 = 3;
+/// Version of the on-disk state layout: 4 is the compact binary encoding of
+/// [`codec`], snapshots compressed with the state's dictionary (`dict.rs`) and packed
+/// into chunks (`pack.rs`). A state of layout 3 or 2 (one snapshot per row, with or
+/// without a dictionary) has its snapshots packed at open, and one of layout 1 (JSON
+/// values) is migrated in place first (`migrate.rs`); one of any other version is
+/// refused with a message rather than misread.
+pub const STATE_VERSION: u32 = 4;
 
 pub(super) enum Slot {
     Open(Database),
@@ -149,15 +152,20 @@ impl Store {
             snapshots_bound: AtomicU64::new(0),
             train_at: super::dict::train_at(),
         };
-        let migrated = store.with_db(true, |db| init(db, &store.path))?;
+        let mut migrated = store.with_db(true, |db| init(db, &store.path))?;
+        if let Some(m) = &mut migrated {
+            m.snapshots = store.with_db(true, super::migrate::pack_snapshots)?;
+        }
         store.load_dict()?;
         if let Some(m) = migrated {
             tracing::info!(
                 path = %store.path.display(),
+                from = m.from,
                 articles = m.articles,
                 snapshots = m.snapshots,
                 files = m.files,
-                "state migrated from layout version 1 to {STATE_VERSION}"
+                "state migrated from layout version {} to {STATE_VERSION}",
+                m.from
             );
             let slot = store.slot.get_mut().unwrap_or_else(PoisonError::into_inner);
             if let Slot::Open(db) = slot {
@@ -294,10 +302,19 @@ impl Store {
     pub fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, StateError> {
         self.with_db(false, |db| {
             let tx = db.begin_read()?;
-            let t = tx.open_table(SNAPSHOTS)?;
-            let v = t.get(id)?;
-            v.map(|v| codec::decode_snapshot(v.value(), self.dict()).map_err(StateError::Decode))
-                .transpose()
+            let Some(loc) = tx.open_table(SNAPSHOT_INDEX)?.get(id)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            let chunk = tx
+                .open_table(SNAPSHOT_CHUNKS)?
+                .get(loc.0)?
+                .ok_or(StateError::Decode(codec::CodecError::Chunk(
+                    "an index entry whose chunk is missing",
+                )))?;
+            let value = pack::entry(chunk.value(), loc, id)?;
+            codec::decode_snapshot(value, self.dict())
+                .map(Some)
+                .map_err(StateError::Decode)
         })
     }
 
@@ -373,10 +390,11 @@ impl Store {
                     }
                     expiry.insert((*touched, *id), ())?;
                 }
-                let mut snapshots = tx.open_table(SNAPSHOTS)?;
+                let mut snapshots = Packer::new(&tx)?;
                 for (id, bytes) in &enc.snapshots {
-                    snapshots.insert(*id, bytes.as_slice())?;
+                    snapshots.put(id, bytes)?;
                 }
+                snapshots.finish()?;
                 let mut files = tx.open_table(FILES)?;
                 for (path, bytes) in &enc.files {
                     files.insert(*path, bytes.as_slice())?;
@@ -418,7 +436,7 @@ impl Store {
             {
                 let mut expiry = tx.open_table(EXPIRY)?;
                 let mut articles = tx.open_table(ARTICLES)?;
-                let mut snapshots = tx.open_table(SNAPSHOTS)?;
+                let mut snapshots = Packer::new(&tx)?;
                 let old: Vec<(i64, String)> = expiry
                     .range((i64::MIN, "")..(cutoff, ""))?
                     .filter_map(Result::ok)
@@ -433,6 +451,7 @@ impl Store {
                     snapshots.remove(id.as_str())?;
                     n += 1;
                 }
+                snapshots.finish()?;
                 let mut content_expiry = tx.open_table(CONTENT_EXPIRY)?;
                 let mut contents = tx.open_table(CONTENTS)?;
                 let old: Vec<(i64, Vec<u8>)> = content_expiry

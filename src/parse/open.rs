@@ -98,9 +98,11 @@ pub fn open_beneath(root: &Path, path: &Path) -> Result<File, OpenError> {
             // in meanwhile still cannot lead out.
             match std::fs::canonicalize(path) {
                 Ok(target) if e.raw_os_error() == Some(libc::EXDEV) && target != path => {
-                    match target.strip_prefix(root) {
-                        Ok(inside) => openat2_beneath(&dir, inside),
-                        Err(_) => Err(e),
+                    // The handle this thread holds now: the fresh one if the
+                    // folder was opened again above.
+                    match (target.strip_prefix(root), root_dir(root, false)) {
+                        (Ok(inside), Ok(dir)) => openat2_beneath(&dir, inside),
+                        _ => Err(e),
                     }
                 }
                 _ => Err(e),
@@ -309,12 +311,13 @@ pub fn ignore_lease_breaks() {
 mod tests {
     use super::*;
 
+    /// The text of `root/name` through [`open_beneath`], or the kind of its reject.
     fn read_beneath(root: &Path, name: &str) -> Result<String, String> {
-        use std::io::Read;
-        let mut f = open_beneath(root, &root.join(name)).map_err(|e| format!("{e:?}"))?;
-        let mut s = String::new();
-        f.read_to_string(&mut s).map_err(|e| e.to_string())?;
-        Ok(s)
+        match open_beneath(root, &root.join(name)) {
+            Ok(f) => Ok(std::io::read_to_string(f).unwrap()),
+            Err(OpenError::Reject(r)) => Err(r.kind.to_string()),
+            Err(OpenError::Transient(e)) => Err(format!("transient {e}")),
+        }
     }
 
     #[test]
@@ -336,6 +339,14 @@ mod tests {
         std::fs::write(root.join("a.txt"), b"third").unwrap();
         root_replaced();
         assert_eq!(read_beneath(&root, "a.txt").unwrap(), "third");
+        // Renamed away again, unannounced, and the new folder reached through an
+        // absolute link: the file is read in the new folder, not the old one.
+        std::fs::rename(&root, top.path().join("older")).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.txt"), b"fourth").unwrap();
+        let root = std::fs::canonicalize(&root).unwrap();
+        std::os::unix::fs::symlink(root.join("a.txt"), root.join("abs")).unwrap();
+        assert_eq!(read_beneath(&root, "abs").unwrap(), "fourth");
     }
 
     #[test]
@@ -351,13 +362,7 @@ mod tests {
         std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
         std::os::unix::fs::symlink(root.join("sub/a.txt"), root.join("absolute")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
-        let read = |name: &str| -> Result<String, String> {
-            match open_beneath(&root, &root.join(name)) {
-                Ok(f) => Ok(std::io::read_to_string(f).unwrap()),
-                Err(OpenError::Reject(r)) => Err(r.kind.to_string()),
-                Err(OpenError::Transient(e)) => Err(format!("transient {e}")),
-            }
-        };
+        let read = |name: &str| read_beneath(&root, name);
         assert_eq!(read("sub/a.txt").unwrap(), "a");
         assert_eq!(read("inside").unwrap(), "a");
         assert_eq!(read("absolute").unwrap(), "a");
