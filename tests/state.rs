@@ -474,3 +474,47 @@ fn files_that_left_the_folder_are_forgotten_at_the_next_start() {
         "{log}"
     );
 }
+
+#[test]
+fn a_whole_output_is_adopted_into_a_new_state_in_bounded_steps() {
+    let d = Daemon::new("");
+    d.drop_file("s0.txt", &story(0), None);
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    let first = d.records().remove(0);
+    // An output of many more records than one adoption step commits, each its own
+    // article and file, then a state moved aside.
+    let n = 2_600;
+    let mut text = String::new();
+    for i in 0..n {
+        let mut r = first.clone();
+        r["article_id"] = format!("{:016x}", 0xa000 + i).into();
+        r["source"]["path"] = format!("{}/adopted-{i:05}.txt", d.path("inbox").display()).into();
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    let out = d.path("out").join("articles.jsonl");
+    std::fs::write(&out, &text).unwrap();
+    std::fs::remove_dir_all(d.path("state")).unwrap();
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("adopted lines written before a crash records={n}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        text,
+        "output changed"
+    );
+    {
+        let store = wirewatch::dedupe::Store::open(&d.path("state"), 1 << 20).unwrap();
+        // (The adopted files are not in the folder: the scan forgets them.)
+        assert_eq!(store.counts().unwrap().0, n as u64);
+    }
+    // Every line is in: the next start adopts nothing and emits nothing.
+    let (code, stderr) = d.once();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("adopted"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+}

@@ -229,10 +229,14 @@ impl Sink for RejectsSink {
         self.file.append(lines)
     }
 
-    fn recover(&mut self, committed: Committed) -> Result<Vec<String>, SinkError> {
+    fn recover(
+        &mut self,
+        committed: Committed,
+        each: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), SinkError> {
         // Lines past the committed position reached the file after their publish was
         // acknowledged: nothing to send again.
-        self.file.recover(committed)
+        self.file.recover(committed, each)
     }
 
     fn rotate_if_due(&mut self) -> Result<Option<Committed>, SinkError> {

@@ -460,11 +460,15 @@ impl Sink for JetStreamSink {
         Ok(self.position())
     }
 
-    fn recover(&mut self, _committed: Committed) -> Result<Vec<String>, SinkError> {
+    fn recover(
+        &mut self,
+        _committed: Committed,
+        _each: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), SinkError> {
         // Nothing to adopt: a batch that was not committed is read again from its
         // files and re-published; the stream's duplicate window (and, with the
         // ledger, the subject fence) keeps one copy.
-        Ok(Vec::new())
+        Ok(())
     }
 }
 

@@ -12,6 +12,94 @@ use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::sink::{Committed, Sink};
 
+/// Adopted lines committed to the state at a time during recovery, so that
+/// adopting a whole output (a state moved aside) takes bounded memory.
+const ADOPT_BATCH: usize = 1024;
+
+/// Adopts the complete lines past the committed positions of both outputs into the
+/// state: records as emitted versions and their files, reject lines as their files.
+/// Commits every [`ADOPT_BATCH`] lines without moving the committed positions, so a
+/// crash in the middle adopts the same lines again at the next start (adopting a
+/// version the state already holds changes nothing). Returns (records, rejects).
+fn adopt(
+    store: &Store,
+    outputs: &mut Outputs,
+    dedupe: &mut Dedupe,
+    now: i64,
+) -> Result<(usize, usize), PipelineError> {
+    let mut failed: Option<PipelineError> = None;
+    let mut pending = 0;
+    let mut step = |dedupe: &mut Dedupe, failed: &mut Option<PipelineError>| {
+        pending += 1;
+        if pending >= ADOPT_BATCH {
+            pending = 0;
+            if let Err(e) = dedupe.commit() {
+                *failed = Some(e.into());
+                return false;
+            }
+        }
+        true
+    };
+    let mut records = 0;
+    outputs.records.recover(store.committed("output")?, &mut |line| {
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => {
+                if let Err(e) = dedupe.adopt(&r, now) {
+                    failed = Some(e.into());
+                    return false;
+                }
+                dedupe.remember_content(&r.source.sha256, now);
+                let path = crate::paths::from_strings(&r.source.path, r.source.path_hex.as_deref());
+                let entry = FileEntry {
+                    size: r.source.bytes,
+                    mtime_ns: super::rejects::ts_ns(r.source.modified.as_deref()),
+                    sha256: Some(r.source.sha256.clone()),
+                };
+                dedupe
+                    .pending_mut()
+                    .files
+                    .push((crate::paths::to_bytes(&path).to_vec(), entry));
+                records += 1;
+                step(dedupe, &mut failed)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "output line past the committed point is not a record; left as is");
+                true
+            }
+        }
+    })?;
+    if let Some(e) = failed.take() {
+        return Err(e);
+    }
+    let mut rejects = 0;
+    outputs
+        .rejects
+        .recover(store.committed("rejects")?, &mut |line| {
+            rejects += 1;
+            let Ok(r) = serde_json::from_str::<RejectLine>(line) else {
+                return true;
+            };
+            let Some(size) = r.bytes else {
+                return true;
+            };
+            let path = crate::paths::from_strings(&r.path, r.path_hex.as_deref());
+            let entry = FileEntry {
+                size,
+                mtime_ns: super::rejects::ts_ns(r.modified.as_deref()),
+                sha256: r.sha256.clone(),
+            };
+            dedupe
+                .pending_mut()
+                .files
+                .push((crate::paths::to_bytes(&path).to_vec(), entry));
+            step(dedupe, &mut failed)
+        })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((records, rejects)),
+    }
+}
+
 /// The outputs the committer writes to.
 pub struct Outputs {
     /// Records.
@@ -42,52 +130,11 @@ impl Committer {
         let metrics = shared.metrics.clone();
         let mut dedupe = Dedupe::new(store.clone());
         let now = Timestamp::now().as_second();
-        let lines = outputs.records.recover(store.committed("output")?)?;
-        let mut adopted = 0;
-        for line in &lines {
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => {
-                    dedupe.adopt(&r, now)?;
-                    dedupe.remember_content(&r.source.sha256, now);
-                    let path =
-                        crate::paths::from_strings(&r.source.path, r.source.path_hex.as_deref());
-                    let entry = FileEntry {
-                        size: r.source.bytes,
-                        mtime_ns: super::rejects::ts_ns(r.source.modified.as_deref()),
-                        sha256: Some(r.source.sha256.clone()),
-                    };
-                    dedupe
-                        .pending_mut()
-                        .files
-                        .push((crate::paths::to_bytes(&path).to_vec(), entry));
-                    adopted += 1;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "output line past the committed point is not a record; left as is")
-                }
-            }
-        }
-        let rlines = outputs.rejects.recover(store.committed("rejects")?)?;
-        for line in &rlines {
-            if let Ok(r) = serde_json::from_str::<RejectLine>(line) {
-                if let Some(size) = r.bytes {
-                    let path = crate::paths::from_strings(&r.path, r.path_hex.as_deref());
-                    let entry = FileEntry {
-                        size,
-                        mtime_ns: super::rejects::ts_ns(r.modified.as_deref()),
-                        sha256: r.sha256.clone(),
-                    };
-                    dedupe
-                        .pending_mut()
-                        .files
-                        .push((crate::paths::to_bytes(&path).to_vec(), entry));
-                }
-            }
-        }
-        if adopted > 0 || !rlines.is_empty() {
+        let (adopted, rejects) = adopt(&store, &mut outputs, &mut dedupe, now)?;
+        if adopted > 0 || rejects > 0 {
             tracing::info!(
                 records = adopted,
-                rejects = rlines.len(),
+                rejects,
                 "adopted lines written before a crash"
             );
         }

@@ -24,7 +24,7 @@
 //! in the file it holds (identity and offset), which is what recovery reads from.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,6 +32,9 @@ use std::time::Instant;
 use super::Committed;
 use super::{rotated_siblings, Rotation, Sink, SinkError};
 use crate::paths::kind_of;
+
+/// Bytes read at a time when recovering the lines past the committed position.
+const RECOVER_BUF: usize = 1 << 20;
 
 /// Appends to a file; fsyncs every batch.
 #[derive(Debug)]
@@ -172,6 +175,23 @@ impl FileSink {
                 tracing::warn!(path = %old.display(), error = %e, "cannot delete an old rotated output");
             }
         }
+    }
+
+    /// The offset just past the last `\n` at or after `start` (`start` when there is
+    /// none), found by reading back from the end a block at a time.
+    fn last_line_end(&self, start: u64) -> std::io::Result<u64> {
+        let mut block = vec![0u8; RECOVER_BUF.min((self.end - start) as usize)];
+        let mut to = self.end;
+        while to > start {
+            let from = to.saturating_sub(block.len() as u64).max(start);
+            let part = &mut block[..(to - from) as usize];
+            self.file.read_exact_at(part, from)?;
+            if let Some(p) = part.iter().rposition(|&b| b == b'\n') {
+                return Ok(from + p as u64 + 1);
+            }
+            to = from;
+        }
+        Ok(start)
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -324,7 +344,11 @@ impl Sink for FileSink {
         Ok(switched.then(|| self.position()))
     }
 
-    fn recover(&mut self, committed: Committed) -> Result<Vec<String>, SinkError> {
+    fn recover(
+        &mut self,
+        committed: Committed,
+        each: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), SinkError> {
         let same_file = committed.identity.is_none_or(|id| id == self.identity);
         let start = if same_file && committed.offset <= self.end {
             committed.offset
@@ -338,33 +362,42 @@ impl Sink for FileSink {
             0
         };
         if start == self.end {
-            return Ok(Vec::new());
+            return Ok(());
         }
+        let complete = self.last_line_end(start).map_err(|e| self.io(e))?;
+        if complete < self.end {
+            tracing::warn!(
+                path = %self.path.display(),
+                bytes = self.end - complete,
+                "cutting an incomplete last line left by a crash"
+            );
+            self.file.set_len(complete).map_err(|e| self.io(e))?;
+            self.file.sync_data().map_err(|e| self.io(e))?;
+            self.end = complete;
+        }
+        // One line at a time through a bounded buffer: an output of any size is
+        // adopted in the memory of its longest line.
         self.file
             .seek(SeekFrom::Start(start))
             .map_err(|e| self.io(e))?;
-        let mut buf = Vec::with_capacity((self.end - start) as usize);
-        (&self.file)
-            .take(self.end - start)
-            .read_to_end(&mut buf)
-            .map_err(|e| self.io(e))?;
-        let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        if complete < buf.len() {
-            let cut = start + complete as u64;
-            tracing::warn!(
-                path = %self.path.display(),
-                bytes = buf.len() - complete,
-                "cutting an incomplete last line left by a crash"
-            );
-            self.file.set_len(cut).map_err(|e| self.io(e))?;
-            self.file.sync_data().map_err(|e| self.io(e))?;
-            self.end = cut;
+        let mut reader = BufReader::with_capacity(RECOVER_BUF, (&self.file).take(complete - start));
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| self.io(e))?
+                == 0
+            {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if !text.trim().is_empty() && !each(text) {
+                return Ok(());
+            }
         }
-        Ok(String::from_utf8_lossy(&buf[..complete])
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect())
     }
 }
 #[cfg(test)]
@@ -384,13 +417,74 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"a\":3").unwrap();
         let mut s = FileSink::open(&path).unwrap();
-        let lines = s.recover(c1).unwrap();
+        let lines = recovered(&mut s, c1);
         assert_eq!(lines, vec!["{\"a\":2}"]);
         assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"a\":2}\n");
         let c = s.append(b"{\"a\":4}\n").unwrap();
         assert_eq!(c.offset, 24);
         // Nothing past the end: nothing to adopt.
-        assert!(s.recover(c).unwrap().is_empty());
+        assert!(recovered(&mut s, c).is_empty());
+    }
+
+    /// The lines `recover` hands over.
+    fn recovered(s: &mut FileSink, c: Committed) -> Vec<String> {
+        let mut lines = Vec::new();
+        s.recover(c, &mut |l| {
+            lines.push(l.to_owned());
+            true
+        })
+        .unwrap();
+        lines
+    }
+
+    #[test]
+    fn long_outputs_are_recovered_a_line_at_a_time_and_a_long_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        // Lines longer and shorter than the read buffer, a CRLF line, a blank line,
+        // and a torn tail longer than the buffer, so the search for the last
+        // complete line crosses blocks.
+        let long = "x".repeat(RECOVER_BUF + 17);
+        let mut want = Vec::new();
+        let mut text = String::new();
+        for i in 0..3000 {
+            let l = if i % 1000 == 7 {
+                format!("{i}{long}")
+            } else {
+                format!("{{\"n\":{i}}}")
+            };
+            text.push_str(&l);
+            text.push('\n');
+            want.push(l);
+        }
+        text.push_str("{\"crlf\":1}\r\n\n");
+        want.push("{\"crlf\":1}".to_owned());
+        let complete = text.len() as u64;
+        text.push_str(&"y".repeat(RECOVER_BUF * 2 + 5));
+        std::fs::write(&path, &text).unwrap();
+        let mut s = FileSink::open(&path).unwrap();
+        let start = Committed {
+            offset: 0,
+            identity: Some(identity_of(&path)),
+        };
+        assert_eq!(recovered(&mut s, start), want);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), complete);
+        // The reading stops when asked to.
+        let mut n = 0;
+        s.recover(start, &mut |_| {
+            n += 1;
+            n < 10
+        })
+        .unwrap();
+        assert_eq!(n, 10);
+        // A tail with no complete line at all is cut whole.
+        let c = s.append(b"").unwrap();
+        drop(s);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all("z".repeat(RECOVER_BUF + 3).as_bytes()).unwrap();
+        let mut s = FileSink::open(&path).unwrap();
+        assert!(recovered(&mut s, c).is_empty());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), complete);
     }
 
     #[test]
@@ -422,12 +516,13 @@ mod tests {
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, b"x\ny\n").unwrap();
         let mut s = FileSink::open(&path).unwrap();
-        let lines = s
-            .recover(Committed {
+        let lines = recovered(
+            &mut s,
+            Committed {
                 offset: 100,
                 identity: Some((0, 0)),
-            })
-            .unwrap();
+            },
+        );
         assert_eq!(lines, vec!["x", "y"]);
     }
 
@@ -501,7 +596,7 @@ mod tests {
         // Recovery from that position finds nothing to adopt.
         drop(s);
         let mut s = FileSink::open(&path).unwrap();
-        assert!(s.recover(c).unwrap().is_empty());
+        assert!(recovered(&mut s, c).is_empty());
     }
 
     #[test]

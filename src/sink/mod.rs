@@ -97,9 +97,14 @@ pub trait Sink: Send {
     /// call first removes whatever part of this sink's failed batch reached the file.
     fn append(&mut self, lines: &[u8]) -> Result<Committed, SinkError>;
 
-    /// After a start: returns the complete lines past `committed` (written before a
-    /// crash, not yet in the state) and cuts an incomplete last line.
-    fn recover(&mut self, committed: Committed) -> Result<Vec<String>, SinkError>;
+    /// After a start: cuts an incomplete last line, then hands `each` the complete
+    /// lines past `committed` (written before a crash, not yet in the state), in
+    /// order, one at a time, until it returns false.
+    fn recover(
+        &mut self,
+        committed: Committed,
+        each: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), SinkError>;
 
     /// Rotates the output when its policy says so. Called only after a commit;
     /// returns the new position when it moved to another file (rotated, or found
@@ -187,7 +192,11 @@ impl Sink for StdoutSink {
         })
     }
 
-    fn recover(&mut self, _committed: Committed) -> Result<Vec<String>, SinkError> {
-        Ok(Vec::new())
+    fn recover(
+        &mut self,
+        _committed: Committed,
+        _each: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), SinkError> {
+        Ok(())
     }
 }
