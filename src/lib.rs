@@ -33,7 +33,7 @@
 //!   `quotes.rs`, `dates.rs`, `keywords/`).
 //! * [`diff`] computes a revision's `changes` against the previous version's snapshot.
 //! * [`sink`] appends records durably: the `Sink` trait, stdout, the locked file
-//!   (`sink/file.rs`).
+//!   (`sink/file.rs`), its tail read back at a start (`sink/recover.rs`).
 //! * [`dedupe`] judges each version (emit, duplicate, stale) and keeps the state: the
 //!   policy (`dedupe/mod.rs`), the redb store (`store.rs`, `open.rs`), its errors.
 //! * `metrics` holds the counters, gauges and histograms and their exposition

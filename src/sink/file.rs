@@ -24,7 +24,7 @@
 //! in the file it holds (identity and offset), which is what recovery reads from.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,9 +32,6 @@ use std::time::Instant;
 use super::Committed;
 use super::{rotated_siblings, Rotation, Sink, SinkError};
 use crate::paths::kind_of;
-
-/// Bytes read at a time when recovering the lines past the committed position.
-const RECOVER_BUF: usize = 1 << 20;
 
 /// Appends to a file; fsyncs every batch.
 #[derive(Debug)]
@@ -175,23 +172,6 @@ impl FileSink {
                 tracing::warn!(path = %old.display(), error = %e, "cannot delete an old rotated output");
             }
         }
-    }
-
-    /// The offset just past the last `\n` at or after `start` (`start` when there is
-    /// none), found by reading back from the end a block at a time.
-    fn last_line_end(&self, start: u64) -> std::io::Result<u64> {
-        let mut block = vec![0u8; RECOVER_BUF.min((self.end - start) as usize)];
-        let mut to = self.end;
-        while to > start {
-            let from = to.saturating_sub(block.len() as u64).max(start);
-            let part = &mut block[..(to - from) as usize];
-            self.file.read_exact_at(part, from)?;
-            if let Some(p) = part.iter().rposition(|&b| b == b'\n') {
-                return Ok(from + p as u64 + 1);
-            }
-            to = from;
-        }
-        Ok(start)
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -364,7 +344,8 @@ impl Sink for FileSink {
         if start == self.end {
             return Ok(());
         }
-        let complete = self.last_line_end(start).map_err(|e| self.io(e))?;
+        let complete =
+            super::recover::last_line_end(&self.file, start, self.end).map_err(|e| self.io(e))?;
         if complete < self.end {
             tracing::warn!(
                 path = %self.path.display(),
@@ -375,33 +356,12 @@ impl Sink for FileSink {
             self.file.sync_data().map_err(|e| self.io(e))?;
             self.end = complete;
         }
-        // One line at a time through a bounded buffer: an output of any size is
-        // adopted in the memory of its longest line.
-        self.file
-            .seek(SeekFrom::Start(start))
-            .map_err(|e| self.io(e))?;
-        let mut reader = BufReader::with_capacity(RECOVER_BUF, (&self.file).take(complete - start));
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| self.io(e))?
-                == 0
-            {
-                return Ok(());
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            if !text.trim().is_empty() && !each(text) {
-                return Ok(());
-            }
-        }
+        super::recover::each_line(&self.file, start, complete, each).map_err(|e| self.io(e))
     }
 }
 #[cfg(test)]
 mod tests {
+    use super::super::recover::recovered;
     use super::*;
 
     #[test]
@@ -424,67 +384,6 @@ mod tests {
         assert_eq!(c.offset, 24);
         // Nothing past the end: nothing to adopt.
         assert!(recovered(&mut s, c).is_empty());
-    }
-
-    /// The lines `recover` hands over.
-    fn recovered(s: &mut FileSink, c: Committed) -> Vec<String> {
-        let mut lines = Vec::new();
-        s.recover(c, &mut |l| {
-            lines.push(l.to_owned());
-            true
-        })
-        .unwrap();
-        lines
-    }
-
-    #[test]
-    fn long_outputs_are_recovered_a_line_at_a_time_and_a_long_torn_tail_is_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.jsonl");
-        // Lines longer and shorter than the read buffer, a CRLF line, a blank line,
-        // and a torn tail longer than the buffer, so the search for the last
-        // complete line crosses blocks.
-        let long = "x".repeat(RECOVER_BUF + 17);
-        let mut want = Vec::new();
-        let mut text = String::new();
-        for i in 0..3000 {
-            let l = if i % 1000 == 7 {
-                format!("{i}{long}")
-            } else {
-                format!("{{\"n\":{i}}}")
-            };
-            text.push_str(&l);
-            text.push('\n');
-            want.push(l);
-        }
-        text.push_str("{\"crlf\":1}\r\n\n");
-        want.push("{\"crlf\":1}".to_owned());
-        let complete = text.len() as u64;
-        text.push_str(&"y".repeat(RECOVER_BUF * 2 + 5));
-        std::fs::write(&path, &text).unwrap();
-        let mut s = FileSink::open(&path).unwrap();
-        let start = Committed {
-            offset: 0,
-            identity: Some(identity_of(&path)),
-        };
-        assert_eq!(recovered(&mut s, start), want);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), complete);
-        // The reading stops when asked to.
-        let mut n = 0;
-        s.recover(start, &mut |_| {
-            n += 1;
-            n < 10
-        })
-        .unwrap();
-        assert_eq!(n, 10);
-        // A tail with no complete line at all is cut whole.
-        let c = s.append(b"").unwrap();
-        drop(s);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all("z".repeat(RECOVER_BUF + 3).as_bytes()).unwrap();
-        let mut s = FileSink::open(&path).unwrap();
-        assert!(recovered(&mut s, c).is_empty());
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), complete);
     }
 
     #[test]

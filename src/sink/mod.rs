@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub mod file;
+mod recover;
 
 pub use crate::paths::{check_paths, OwnFiles};
 pub use file::FileSink;
