@@ -20,8 +20,9 @@
 //! live count; a chunk other than the open one whose live bytes fall under three
 //! quarters of [`CHUNK_BYTES`] is repacked in the same transaction: its live entries
 //! are appended to the open chunk and it is deleted. So every chunk but the open one
-//! is at least three-quarters live, and each byte moved wins at least a third of a
-//! byte back.
+//! is at least three-quarters live (but one whose few large entries are all live),
+//! and each byte moved wins at least a third of a byte back. Every repack frees dead
+//! bytes and moves only live ones, so a commit's repacking always ends.
 //! Everything happens inside the caller's write transaction ([`Packer`]), so a crash
 //! leaves the chunks as the last commit left them.
 
@@ -252,7 +253,10 @@ impl<'t> Packer<'t> {
     /// Writes the open chunk and begins the next.
     fn seal(&mut self) -> Result<(), StateError> {
         self.write_open()?;
-        if self.buf_live < REPACK_UNDER {
+        // Only a chunk with dead entries gains from a repack: one whose entries are
+        // all live (a few large ones that leave no room for the next) stays as it
+        // is, or it would be repacked into another like it, for ever.
+        if self.buf_live < REPACK_UNDER && (self.buf_live as usize) < self.buf.len() {
             self.sparse.insert(self.open);
         }
         self.open += 1;
@@ -420,6 +424,36 @@ mod tests {
     }
 
     #[test]
+    fn entries_of_more_than_half_a_chunk_are_not_repacked_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        // Each entry fills a chunk past half (no two fit) and under the repack
+        // threshold, so no chunk is ever three-quarters live.
+        let len = CHUNK_BYTES * 5 / 8;
+        let mut want = std::collections::BTreeMap::new();
+        for round in 0..4 {
+            commit(&db, |p| {
+                for id in 0..12 {
+                    if (id + round) % 3 == 0 || round == 0 {
+                        let v = value(id, round, len);
+                        p.put(&format!("b{id:02}"), &v).unwrap();
+                        want.insert(format!("b{id:02}"), v);
+                    }
+                }
+                if round == 3 {
+                    p.remove("b01").unwrap();
+                    want.remove("b01");
+                }
+            });
+            let got: std::collections::BTreeMap<String, Vec<u8>> =
+                read_all(&db).into_iter().collect();
+            assert_eq!(got, want, "round {round}");
+            let (chunks, _) = check_counts(&db);
+            assert_eq!(chunks as usize, want.len(), "one chunk per entry");
+        }
+    }
+
+    #[test]
     fn an_entry_larger_than_a_chunk_has_one_to_itself() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("t.redb")).unwrap();
@@ -429,13 +463,13 @@ mod tests {
             p.put("big", &big).unwrap();
             p.put("small2", &value(2, 0, 100)).unwrap();
         });
-        // The big entry in a chunk of its own; the small ones together (the chunk
-        // sealed when the big one came was all but empty, so it was repacked).
-        assert_eq!(check_counts(&db).0, 2);
+        // The big entry in a chunk of its own, between the two small ones' (the
+        // chunk sealed when the big one came holds no dead entry: not repacked).
+        assert_eq!(check_counts(&db).0, 3);
         let got: std::collections::BTreeMap<String, Vec<u8>> = read_all(&db).into_iter().collect();
         assert_eq!(got["big"], big);
         commit(&db, |p| p.remove("big").unwrap());
-        assert_eq!(check_counts(&db).0, 1, "the big entry's chunk is gone");
+        assert_eq!(check_counts(&db).0, 2, "the big entry's chunk is gone");
         assert_eq!(read_all(&db).len(), 2);
     }
 
