@@ -392,22 +392,27 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    /// A state of layout `v` (2 or 3) holding `n` articles and their snapshots.
+    fn layout_2_or_3(dir: &std::path::Path, n: usize, v: u32) {
+        {
+            let store = Store::open(dir, 1 << 20).unwrap();
+            let mut ch = Pending::default();
+            for i in 0..n {
+                let (id, st) = article(i);
+                ch.articles.insert(id.clone(), st);
+                ch.snapshots.insert(id, snapshot(i));
+            }
+            store.commit(&ch).unwrap();
+        }
+        unpack_to(dir, v);
+    }
+
     #[test]
     fn a_layout_2_or_3_state_has_its_snapshots_packed_at_open() {
         for v in [2, 3] {
             let dir = tempfile::tempdir().unwrap();
             let n = CHUNK * 2 + 37;
-            {
-                let store = Store::open(dir.path(), 1 << 20).unwrap();
-                let mut ch = Pending::default();
-                for i in 0..n {
-                    let (id, st) = article(i);
-                    ch.articles.insert(id.clone(), st);
-                    ch.snapshots.insert(id, snapshot(i));
-                }
-                store.commit(&ch).unwrap();
-            }
-            unpack_to(dir.path(), v);
+            layout_2_or_3(dir.path(), n, v);
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             for i in 0..n {
                 let (id, _) = article(i);
@@ -433,17 +438,7 @@ mod tests {
         use redb::ReadableTableMetadata;
         let dir = tempfile::tempdir().unwrap();
         let n = PACK_STEP * 3 + 7;
-        {
-            let store = Store::open(dir.path(), 1 << 20).unwrap();
-            let mut ch = Pending::default();
-            for i in 0..n {
-                let (id, st) = article(i);
-                ch.articles.insert(id.clone(), st);
-                ch.snapshots.insert(id, snapshot(i));
-            }
-            store.commit(&ch).unwrap();
-        }
-        unpack_to(dir.path(), 3);
+        layout_2_or_3(dir.path(), n, 3);
         {
             // One step, then a stop: some rows packed, the rest still in the old
             // table, the layout still 3.
