@@ -16,10 +16,12 @@
 #   SEED [42]            corpus generator seed
 #   BENCH_TMP [$TMPDIR or /tmp]   where the bench folder is made (must not be tmpfs to mean anything)
 #   KEEP [0]             1 keeps the bench folder (its path is printed)
-#   WW_WORKERS [0] WW_CHANNEL_CAPACITY [256] WW_BATCH_RECORDS [256] WW_BATCH_MS [5] WW_SETTLE_MS [500]
-#                        daemon knobs written to the bench config (see config/wirewatch.toml)
+#   WW_WORKERS [0] WW_CHANNEL_CAPACITY [256] WW_BATCH_RECORDS [256] WW_BATCH_MS [5] WW_LINGER_MS [0]
+#   WW_SETTLE_MS [500]   daemon knobs written to the bench config (see config/wirewatch.toml)
+#   WW_HTTP [127.0.0.1:19465]  the daemons' HTTP listener: the live step reads its /metrics
 #
-# Needs /usr/bin/time (apt-get install time) and hyperfine (apt-get install hyperfine).
+# Needs /usr/bin/time (apt-get install time), hyperfine (apt-get install hyperfine) and
+# python3.
 # Corpora come from `cargo run --release --example gen_corpus` (deterministic, ~4 KB
 # files, ~20 % update versions, mtime = capture time); live drops and latency from
 # `--example live_latency`. Figures go to stdout and to target/bench/results.md; raw
@@ -64,6 +66,8 @@ WW_WORKERS=${WW_WORKERS:-0}
 WW_CHANNEL_CAPACITY=${WW_CHANNEL_CAPACITY:-256}
 WW_BATCH_RECORDS=${WW_BATCH_RECORDS:-256}
 WW_BATCH_MS=${WW_BATCH_MS:-5}
+WW_LINGER_MS=${WW_LINGER_MS:-0}
+WW_HTTP=${WW_HTTP:-127.0.0.1:19465}
 WW_SETTLE_MS=${WW_SETTLE_MS:-500}
 
 if [ "$SCALE_MAX" -gt 0 ]; then
@@ -130,6 +134,7 @@ path = "$d/out/articles.jsonl"
 rejects = "$d/out/rejected.jsonl"
 batch_records = $WW_BATCH_RECORDS
 batch_ms = $WW_BATCH_MS
+linger_ms = $WW_LINGER_MS
 
 [state]
 dir = "$d/state"
@@ -137,6 +142,9 @@ dir = "$d/state"
 [pipeline]
 workers = $WW_WORKERS
 channel_capacity = $WW_CHANNEL_CAPACITY
+
+[http]
+listen = "$WW_HTTP"
 EOF
     "$BIN" validate --config "$d/wirewatch.toml" > /dev/null
 }
@@ -179,6 +187,51 @@ gen() {
     "$GEN" --seed "$SEED" "$@" > "$report" 2> "$report.err" ||
         die "gen_corpus failed: $(cat "$report.err")"
     grep -v '/.* files (' "$report.err" >&2 || true
+}
+
+# scrape FILE: the daemon's /metrics into FILE (empty if it does not answer).
+scrape() {
+    python3 - "$WW_HTTP" > "$1" << 'PY' || : > "$1"
+import sys, urllib.request
+print(urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode())
+PY
+}
+
+# metric FILE SERIES: the value of SERIES (name and labels) in a scrape.
+metric() {
+    awk -v s="$2" '$1 == s { printf "%.0f", $2 }' "$1"
+}
+
+# commit_figures BEFORE AFTER: commits, batch sizes and commit times between two scrapes.
+commit_figures() {
+    python3 - "$1" "$2" << 'PY'
+import sys
+def read(path):
+    out = {}
+    for line in open(path):
+        if line and not line.startswith("#") and " " in line:
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+a, b = read(sys.argv[1]), read(sys.argv[2])
+d = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
+def timing(name):
+    n = d(f"{name}_count")
+    if n <= 0:
+        return "none"
+    buckets = sorted(
+        (float(k.split('le="')[1].rstrip('"}')), d(k))
+        for k in b if k.startswith(f"{name}_bucket") and "+Inf" not in k)
+    p99 = next((le for le, c in buckets if c >= 0.99 * n), float("inf"))
+    return f"mean {1000 * d(f'{name}_sum') / n:.2f} ms, p99 ≤ {1000 * p99:.1f} ms"
+batches, files = d("wirewatch_batch_files_count"), d("wirewatch_batch_files_sum")
+if batches <= 0:
+    print("no commits measured")
+else:
+    print(f"{batches:.0f} commits for {files:.0f} files ({files / batches:.1f} per commit); "
+          f"state commit {timing('wirewatch_state_commit_seconds')}; "
+          f"output write + fsync {timing('wirewatch_output_sync_seconds')}")
+PY
 }
 
 # once NAME DIR: `run --once` under /usr/bin/time -v; logs NAME.time / NAME.err
@@ -282,12 +335,21 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 grep -qs 'wirewatch running' "$LOGS/daemon.log" || die "daemon did not start within 60 s"
+# The commits of the live drops only: /metrics once the start-up walk has found every
+# backlog file unchanged, and again after the drops.
+for _ in $(seq 600); do
+    scrape "$LOGS/live-before.metrics"
+    [ "$(metric "$LOGS/live-before.metrics" wirewatch_unchanged_total)" = "$N" ] && break
+    sleep 0.1
+done
 "$LIVE" --from "$WORK/live-staging" --inbox "$M/inbox" --output "$M/out/articles.jsonl" \
     --rate "$LIVE_RATE" --duration "$LIVE_SECS" --pid "$DPID" --wait-idle \
     > "$LOGS/live.txt" 2> "$LOGS/live.err" || log "live_latency reported lost files (see $LOGS/live.txt)"
+scrape "$LOGS/live-after.metrics"
 kill -TERM "$DPID"
 wait "$DPID" || die "daemon exited with status $? on SIGTERM"
 DPID=""
+LV_COMMITS=$(commit_figures "$LOGS/live-before.metrics" "$LOGS/live-after.metrics")
 R=$(grep '^RESULT ' "$LOGS/live.txt" | sed 's/^RESULT //')
 [ -n "$R" ] || die "live_latency printed no result: $(cat "$LOGS/live.err")"
 lv() { printf '%s\n' "$R" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -380,6 +442,7 @@ RSS_MAX=$(printf '%s\n' $RSS_ALL | sort -g | tail -n 1)
     echo "| live: $(thousands "$LV_SENT") files by rename at $LV_RATE/s into the running daemon ($(thousands "$N") articles in state), rename → line readable | p50 $LV_P50 ms, **p99 $LV_P99 ms**, max $LV_MAX ms (dropper's worst lag behind schedule: $LV_LAG ms) | p99 < 20 ms | $(verdict "$LV_P99 < 20") |"
     echo "| live: lost | $LV_LOST; $LV_OK | 0 | $(verdict "$LV_LOST == 0") |"
     echo "| live: daemon CPU (utime+stime, /proc) | $LV_CPU % of one core, $LV_MSPF ms CPU/file; peak RSS $LV_HWM MiB | | |"
+    echo "| live: commits (\`/metrics\`, the drops only) | $LV_COMMITS | | |"
     echo "| peak RSS, every run and scale step | max $RSS_MAX MiB | < 150 MiB | $(verdict "$RSS_MAX < 150") |"
     if [ -n "$STEP_MIN" ] && [ "$STEP_MIN" != "$STEP_MAX" ]; then
         echo "| peak RSS of the backlog as N grows (MiB) |$STEP_RSS (×$(calc %.1f "$STEP_MAX / $STEP_MIN")) | flat (≤ ×1.25) | $(verdict "$STEP_MAX / $STEP_MIN <= 1.25") |"

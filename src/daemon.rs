@@ -12,8 +12,8 @@
 //!   recovered at the next start. A second signal exits at once, with the same
 //!   recovery at the next start.
 //! - SIGHUP re-reads the config file. What changes without a restart: `[parse]`
-//!   (time zone and limits, for files read from then on), `[output] batch_records`
-//!   and `batch_ms`, and `[log] level`. Everything else (folders, paths, rotation,
+//!   (time zone and limits, for files read from then on), `[output] batch_records`,
+//!   `batch_ms` and `linger_ms`, and `[log] level`. Everything else (folders, paths, rotation,
 //!   watch mode and globs, workers, the HTTP address) is read at start only; a
 //!   SIGHUP that changes one of them logs a warning naming it.
 //! - Logs go to stderr, human-readable or JSON (`--log-format json`), at the level of
@@ -311,7 +311,9 @@ fn reload(
             }
         }
     }
-    tracing::info!("SIGHUP: configuration reloaded ([parse], [output] batch_*, [log] level)");
+    tracing::info!(
+        "SIGHUP: configuration reloaded ([parse], [output] batch_* and linger_ms, [log] level)"
+    );
     *current = next.clone();
     let _ = reload_tx.send(Arc::new(next));
 }

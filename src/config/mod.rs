@@ -126,8 +126,14 @@ pub struct OutputConfig {
     pub rejects: PathBuf,
     /// Commit (fsync) after at most this many records.
     pub batch_records: usize,
-    /// Commit at most this many milliseconds after the first uncommitted record.
+    /// Commit at most this many milliseconds after the first uncommitted record,
+    /// waiting only while more files are on their way (found, handed over or being
+    /// read).
     pub batch_ms: u64,
+    /// Wait at least this many milliseconds (at most `batch_ms`) after the first
+    /// uncommitted record even when no file is on its way: fewer, larger commits
+    /// for a quiet folder, at that much more latency. 0 commits at once.
+    pub linger_ms: u64,
     /// Rotate the output once it reaches this many bytes (0 = never).
     pub rotate_bytes: u64,
     /// Rotate the output after this many seconds (0 = never).
@@ -192,6 +198,7 @@ impl Default for OutputConfig {
             rejects: "out/rejected.jsonl".into(),
             batch_records: 256,
             batch_ms: 5,
+            linger_ms: 0,
             rotate_bytes: 0,
             rotate_secs: 0,
             rotate_keep: 0,
@@ -387,6 +394,10 @@ mod tests {
             ("[state]\nexpire_days = 0\n", "state.expire_days"),
             ("[output]\nbatch_records = 0\n", "output.batch_records"),
             ("[output]\nbatch_ms = 100000000\n", "output.batch_ms"),
+            (
+                "[output]\nbatch_ms = 5\nlinger_ms = 6\n",
+                "output.linger_ms",
+            ),
             ("[parse]\nmax_bytes = 0\n", "parse.max_bytes"),
             ("[parse]\nmax_bytes = 17179869184\n", "parse.max_bytes"),
             ("[watch]\nsettle_ms = 999999999999\n", "watch.settle_ms"),

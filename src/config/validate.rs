@@ -43,7 +43,7 @@ impl Config {
         }
         // Every number has a range: a value the daemon cannot run with (a channel
         // tokio refuses, a cache size that overflows) is refused here, by name.
-        let ranges: [(&str, u128, u128, u128); 13] = [
+        let ranges: [(&str, u128, u128, u128); 14] = [
             (
                 "parse.max_bytes",
                 self.parse.max_bytes.into(),
@@ -75,6 +75,12 @@ impl Config {
                 100_000,
             ),
             ("output.batch_ms", self.output.batch_ms.into(), 0, 60_000),
+            (
+                "output.linger_ms",
+                self.output.linger_ms.into(),
+                0,
+                self.output.batch_ms.into(),
+            ),
             (
                 "output.rotate_secs",
                 self.output.rotate_secs.into(),

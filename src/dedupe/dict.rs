@@ -3,13 +3,23 @@
 //! [`TRAIN_AT`] snapshots, on those snapshots. Snapshots written before it stay as
 //! they were (plain zstd); every later one is compressed with it. It is never
 //! replaced, so every snapshot the state holds decodes with the one dictionary it has.
+//!
+//! Training takes about half a second of CPU, so it runs on a thread of its own
+//! ([`Dict`]): the commit that reaches the threshold takes the samples and starts it,
+//! small commits (live files) go on with plain zstd meanwhile, a large one (a
+//! backlog's batch) waits for it, and the first commit after it has finished stores
+//! the dictionary in `meta` (its own transaction, durable) before any snapshot is
+//! compressed with it. Closing the store waits for a training under way and stores
+//! its dictionary.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::codec::SnapshotDict;
+use super::codec::{CodecError, SnapshotDict};
 use super::pack::{entries, SNAPSHOT_CHUNKS, SNAPSHOT_INDEX};
 use super::store::{Store, META};
 use super::StateError;
@@ -18,13 +28,18 @@ use super::StateError;
 /// about a hundred times the dictionary's size in samples, as zstd advises.
 pub const TRAIN_AT: u64 = 2_000;
 
+/// A commit that writes at least this many snapshots (a backlog's batch) waits for a
+/// training under way, so that a backlog writes no more snapshots without the
+/// dictionary than it must; smaller ones (a trickle of live files) go on without it.
+const WAIT_FOR_TRAINING_AT: u64 = 32;
+
 /// The `meta` name of the dictionary.
 pub(super) const DICT_KEY: &str = "snapshot_dict";
 
 /// How many snapshots trigger the training: [`TRAIN_AT`]. A test build (feature
 /// `fault-injection`) takes `WIREWATCH_DICT_TRAIN_AT` from the environment instead,
 /// so that the crash test trains a dictionary between its kills.
-pub(super) fn train_at() -> u64 {
+fn train_at() -> u64 {
     #[cfg(feature = "fault-injection")]
     if let Some(n) = std::env::var("WIREWATCH_DICT_TRAIN_AT")
         .ok()
@@ -34,6 +49,42 @@ pub(super) fn train_at() -> u64 {
         return n;
     }
     TRAIN_AT
+}
+
+/// A store's dictionary, and its training while it has none.
+#[derive(Debug)]
+pub(super) struct Dict {
+    /// The dictionary, once stored in the state.
+    ready: OnceLock<SnapshotDict>,
+    /// Training failed: not tried again until the next start.
+    failed: AtomicBool,
+    /// At least as many as the snapshot rows, while there is no dictionary.
+    bound: AtomicU64,
+    /// How many snapshots the state holds when the dictionary is trained.
+    pub(super) train_at: u64,
+    /// The training under way, if any.
+    training: Mutex<Option<Training>>,
+}
+
+/// A training thread and what it was given.
+#[derive(Debug)]
+struct Training {
+    thread: JoinHandle<Result<SnapshotDict, CodecError>>,
+    samples: usize,
+    started: Instant,
+}
+
+impl Dict {
+    /// No dictionary yet, none training.
+    pub(super) fn new() -> Dict {
+        Dict {
+            ready: OnceLock::new(),
+            failed: AtomicBool::new(false),
+            bound: AtomicU64::new(0),
+            train_at: train_at(),
+            training: Mutex::new(None),
+        }
+    }
 }
 
 impl Store {
@@ -48,53 +99,136 @@ impl Store {
                 None => Ok((None, tx.open_table(SNAPSHOT_INDEX)?.len()?)),
             }
         })?;
-        self.snapshots_bound.store(snapshots, Ordering::Relaxed);
+        self.dict.bound.store(snapshots, Ordering::Relaxed);
         if let Some(d) = dict {
-            let _ = self.dict.set(d);
+            let _ = self.dict.ready.set(d);
         }
         Ok(())
     }
 
     /// The state's dictionary, if it has one.
     pub(super) fn dict(&self) -> Option<&SnapshotDict> {
-        self.dict.get()
+        self.dict.ready.get()
     }
 
-    /// After a commit that wrote `written` snapshot rows: trains and stores the
-    /// dictionary when the state has none yet and holds enough snapshots. The rows
-    /// are counted only once the bound (the count at open plus every row written
-    /// since, overwrites included) reaches the threshold, so a commit costs no read
-    /// until then. A failure is logged and not tried again until the next start; the
-    /// state works the same without a dictionary, only larger.
+    /// The dictionary a commit that writes `writing` snapshot rows compresses them
+    /// with: first stores the dictionary of a finished training, or, for a commit of
+    /// at least [`WAIT_FOR_TRAINING_AT`] rows, of a training under way (waiting for it).
+    pub(super) fn dict_for_commit(&self, writing: u64) -> Option<&SnapshotDict> {
+        if self.dict.ready.get().is_none() {
+            let mut training = self
+                .dict
+                .training
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = training.take() {
+                if t.thread.is_finished() || writing >= WAIT_FOR_TRAINING_AT {
+                    self.adopt_trained(t);
+                } else {
+                    *training = Some(t);
+                }
+            }
+        }
+        self.dict()
+    }
+
+    /// After a commit that wrote `written` snapshot rows: starts training the
+    /// dictionary when the state has none, no training is under way, and it holds
+    /// enough snapshots. The rows are counted only once the bound (the count at
+    /// open plus every row written since, overwrites included) reaches the
+    /// threshold, so a commit costs no read until then. A failure is logged and not
+    /// tried again until the next start; the state works the same without a
+    /// dictionary, only larger.
     pub(super) fn train_dict_when_due(&self, written: u64) {
-        if self.dict.get().is_some() || self.dict_failed.load(Ordering::Relaxed) {
+        if self.dict.ready.get().is_some() || self.dict.failed.load(Ordering::Relaxed) {
             return;
         }
-        let bound = self.snapshots_bound.fetch_add(written, Ordering::Relaxed) + written;
-        if bound < self.train_at {
+        let mut training = self
+            .dict
+            .training
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if training.is_some() {
             return;
         }
-        match self.train_dict() {
-            Ok(None) => {}
-            Ok(Some(d)) => {
-                let _ = self.dict.set(d);
+        let bound = self.dict.bound.fetch_add(written, Ordering::Relaxed) + written;
+        if bound < self.dict.train_at {
+            return;
+        }
+        let samples = match self.dict_samples() {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => return self.dict_failed(&e),
+        };
+        let n = samples.len();
+        let spawned = std::thread::Builder::new()
+            .name("wirewatch-dict".into())
+            .spawn(move || SnapshotDict::train(samples.iter().map(Vec::as_slice)));
+        match spawned {
+            Ok(thread) => {
+                *training = Some(Training {
+                    thread,
+                    samples: n,
+                    started: Instant::now(),
+                });
             }
-            Err(e) => {
-                self.dict_failed.store(true, Ordering::Relaxed);
-                tracing::warn!(path = %self.path.display(), error = %e, "could not train the snapshot dictionary; snapshots are compressed without one until the next start");
-            }
+            Err(e) => self.dict_failed(&e),
         }
     }
 
-    fn train_dict(&self) -> Result<Option<SnapshotDict>, StateError> {
-        let at = self.train_at;
-        let started = Instant::now();
-        let samples: Option<Vec<Vec<u8>>> = self.with_db(false, |db| {
+    /// Waits for a training under way, if any, and stores its dictionary (on close).
+    pub(super) fn finish_training(&self) {
+        let t = self
+            .dict
+            .training
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = t {
+            self.adopt_trained(t);
+        }
+    }
+
+    /// Joins a training thread; stores its dictionary in `meta`, then uses it.
+    fn adopt_trained(&self, t: Training) {
+        let dict = match t.thread.join() {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return self.dict_failed(&e),
+            Err(_) => return self.dict_failed(&"the training thread panicked"),
+        };
+        let stored = self.with_db(true, |db| {
+            let tx = db.begin_write()?;
+            tx.open_table(META)?.insert(DICT_KEY, dict.bytes())?;
+            tx.commit()?;
+            Ok(())
+        });
+        if let Err(e) = stored {
+            return self.dict_failed(&e);
+        }
+        tracing::info!(
+            samples = t.samples,
+            bytes = dict.bytes().len(),
+            ms = t.started.elapsed().as_millis() as u64,
+            "trained the snapshot dictionary"
+        );
+        let _ = self.dict.ready.set(dict);
+    }
+
+    fn dict_failed(&self, e: &dyn std::fmt::Display) {
+        self.dict.failed.store(true, Ordering::Relaxed);
+        tracing::warn!(path = %self.path.display(), error = %e, "could not train the snapshot dictionary; snapshots are compressed without one until the next start");
+    }
+
+    /// The first [`Dict::train_at`] snapshots, in the order they were written, or
+    /// `None` if the state holds fewer (the bound is then set to the count).
+    fn dict_samples(&self) -> Result<Option<Vec<Vec<u8>>>, StateError> {
+        let at = self.dict.train_at;
+        self.with_db(false, |db| {
             let tx = db.begin_read()?;
             let rows = tx.open_table(SNAPSHOT_INDEX)?.len()?;
             if rows < at {
                 // Overwrites and expiry: the bound was high; start again from the count.
-                self.snapshots_bound.store(rows, Ordering::Relaxed);
+                self.dict.bound.store(rows, Ordering::Relaxed);
                 return Ok(None);
             }
             // The first `at` entries of the chunks, in the order they were written
@@ -110,25 +244,7 @@ impl Store {
                 }
             }
             Ok(Some(out))
-        })?;
-        let Some(samples) = samples else {
-            return Ok(None);
-        };
-        let dict =
-            SnapshotDict::train(samples.iter().map(Vec::as_slice)).map_err(StateError::Encode)?;
-        self.with_db(true, |db| {
-            let tx = db.begin_write()?;
-            tx.open_table(META)?.insert(DICT_KEY, dict.bytes())?;
-            tx.commit()?;
-            Ok(())
-        })?;
-        tracing::info!(
-            samples = samples.len(),
-            bytes = dict.bytes().len(),
-            ms = started.elapsed().as_millis() as u64,
-            "trained the snapshot dictionary"
-        );
-        Ok(Some(dict))
+        })
     }
 }
 
@@ -200,10 +316,12 @@ mod tests {
         let (first, rest) = all.split_at(200);
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.train_at = 200;
+            store.dict.train_at = 200;
             commit(&store, &first[..150]);
             assert!(store.dict().is_none(), "trained before 200 snapshots");
             commit(&store, &first[150..]);
+            // Trained on a thread of its own; closing the store would wait for it.
+            store.finish_training();
             let d = store.dict().expect("trained at 200 snapshots");
             assert!(d.bytes().len() <= DICT_MAX_BYTES);
             commit(&store, rest);
@@ -234,13 +352,31 @@ mod tests {
     }
 
     #[test]
+    fn a_large_commit_waits_for_the_training_and_uses_the_dictionary() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = snapshots();
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.dict.train_at = 200;
+            // Starts the training, on its own thread.
+            commit(&store, &all[..200]);
+            // 40 snapshots: a backlog's batch, which waits for the dictionary.
+            commit(&store, &all[200..240]);
+            assert!(store.dict().is_some());
+        }
+        assert_eq!(tag(dir.path(), &all[199].0), SNAPSHOT_ZSTD);
+        assert_eq!(tag(dir.path(), &all[200].0), SNAPSHOT_DICT);
+    }
+
+    #[test]
     fn a_snapshot_without_its_dictionary_is_damage() {
         let dir = tempfile::tempdir().unwrap();
         let all = snapshots();
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.train_at = 200;
+            store.dict.train_at = 200;
             commit(&store, &all[..200]);
+            store.finish_training();
             commit(&store, &all[200..210]);
         }
         {

@@ -20,9 +20,12 @@ use super::store::{
 };
 
 impl Drop for Store {
-    /// Closes the database; after a clean close, notes the file's identity so that the
-    /// next open can tell whether anything touched it since.
+    /// Closes the database, once a dictionary being trained is stored; after a clean
+    /// close, notes the file's identity so that the next open can tell whether
+    /// anything touched it since.
     fn drop(&mut self) {
+        // A dictionary being trained is stored before the database closes.
+        self.finish_training();
         let slot = std::mem::replace(
             self.slot.get_mut().unwrap_or_else(PoisonError::into_inner),
             Slot::Closed,

@@ -26,12 +26,12 @@
 //!   writes with the reason the reopening failed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::codec::{self, Encoded, SnapshotDict};
+use super::codec::{self, Encoded};
 use super::error::{is_damage, quietly};
 use super::pack::{self, Packer, SNAPSHOT_CHUNKS, SNAPSHOT_INDEX};
 use super::{ArticleState, Committed, Damage, FileEntry, Pending, StateError};
@@ -80,14 +80,8 @@ pub struct Store {
     pub(super) path: PathBuf,
     pub(super) dir: PathBuf,
     pub(super) cache_bytes: usize,
-    /// The snapshot dictionary, once the state has one (`dict.rs`).
-    pub(super) dict: OnceLock<SnapshotDict>,
-    /// Training the dictionary failed: not tried again until the next start.
-    pub(super) dict_failed: AtomicBool,
-    /// At least as many as the snapshot rows, while there is no dictionary (`dict.rs`).
-    pub(super) snapshots_bound: AtomicU64,
-    /// How many snapshots the state holds when the dictionary is trained.
-    pub(super) train_at: u64,
+    /// The snapshot dictionary and its training (`dict.rs`).
+    pub(super) dict: super::dict::Dict,
 }
 
 impl std::fmt::Debug for Store {
@@ -147,10 +141,7 @@ impl Store {
             path,
             dir,
             cache_bytes,
-            dict: OnceLock::new(),
-            dict_failed: AtomicBool::new(false),
-            snapshots_bound: AtomicU64::new(0),
-            train_at: super::dict::train_at(),
+            dict: super::dict::Dict::new(),
         };
         let mut migrated = store.with_db(true, |db| init(db, &store.path))?;
         if let Some(m) = &mut migrated {
@@ -373,7 +364,8 @@ impl Store {
     /// the database is closed and opened again first, so a retry of the same batch
     /// can succeed once the cause is gone.
     pub fn commit(&self, changes: &Pending) -> Result<(), StateError> {
-        let enc = Encoded::of(changes, self.dict()).map_err(StateError::Encode)?;
+        let dict = self.dict_for_commit(changes.snapshots.len() as u64);
+        let enc = Encoded::of(changes, dict).map_err(StateError::Encode)?;
         self.with_db(true, |db| {
             let tx = db.begin_write()?;
             {

@@ -133,6 +133,12 @@ pub struct Metrics {
     pub depths: Depths,
     /// Seconds from the watcher noticing a file to its record being durable.
     pub latency: Histogram,
+    /// Seconds to append a batch's lines to the outputs and fsync them.
+    pub output_sync: Histogram,
+    /// Seconds to commit a batch to the state (one redb transaction, `fdatasync`).
+    pub state_commit: Histogram,
+    /// Files in each committed batch.
+    pub batch_files: Histogram,
     /// Articles in the dedupe state.
     pub state_articles: Gauge,
     /// Processed files remembered in the state.
@@ -173,6 +179,11 @@ impl Default for Metrics {
             depths,
             // 0.5 ms … ~16 s
             latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            // 0.1 ms … ~3 s
+            output_sync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            state_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            // 1 … 4,096
+            batch_files: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             state_articles: Gauge::default(),
             state_files: Gauge::default(),
             state_bytes: Gauge::default(),
@@ -313,6 +324,21 @@ impl Metrics {
             "watch_to_sink_seconds",
             "Latency from the watcher noticing a file to its record being durable",
             self.latency.clone(),
+        );
+        r.register(
+            "output_sync_seconds",
+            "Time to append a batch's lines to the outputs and fsync them",
+            self.output_sync.clone(),
+        );
+        r.register(
+            "state_commit_seconds",
+            "Time to commit a batch to the state (one transaction, fdatasync)",
+            self.state_commit.clone(),
+        );
+        r.register(
+            "batch_files",
+            "Files in each committed batch",
+            self.batch_files.clone(),
         );
         r.register(
             "state_articles",

@@ -229,6 +229,7 @@ impl Committer {
         // End offset (past its newline) of each record in `out`, in order.
         let mut ends = Vec::new();
         let live = self.shared.events.receiver_count() > 0;
+        self.metrics.batch_files.observe(batch.len() as f64);
         for mut o in batch {
             // The same file can be handed over twice (a rescan racing an event): the
             // second time, it is already known.
@@ -354,18 +355,24 @@ impl Committer {
         let mut out_pos = None;
         loop {
             let step = (|| -> Result<(), PipelineError> {
-                if !rej_done {
-                    let pos = self.outputs.rejects.append(&rej)?;
-                    self.dedupe.pending_mut().rejects = Some(pos);
-                    rej_done = true;
+                if !(rej_done && out_done) {
+                    let t = Instant::now();
+                    if !rej_done {
+                        let pos = self.outputs.rejects.append(&rej)?;
+                        self.dedupe.pending_mut().rejects = Some(pos);
+                        rej_done = true;
+                    }
+                    if !out_done {
+                        let pos = self.outputs.records.append(&out)?;
+                        self.dedupe.pending_mut().output = Some(pos);
+                        out_pos = Some(pos);
+                        out_done = true;
+                    }
+                    self.metrics.output_sync.observe(t.elapsed().as_secs_f64());
                 }
-                if !out_done {
-                    let pos = self.outputs.records.append(&out)?;
-                    self.dedupe.pending_mut().output = Some(pos);
-                    out_pos = Some(pos);
-                    out_done = true;
-                }
+                let t = Instant::now();
                 self.dedupe.commit()?;
+                self.metrics.state_commit.observe(t.elapsed().as_secs_f64());
                 Ok(())
             })();
             match step {

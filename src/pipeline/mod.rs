@@ -13,8 +13,9 @@
 //!
 //! # Commit protocol
 //!
-//! The committer takes batches (up to `output.batch_records` outcomes, or what
-//! arrived within `output.batch_ms`) and for each batch:
+//! The committer takes batches (up to `output.batch_records` outcomes; past the
+//! first, it waits up to `output.batch_ms` only while more files are on their way,
+//! else `output.linger_ms`) and for each batch:
 //!
 //! 1. judges every parsed version against the state plus the batch so far
 //!    ([`crate::dedupe`]);
@@ -339,22 +340,36 @@ pub async fn run(
                 Err(_) => health.beat(),
             }
         };
-        let (batch_max, batch_wait) = {
+        let (batch_max, batch_wait, linger) = {
             let c = reload.borrow();
             (
                 c.output.batch_records,
                 Duration::from_millis(c.output.batch_ms),
+                Duration::from_millis(c.output.linger_ms.min(c.output.batch_ms)),
             )
         };
-        let deadline = tokio::time::Instant::now() + batch_wait;
+        let opened = tokio::time::Instant::now();
+        let (deadline, lingered) = (opened + batch_wait, opened + linger);
         while batch.len() < batch_max {
             match out_rx.try_recv() {
                 Ok(mut o) => batch.append(&mut o),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, out_rx.recv()).await {
+                    // Wait for files already on their way, up to `batch_ms`; with
+                    // none found, handed over or being read, only `linger_ms`.
+                    let until = if on_the_way(&metrics.depths, batch.len()) {
+                        deadline
+                    } else {
+                        lingered
+                    };
+                    if tokio::time::Instant::now() >= until {
+                        break;
+                    }
+                    match tokio::time::timeout_at(until, out_rx.recv()).await {
                         Ok(Some(mut o)) => batch.append(&mut o),
-                        Ok(None) | Err(_) => break,
+                        Ok(None) => break,
+                        // Look again: files may have set out meanwhile.
+                        Err(_) => {}
                     }
                 }
             }
@@ -428,4 +443,13 @@ pub async fn run(
             source: e,
         }),
     }
+}
+
+/// Whether files are on their way to the committer beyond the `in_batch` it holds:
+/// found by a scan and not handed over, handed over and not started, being read, or
+/// read and not yet taken into the batch. Files waiting out their settle time are
+/// not: they come later than any batch would wait.
+fn on_the_way(depths: &crate::metrics::Depths, in_batch: usize) -> bool {
+    let read_not_taken = depths.commit.get() - crate::metrics::count(in_batch);
+    depths.scan.get() > 0 || depths.watch.get() > 0 || depths.read.get() > 0 || read_not_taken > 0
 }
