@@ -13,9 +13,9 @@
 //!   recovery at the next start.
 //! - SIGHUP re-reads the config file. What changes without a restart: `[parse]`
 //!   (time zone and limits, for files read from then on), `[output] batch_records`,
-//!   `batch_ms` and `linger_ms`, and `[log] level`. Everything else (folders, paths, rotation,
-//!   watch mode and globs, workers, the HTTP address) is read at start only; a
-//!   SIGHUP that changes one of them logs a warning naming it.
+//!   `batch_ms` and `linger_ms`, and `[log] level`. Everything else (folders,
+//!   paths, rotation, watch mode and globs, workers, the HTTP address) is read at
+//!   start only; a SIGHUP that changes one of them logs a warning naming it.
 //! - Logs go to stderr, human-readable or JSON (`--log-format json`), at the level of
 //!   `RUST_LOG` or else `[log] level`; a summary line is logged every minute.
 //! - `run --once` shows a progress bar (files/s, ETA) when stderr is a terminal.

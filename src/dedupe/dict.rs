@@ -13,7 +13,7 @@
 //! its dictionary.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -75,6 +75,11 @@ struct Training {
 }
 
 impl Dict {
+    /// The training under way, if any (locked).
+    fn training(&self) -> MutexGuard<'_, Option<Training>> {
+        self.training.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// No dictionary yet, none training.
     pub(super) fn new() -> Dict {
         Dict {
@@ -116,11 +121,7 @@ impl Store {
     /// at least [`WAIT_FOR_TRAINING_AT`] rows, of a training under way (waiting for it).
     pub(super) fn dict_for_commit(&self, writing: u64) -> Option<&SnapshotDict> {
         if self.dict.ready.get().is_none() {
-            let mut training = self
-                .dict
-                .training
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut training = self.dict.training();
             if let Some(t) = training.take() {
                 if t.thread.is_finished() || writing >= WAIT_FOR_TRAINING_AT {
                     self.adopt_trained(t);
@@ -143,11 +144,7 @@ impl Store {
         if self.dict.ready.get().is_some() || self.dict.failed.load(Ordering::Relaxed) {
             return;
         }
-        let mut training = self
-            .dict
-            .training
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut training = self.dict.training();
         if training.is_some() {
             return;
         }
@@ -178,12 +175,7 @@ impl Store {
 
     /// Waits for a training under way, if any, and stores its dictionary (on close).
     pub(super) fn finish_training(&self) {
-        let t = self
-            .dict
-            .training
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let t = self.dict.training().take();
         if let Some(t) = t {
             self.adopt_trained(t);
         }
