@@ -7,7 +7,7 @@
 //! CI runs 25 kills (seeded: `WIREWATCH_CRASH_SEED`, default 7). The long mode:
 //! `WIREWATCH_CRASH_KILLS=500 cargo test --release --features fault-injection --test crash`.
 //! With `fault-injection` (as `scripts/test.sh` builds) the state trains its snapshot
-//! dictionary after 120 snapshots instead of 2,000, so kills land around the training
+//! dictionary after 120 snapshots instead of 1,000, so kills land around the training
 //! and most updates are diffed against dictionary snapshots.
 
 mod common;

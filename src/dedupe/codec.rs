@@ -368,9 +368,12 @@ pub struct Encoded<'a> {
 
 impl<'a> Encoded<'a> {
     /// Encodes every value of a batch (snapshots with the state's dictionary, when
-    /// it has one).
+    /// it has one), each table's rows in key order: the transaction then inserts
+    /// consecutive keys, which land on the same B-tree leaf while it is still in
+    /// cache, instead of a hash map's random order. `files` sorts stably, so rows of
+    /// one path keep their order and the last still wins.
     pub fn of(p: &'a Pending, dict: Option<&SnapshotDict>) -> Result<Encoded<'a>, CodecError> {
-        Ok(Encoded {
+        let mut enc = Encoded {
             articles: p
                 .articles
                 .iter()
@@ -388,7 +391,11 @@ impl<'a> Encoded<'a> {
                 .collect::<Result<_, CodecError>>()?,
             output: p.output.as_ref().map(encode_committed).transpose()?,
             rejects: p.rejects.as_ref().map(encode_committed).transpose()?,
-        })
+        };
+        enc.articles.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        enc.snapshots.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        enc.files.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(enc)
     }
 }
 
@@ -455,6 +462,44 @@ mod tests {
         let bytes = encode_snapshot(&tiny, None).unwrap();
         assert_eq!(bytes[0], SNAPSHOT_PLAIN);
         assert_eq!(decode_snapshot(&bytes, None).unwrap(), tiny);
+    }
+
+    #[test]
+    fn a_batch_is_encoded_in_key_order_and_a_path_keeps_its_order() {
+        let entry = |size| FileEntry {
+            size,
+            mtime_ns: 0,
+            sha256: None,
+        };
+        let article = |touched| ArticleState {
+            stamp: None,
+            revision: 1,
+            content_hash: "00".repeat(32),
+            touched,
+        };
+        let mut p = Pending::default();
+        for (id, touched) in [("c", 3), ("a", 1), ("b", 2)] {
+            p.articles.insert(id.into(), article(touched));
+            p.snapshots.insert(id.into(), snapshot());
+        }
+        p.files = vec![
+            (b"b".to_vec(), entry(1)),
+            (b"a".to_vec(), entry(2)),
+            (b"b".to_vec(), entry(3)),
+        ];
+        let enc = Encoded::of(&p, None).unwrap();
+        let ids: Vec<&str> = enc.articles.iter().map(|a| a.0).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(enc.articles[2].2, 3);
+        let ids: Vec<&str> = enc.snapshots.iter().map(|s| s.0).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let files: Vec<(&[u8], u64)> = enc
+            .files
+            .iter()
+            .map(|(k, v)| (*k, decode_file(v).unwrap().size))
+            .collect();
+        let want: [(&[u8], u64); 3] = [(b"a", 2), (b"b", 1), (b"b", 3)];
+        assert_eq!(files, want);
     }
 
     #[test]
