@@ -360,6 +360,8 @@ pub struct Encoded<'a> {
     pub snapshots: Vec<(&'a str, Vec<u8>)>,
     /// `files` rows.
     pub files: Vec<(&'a [u8], Vec<u8>)>,
+    /// `contents` rows: raw SHA-256 and the second it was judged.
+    pub contents: Vec<&'a ([u8; 32], i64)>,
     /// The records output's committed position.
     pub output: Option<Vec<u8>>,
     /// The rejects output's committed position.
@@ -370,8 +372,9 @@ impl<'a> Encoded<'a> {
     /// Encodes every value of a batch (snapshots with the state's dictionary, when
     /// it has one), each table's rows in key order: the transaction then inserts
     /// consecutive keys, which land on the same B-tree leaf while it is still in
-    /// cache, instead of a hash map's random order. `files` sorts stably, so rows of
-    /// one path keep their order and the last still wins.
+    /// cache, instead of a hash map's random order. `files` and `contents` sort
+    /// stably, so rows of one path or one digest keep their order and the last still
+    /// wins.
     pub fn of(p: &'a Pending, dict: Option<&SnapshotDict>) -> Result<Encoded<'a>, CodecError> {
         let mut enc = Encoded {
             articles: p
@@ -389,12 +392,14 @@ impl<'a> Encoded<'a> {
                 .iter()
                 .map(|(path, e)| Ok((path.as_slice(), encode_file(e)?)))
                 .collect::<Result<_, CodecError>>()?,
+            contents: p.contents.iter().collect(),
             output: p.output.as_ref().map(encode_committed).transpose()?,
             rejects: p.rejects.as_ref().map(encode_committed).transpose()?,
         };
         enc.articles.sort_unstable_by(|a, b| a.0.cmp(b.0));
         enc.snapshots.sort_unstable_by(|a, b| a.0.cmp(b.0));
         enc.files.sort_by(|a, b| a.0.cmp(b.0));
+        enc.contents.sort_by_key(|c| c.0);
         Ok(enc)
     }
 }
@@ -500,6 +505,10 @@ mod tests {
             .collect();
         let want: [(&[u8], u64); 3] = [(b"a", 2), (b"b", 1), (b"b", 3)];
         assert_eq!(files, want);
+        p.contents = vec![([2; 32], 1), ([1; 32], 2), ([2; 32], 3)];
+        let enc = Encoded::of(&p, None).unwrap();
+        let contents: Vec<([u8; 32], i64)> = enc.contents.iter().map(|c| **c).collect();
+        assert_eq!(contents, [([1; 32], 2), ([2; 32], 1), ([2; 32], 3)]);
     }
 
     #[test]

@@ -396,11 +396,7 @@ impl Store {
                 }
                 let mut contents = tx.open_table(CONTENTS)?;
                 let mut content_expiry = tx.open_table(CONTENT_EXPIRY)?;
-                // In digest order, as `Encoded::of` orders the other tables (stable:
-                // a digest seen twice keeps its order).
-                let mut by_digest: Vec<&([u8; 32], i64)> = changes.contents.iter().collect();
-                by_digest.sort_by_key(|a| a.0);
-                for (sha, touched) in by_digest {
+                for (sha, touched) in &enc.contents {
                     let old = contents
                         .insert(sha.as_slice(), *touched)?
                         .map(|v| v.value());
