@@ -24,9 +24,11 @@
 //! a stop word in a French text only; a leading French elision is left out of a
 //! phrase (`l'accord` reads `accord`).
 
+mod table;
 mod words;
 
 use super::tokens::{shape, Doc, Kind};
+use table::{EdgeMemo, IdTable};
 use words::Edge;
 
 /// Longest candidate phrase, in words.
@@ -72,84 +74,6 @@ fn contains(long: &Key, short: &Key) -> bool {
     s.len() <= l.len()
         && l.windows(s.len())
             .any(|w| w.iter().zip(s).all(|(a, b)| a == b))
-}
-
-/// An open-addressing table from non-zero `u64` keys (word hashes, packed term ids) to
-/// `u32` values, kept at a load of at most one half by doubling. Smaller and flatter
-/// than a `HashMap` of string or array keys, which matters because the key-phrase pass
-/// probes it once or more per word. It lives in the per-thread [`Scratch`]: `clear`
-/// empties only the slots in use, so an article pays for its own words, not for
-/// zeroing a table sized for the largest one seen.
-#[derive(Default)]
-struct IdTable {
-    keys: Vec<u64>,
-    values: Vec<u32>,
-    /// Slots in use, in insertion order.
-    used: Vec<u32>,
-}
-
-impl IdTable {
-    /// Empties the table and makes room for `n` keys.
-    fn clear(&mut self, n: usize) {
-        let size = (2 * n.max(8)).next_power_of_two();
-        if self.keys.len() < size || self.keys.len() > 4 * size.max(1 << 12) {
-            self.keys = vec![0; size];
-            self.values = vec![0; size];
-        } else {
-            for &i in &self.used {
-                self.keys[i as usize] = 0;
-            }
-        }
-        self.used.clear();
-    }
-
-    fn slot(keys: &[u64], key: u64) -> usize {
-        let mask = keys.len() - 1;
-        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask;
-        while keys[i] != key && keys[i] != 0 {
-            i = (i + 1) & mask;
-        }
-        i
-    }
-
-    /// The value of `key` (non-zero), inserting `value` when the key is new.
-    #[inline]
-    fn get_or_insert(&mut self, key: u64, value: u32) -> u32 {
-        let i = Self::slot(&self.keys, key);
-        if self.keys[i] == key {
-            return self.values[i];
-        }
-        self.keys[i] = key;
-        self.values[i] = value;
-        self.used.push(i as u32);
-        if 2 * self.used.len() > self.keys.len() {
-            self.grow();
-        }
-        value
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let size = 2 * self.keys.len();
-        let mut keys = vec![0; size];
-        let mut values = vec![0; size];
-        for u in &mut self.used {
-            let (k, v) = (self.keys[*u as usize], self.values[*u as usize]);
-            let j = Self::slot(&keys, k);
-            keys[j] = k;
-            values[j] = v;
-            *u = j as u32;
-        }
-        self.keys = keys;
-        self.values = values;
-    }
-
-    /// Every `(key, value)` in the table, in insertion order.
-    fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.used
-            .iter()
-            .map(|&i| (self.keys[i as usize], self.values[i as usize]))
-    }
 }
 
 /// Groups `(key, value)` pairs by key with a counting sort, keeping their order
@@ -198,6 +122,7 @@ struct Scratch {
     offsets: Vec<usize>,
     grouped: Vec<u32>,
     seen_from: Vec<u32>,
+    edge_memo: EdgeMemo,
     ln_tf: Vec<f64>,
     ln_ln_pos: Vec<f64>,
     h: Vec<f64>,
@@ -261,7 +186,7 @@ fn run(doc: &Doc, n: usize, s: &mut Scratch) -> Vec<String> {
             let next = stop.len() as u32;
             let id = ids.get_or_insert(doc.hashes[i] | 1, next);
             if id == next {
-                let edge = words::term_edge(doc, i);
+                let edge = s.edge_memo.edge(doc, i);
                 stop.push(edge == Edge::Never);
                 edges.push(edge);
                 french += words::french_vote(doc.fold(i));
@@ -553,6 +478,52 @@ mod tests {
         let paras: Vec<&str> = text.lines().collect();
         let doc = Doc::new(paras, super::super::gazetteer::get().ok());
         keywords(&doc, 10)
+    }
+
+    /// The memo of edges gives what judging each word afresh gives, warm or cold, and
+    /// does not carry what one article taught into the next one's answers.
+    #[test]
+    fn remembered_edges_change_no_phrase() {
+        let seed = include_str!("../../tests/fixtures/seed/000_fbc3d1cb8b5383ef.txt");
+        let french = "Le ministre a déclaré jeudi que le projet de loi sur la forêt serait \
+            présenté avant la fin de la session, malgré les critiques des syndicats.";
+        let cold = |text: &str| {
+            let paras: Vec<&str> = text.lines().collect();
+            let doc = Doc::new(paras, super::super::gazetteer::get().ok());
+            let mut fresh = Scratch::default();
+            run(&doc, 10, &mut fresh)
+        };
+        for text in [seed, french, seed, french] {
+            assert_eq!(doc_of(text), cold(text));
+        }
+        // A document tokenised without the lexicon (no flags) is judged afresh.
+        let paras: Vec<&str> = seed.lines().collect();
+        let bare = Doc::new(paras, None);
+        let mut fresh = Scratch::default();
+        assert_eq!(keywords(&bare, 10), run(&bare, 10, &mut fresh));
+    }
+
+    /// However many distinct words a thread meets, the memo keeps at most its bound.
+    #[test]
+    fn the_memo_of_edges_stays_bounded() {
+        // Distinct letter-only words: `zq` and the number's digits as letters.
+        let words: Vec<String> = (0..EdgeMemo::MAX + 5000)
+            .map(|i| {
+                let digits = i.to_string();
+                let letters: String = digits
+                    .bytes()
+                    .map(|d| char::from(d - b'0' + b'a'))
+                    .collect();
+                format!("zq{letters}")
+            })
+            .collect();
+        let text = words.join(" ");
+        let doc = Doc::new(vec![text.as_str()], super::super::gazetteer::get().ok());
+        let mut s = Scratch::default();
+        let _ = run(&doc, 10, &mut s);
+        let used = s.edge_memo.table.used.len();
+        assert!(used > 0 && used <= EdgeMemo::MAX, "{used}");
+        assert!(s.edge_memo.table.keys.len() <= 2 * EdgeMemo::MAX);
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub(crate) struct Doc<'a> {
     pub hashes: Vec<u64>,
     /// The work every pass counts, and the deadline it is held to.
     pub budget: Budget,
+    /// Whether the words carry the lexicon's flags (the document was tokenised with
+    /// the gazetteer).
+    pub flagged: bool,
 }
 
 /// Abbreviations that keep their period (folded, without the period).
@@ -116,6 +119,34 @@ const ABBREVIATIONS: &[&str] = &[
     "mlle", "m", "dept", "univ", "assn", "supt", "atty", "gen", "sec", "treas", "msgr", "fr",
     "sgt", "pvt", "det", "insp", "comdr", "cong", "lt", "ald", "asst",
 ];
+
+/// The longest entry of [`ABBREVIATIONS`].
+const ABBREVIATION_MAX: usize = 6;
+
+/// [`ABBREVIATIONS`] sorted and without repeats, for a binary search.
+static ABBREVIATIONS_SORTED: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        let mut v = ABBREVIATIONS.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+
+/// Whether `core` (a word before a period) is one of [`ABBREVIATIONS`], case aside.
+fn is_abbreviation(core: &str) -> bool {
+    let b = core.as_bytes();
+    if b.is_empty() || b.len() > ABBREVIATION_MAX {
+        return false;
+    }
+    let mut low = [0u8; ABBREVIATION_MAX];
+    for (d, s) in low.iter_mut().zip(b) {
+        *d = s.to_ascii_lowercase();
+    }
+    let low = &low[..b.len()];
+    ABBREVIATIONS_SORTED
+        .binary_search_by(|a| a.as_bytes().cmp(low))
+        .is_ok()
+}
 
 impl<'a> Doc<'a> {
     /// Tokenises the paragraphs (0 = lede), with no deadline.
@@ -136,6 +167,7 @@ impl<'a> Doc<'a> {
             folded: String::with_capacity(total),
             hashes: Vec::with_capacity(total / 4),
             budget,
+            flagged: gaz.is_some(),
         };
         for (pi, text) in paras.iter().enumerate() {
             let first = doc.tokens.len();
@@ -292,10 +324,7 @@ impl<'a> Doc<'a> {
                 if bytes.get(word_end) == Some(&b'.') && sh & shape::POSS == 0 {
                     let core = &text[i..word_end];
                     let single_cap = core.len() == c.len_utf8() && c.is_uppercase();
-                    if has_dot
-                        || single_cap
-                        || ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(core))
-                    {
+                    if has_dot || single_cap || is_abbreviation(core) {
                         pos += 1;
                         word_end += 1;
                         sh |= shape::ABBR;
@@ -499,6 +528,18 @@ mod tests {
         (0..doc.tokens.len())
             .map(|i| doc.text(i).to_owned())
             .collect()
+    }
+
+    #[test]
+    fn abbreviations_are_found_case_aside_and_only_they() {
+        assert!(ABBREVIATIONS.iter().all(|a| a.len() <= ABBREVIATION_MAX));
+        for a in ABBREVIATIONS {
+            assert!(is_abbreviation(a), "{a}");
+            assert!(is_abbreviation(&a.to_ascii_uppercase()), "{a}");
+        }
+        for w in ["", "said", "Mrx", "Mé", "messrsx", "x", "Québec", "ST1"] {
+            assert!(!is_abbreviation(w), "{w}");
+        }
     }
 
     #[test]

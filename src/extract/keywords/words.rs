@@ -28,14 +28,26 @@ use crate::extract::tokens::{shape, Doc, Kind, Token};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Edge {
     /// Anywhere: a content word.
-    Free,
+    Free = 0,
     /// Never: a function word or adverb, treated as a stop word throughout.
-    Never,
+    Never = 1,
     /// Only where it is capitalised inside a sentence (then it is a name).
-    Named,
+    Named = 2,
     /// Never in a French text, anywhere in another: a French function word that is
     /// also an English word.
-    French,
+    French = 3,
+}
+
+impl Edge {
+    /// The edge of `Edge as u32` (anything else reads as [`Edge::Free`]).
+    pub(crate) fn from_u32(v: u32) -> Edge {
+        match v {
+            1 => Edge::Never,
+            2 => Edge::Named,
+            3 => Edge::French,
+            _ => Edge::Free,
+        }
+    }
 }
 
 /// English function words of three letters or more (shorter words are stop words
@@ -321,6 +333,14 @@ forestiers, évidemment avant la fin de la session parlementaire.";
             .flatten()
             .find(|w| stop(w));
         bad.map(|w| format!("{w:?} in {phrase:?}"))
+    }
+
+    #[test]
+    fn edges_read_back_from_their_numbers() {
+        for e in [Edge::Free, Edge::Never, Edge::Named, Edge::French] {
+            assert_eq!(Edge::from_u32(e as u32), e);
+        }
+        assert_eq!(Edge::from_u32(99), Edge::Free);
     }
 
     #[test]
