@@ -91,7 +91,10 @@ fn systemd_hears_ready_after_the_scan_then_watchdog_then_stopping() {
             "(Quebec) Mayor Jean Tremblay announced measure {i} for the council.\nPosted on May {}, 2024 at 9:{i:02}\nThe vote is next week, officials said.\n",
             1 + i
         );
-        d.drop_file(&format!("a{i}.txt"), story.as_bytes(), None);
+        // Written an hour ago: settled at the first scan, whatever the start-up
+        // takes (a file younger than `settle_ms` waits, neither known nor queued).
+        let written = std::time::SystemTime::now() - Duration::from_secs(3600);
+        d.drop_file(&format!("a{i}.txt"), story.as_bytes(), Some(written));
     }
     let socket = d.path("notify.sock");
     let mut m = Manager::bind(&socket);
