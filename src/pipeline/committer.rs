@@ -116,7 +116,14 @@ pub struct Committer {
     shared: Shared,
     last_expiry: Instant,
     expire_after: i64,
+    /// The output bytes of the last batch, kept for the next one so that its pages
+    /// are not given back and faulted in again at every batch.
+    out_buf: Vec<u8>,
 }
+
+/// Output buffer capacity kept between batches, at most: a batch of huge records
+/// does not pin its memory for the daemon's life.
+const KEEP_OUT_BYTES: usize = 4 << 20;
 
 impl Committer {
     /// Builds a committer and recovers from a crash: adopts complete output lines
@@ -156,6 +163,7 @@ impl Committer {
             shared,
             last_expiry: Instant::now(),
             expire_after: i64::from(expire_days) * 86_400,
+            out_buf: Vec::new(),
         })
     }
 
@@ -218,7 +226,9 @@ impl Committer {
         }
         let now_ts = Timestamp::now();
         let now = now_ts.as_second();
-        let mut out = Vec::with_capacity(batch.len() * 4096);
+        let mut out = std::mem::take(&mut self.out_buf);
+        out.clear();
+        out.reserve(batch.len() * 4096);
         let mut rej = Vec::new();
         // Counted once the batch is committed, so the metrics reflect durable outcomes.
         let (mut emitted, mut updates, mut duplicates, mut stale, mut unchanged) =
@@ -425,6 +435,9 @@ impl Committer {
         self.metrics.emitted.inc_by(emitted);
         self.metrics.updates.inc_by(updates);
         self.metrics.output_bytes.inc_by(out.len() as u64);
+        if out.capacity() <= KEEP_OUT_BYTES {
+            self.out_buf = out;
+        }
         self.metrics.commits.inc();
         self.metrics
             .last_commit
