@@ -312,11 +312,16 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Polls `cond` every 20 ms until true or `limit`; panics on time-out.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_for(limit: Duration, cond: impl FnMut() -> bool) {
+    wait_for_or(limit, cond, String::new);
+}
+
+/// [`wait_for`], with what `why` says (the daemon's log, say) in the time-out panic.
+pub fn wait_for_or(limit: Duration, mut cond: impl FnMut() -> bool, why: impl FnOnce() -> String) {
     let start = std::time::Instant::now();
     while !cond() {
         if start.elapsed() > limit {
-            panic!("condition not met within {limit:?}");
+            panic!("condition not met within {limit:?}\n{}", why());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
