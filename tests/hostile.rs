@@ -103,6 +103,8 @@ fn writers_opening_inbox_files_cannot_kill_the_daemon() {
 #[test]
 fn a_symlink_swapped_in_while_the_file_waits_for_its_writer_leaks_nothing() {
     let mut d = Daemon::new("[watch]\nsettle_ms = 300\n");
+    // Events, hand-overs and reads in the log, for a failure to be read from it.
+    d.env.push(("RUST_LOG".into(), "wirewatch=debug".into()));
     let secret = d.path("secret.txt");
     std::fs::write(
         &secret,
